@@ -1,0 +1,78 @@
+"""Ports and names of the local platform.
+
+Backing servers (infra) are shared by every profile on the machine. A profile is one copy of the
+platform on top of them: `dev` is what `make up` runs, `test` is what `make test` runs. Profiles
+never see each other's data: each has its own databases, Redis database, Mongo database and
+Kafka topic prefix, and its own service and gateway ports.
+"""
+
+import os
+from dataclasses import dataclass
+
+
+def _port(env: str, default: int) -> int:
+    return int(os.environ.get(env, default))
+
+
+@dataclass(frozen=True)
+class Infra:
+    postgres_port: int = _port("SOCIALHUB_POSTGRES_PORT", 55432)
+    redis_port: int = _port("SOCIALHUB_REDIS_PORT", 56379)
+    kafka_port: int = _port("SOCIALHUB_KAFKA_PORT", 59092)
+    kafka_controller_port: int = _port("SOCIALHUB_KAFKA_CONTROLLER_PORT", 59093)
+    mongo_port: int = _port("SOCIALHUB_MONGO_PORT", 57017)
+    smtp_port: int = _port("SOCIALHUB_SMTP_PORT", 51025)
+    host: str = "127.0.0.1"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+
+INFRA = Infra()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A SocialHub service as the local platform runs it."""
+
+    name: str
+    default_port: int
+    uses_postgres: bool = False
+    uses_mongo: bool = False
+
+
+# Documented ports (design document): auth 5000, posts 5001, notifications 5002, users 5003,
+# chat 5004. Services are added here as they land.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("auth", 5000, uses_postgres=True),
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    port_offset: int
+    gateway_port: int
+    redis_db: int
+
+    def port(self, service: ServiceSpec) -> int:
+        return service.default_port + self.port_offset
+
+    def database(self, service: ServiceSpec) -> str:
+        suffix = "" if self.name == "dev" else f"_{self.name}"
+        return f"socialhub_{service.name}{suffix}"
+
+    @property
+    def topic_prefix(self) -> str:
+        return "" if self.name == "dev" else f"{self.name}."
+
+    @property
+    def mongo_database(self) -> str:
+        return "socialhub" if self.name == "dev" else f"socialhub_{self.name}"
+
+
+PROFILES = {
+    "dev": Profile("dev", 0, _port("SOCIALHUB_GATEWAY_PORT", 8080), redis_db=0),
+    "test": Profile("test", 20000, _port("SOCIALHUB_TEST_GATEWAY_PORT", 28080), redis_db=1),
+}

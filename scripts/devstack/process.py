@@ -1,0 +1,136 @@
+"""Start, find and stop long-running processes by pid file.
+
+Every server runs in the foreground under its own session, so its pid is the one we recorded and
+`stop` ends exactly what `start` began (and its children), nothing else.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.paths import ensure_dir
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: Sequence[str]
+    run_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    user: str | None = None
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout: float = 20.0
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self) -> int:
+        """Start the process unless it already runs; returns its pid."""
+        existing = self.pid()
+        if existing is not None:
+            return existing
+        ensure_dir(self.run_dir)
+        env = {**os.environ, **self.env}
+        with self.logfile.open("ab") as log:
+            log.write(f"\n--- starting {self.name}: {' '.join(self.argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                list(self.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.cwd,
+                user=self.user,
+                group=self.user,
+                extra_groups=[] if self.user else None,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def stop(self) -> bool:
+        """Stop the process group gracefully, then forcefully; True if something was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return False
+        _signal_group(pid, self.stop_signal)
+        deadline = time.monotonic() + self.stop_timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+        return True
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it so it counts as gone.
+    with contextlib.suppress(ChildProcessError):
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+        user: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a short command to completion, capturing its output for error messages."""
+    result = subprocess.run(
+        list(argv), env={**os.environ, **(env or {})}, cwd=cwd, user=user, group=user,
+        extra_groups=[] if user else None, text=True, capture_output=True, check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"command failed ({result.returncode}): {' '.join(argv)}\n{result.stdout}{result.stderr}"
+        )
+    return result

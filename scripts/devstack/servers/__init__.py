@@ -1,0 +1,1 @@
+"""Backing servers, one module each, all behind the `Server` interface."""

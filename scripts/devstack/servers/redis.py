@@ -1,0 +1,44 @@
+"""Redis 7 from Debian, with append-only persistence so data survives a restart."""
+
+import shutil
+
+from devstack.config import INFRA
+from devstack.install import apt_install
+from devstack.paths import INFRA_STATE, ensure_dir
+from devstack.process import ManagedProcess, run
+from devstack.servers.base import Server
+
+
+class Redis(Server):
+    name = "redis"
+
+    def __init__(self, port: int = INFRA.redis_port) -> None:
+        self.port = port
+        self.data = INFRA_STATE / "redis"
+
+    @property
+    def address(self) -> str:
+        return f"redis://{INFRA.host}:{self.port}"
+
+    def url(self, db: int) -> str:
+        return f"{self.address}/{db}"
+
+    def install(self) -> None:
+        if shutil.which("redis-server") is None:
+            apt_install("redis-server")
+
+    def prepare(self) -> None:
+        ensure_dir(self.data)
+
+    def process(self) -> ManagedProcess:
+        return ManagedProcess(
+            name=self.name,
+            argv=["redis-server", "--bind", INFRA.host, "--port", str(self.port),
+                  "--dir", str(self.data), "--appendonly", "yes", "--save", "",
+                  "--daemonize", "no", "--maxclients", "20000"],
+            run_dir=INFRA_STATE / "run",
+        )
+
+    def ready(self) -> bool:
+        result = run(["redis-cli", "-h", INFRA.host, "-p", str(self.port), "ping"], check=False)
+        return result.stdout.strip() == "PONG"
