@@ -22,6 +22,13 @@ class Infra:
     kafka_controller_port: int = _port("SOCIALHUB_KAFKA_CONTROLLER_PORT", 59093)
     mongo_port: int = _port("SOCIALHUB_MONGO_PORT", 57017)
     smtp_port: int = _port("SOCIALHUB_SMTP_PORT", 51025)
+    # The local Kubernetes control plane (operator tests): kine's etcd API, the API server and
+    # the secure (health) ports of the controller manager, the scheduler and kwok.
+    kube_etcd_port: int = _port("SOCIALHUB_KUBE_ETCD_PORT", 56230)
+    kube_apiserver_port: int = _port("SOCIALHUB_KUBE_APISERVER_PORT", 56443)
+    kube_controller_manager_port: int = _port("SOCIALHUB_KUBE_CONTROLLER_MANAGER_PORT", 56257)
+    kube_scheduler_port: int = _port("SOCIALHUB_KUBE_SCHEDULER_PORT", 56259)
+    kwok_port: int = _port("SOCIALHUB_KWOK_PORT", 56247)
     host: str = "127.0.0.1"
 
     @property

@@ -130,7 +130,6 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path 
         extra_groups=[] if user else None, text=True, capture_output=True, check=False,
     )
     if check and result.returncode != 0:
-        raise RuntimeError(
-            f"command failed ({result.returncode}): {' '.join(argv)}\n{result.stdout}{result.stderr}"
-        )
+        output = f"{result.stdout}{result.stderr}"
+        raise RuntimeError(f"command failed ({result.returncode}): {' '.join(argv)}\n{output}")
     return result

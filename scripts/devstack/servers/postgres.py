@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import signal
 from pathlib import Path
 
 from devstack.config import INFRA
@@ -52,13 +53,13 @@ class Postgres(Server):
         return ManagedProcess(
             name=self.name,
             argv=[str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                  "-c", f"listen_addresses={INFRA.host}", "-c", f"unix_socket_directories={self.root}",
-                  "-c", "max_connections=400", "-c", "shared_buffers=256MB",
-                  "-c", "synchronous_commit=off"],
+                  "-c", f"listen_addresses={INFRA.host}",
+                  "-c", f"unix_socket_directories={self.root}",
+                  "-c", "max_connections=400", "-c", "shared_buffers=256MB"],
             run_dir=INFRA_STATE / "run",
             user=self.user,
             # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, checkpoint, exit.
-            stop_signal=__import__("signal").SIGINT,
+            stop_signal=signal.SIGINT,
         )
 
     def ready(self) -> bool:

@@ -1,0 +1,30 @@
+"""The auth service's ASGI app (`uvicorn --factory socialhub.auth.app:create_app`)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from socialhub.auth.mail import create_mailer
+from socialhub.auth.routes import router
+from socialhub.auth.service import AuthService
+from socialhub.auth.settings import AuthSettings
+from socialhub.kit.app import create_app as create_service_app
+from socialhub.kit.app import resources
+from socialhub.kit.events.outbox import Outbox, OutboxRelay
+
+
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    settings = settings or AuthSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with resources(app) as res:
+            database = await res.postgres(settings)
+            redis = await res.redis(settings)
+            res.background("outbox-relay", OutboxRelay(database, settings).run)
+            app.state.auth = AuthService(settings, redis, Outbox("auth", settings),
+                                         create_mailer(settings))
+            yield
+
+    return create_service_app("auth", settings, lifespan=lifespan, routers=[router])

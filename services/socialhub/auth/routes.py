@@ -1,0 +1,100 @@
+"""The auth API. Paths are the design document's public contract."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+
+from socialhub.auth.models import User
+from socialhub.auth.schemas import (
+    AuthResponse,
+    ForgotPasswordRequest,
+    LoginRequest,
+    Message,
+    ResetPasswordRequest,
+    SignupRequest,
+    UserOut,
+    VerifiedUser,
+)
+from socialhub.auth.service import AuthService
+from socialhub.auth.tokens import TokenClaims
+from socialhub.kit.database import SessionDep
+from socialhub.kit.errors import not_found, unauthorized
+from socialhub.kit.identity import USER_PAYLOAD_HEADER
+
+router = APIRouter(tags=["auth"])
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.auth
+    return service
+
+
+Auth = Annotated[AuthService, Depends(_service)]
+
+
+async def _claims(auth: Auth, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenClaims:
+    if credentials is None:
+        raise unauthorized("missing bearer token")
+    return await auth.verify(credentials.credentials)
+
+
+Claims = Annotated[TokenClaims, Depends(_claims)]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
+async def signup(body: SignupRequest, request: Request, session: SessionDep,
+                 auth: Auth) -> AuthResponse:
+    user, token = await auth.signup(session, body, _client_ip(request))
+    return AuthResponse(token=token, user=UserOut.model_validate(user))
+
+
+@router.post("/auth/login", response_model=AuthResponse)
+async def login(body: LoginRequest, request: Request, session: SessionDep,
+                auth: Auth) -> AuthResponse:
+    user, token = await auth.login(session, body.identifier, body.password, _client_ip(request))
+    return AuthResponse(token=token, user=UserOut.model_validate(user))
+
+
+@router.get("/api/v1/auth/verify-user", response_model=VerifiedUser)
+async def verify_user(claims: Claims, response: Response) -> VerifiedUser:
+    """The gateway's token check: 200 with `x-user-payload`, or 401."""
+    response.headers[USER_PAYLOAD_HEADER] = claims.principal.header_value()
+    return VerifiedUser(id=claims.user_id, username=claims.username)
+
+
+@router.get("/auth/me", response_model=UserOut)
+async def me(claims: Claims, session: SessionDep) -> UserOut:
+    user = (await session.execute(select(User).where(User.id == claims.user_id))).scalar()
+    if user is None:
+        raise not_found("user")
+    return UserOut.model_validate(user)
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def logout(claims: Claims, auth: Auth) -> None:
+    await auth.logout(claims)
+
+
+@router.post("/auth/password/forgot", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Message)
+async def forgot_password(body: ForgotPasswordRequest, session: SessionDep, auth: Auth,
+                          background: BackgroundTasks) -> Message:
+    """Always 202, whether or not the account exists; the mail goes out after the response."""
+    issued = await auth.request_reset(session, body.email)
+    if issued is not None:
+        background.add_task(auth.send_reset_code, *issued)
+    return Message(message="if that email is registered, a reset code has been sent")
+
+
+@router.post("/auth/password/reset", response_model=Message)
+async def reset_password(body: ResetPasswordRequest, session: SessionDep, auth: Auth) -> Message:
+    await auth.reset_password(session, body)
+    return Message(message="password updated; sign in again with the new password")

@@ -1,0 +1,92 @@
+"""Building a service: the FastAPI app with the kit's middleware, and its lifespan resources."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from redis.asyncio import Redis
+
+from socialhub.kit import health
+from socialhub.kit.database import Database
+from socialhub.kit.errors import install_error_handlers
+from socialhub.kit.settings import PostgresSettings, RedisSettings, ServiceSettings
+from socialhub.kit.telemetry import TelemetryMiddleware, configure_logging, metrics_endpoint
+
+log = logging.getLogger(__name__)
+
+Lifespan = Callable[[FastAPI], Any]
+
+
+def create_app(service: str, settings: ServiceSettings, *, lifespan: Lifespan,
+               routers: Sequence[APIRouter]) -> FastAPI:
+    configure_logging(service, settings.log_level)
+    app = FastAPI(title=f"SocialHub {service} service", lifespan=lifespan,
+                  openapi_url=f"/{service}/openapi.json", docs_url=f"/{service}/docs",
+                  redoc_url=None)
+    app.state.service = service
+    app.state.readiness_checks = {}
+    install_error_handlers(app)
+    app.add_middleware(TelemetryMiddleware, service=service, log_requests=settings.access_log)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+class Resources:
+    """What a lifespan opens: registered for `/ready`, closed in reverse order on shutdown.
+
+    Background tasks are cancelled first, so they never outlive the connections they use.
+    """
+
+    def __init__(self, app: FastAPI, stack: AsyncExitStack) -> None:
+        self.app = app
+        self.stack = stack
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def postgres(self, settings: PostgresSettings) -> Database:
+        database = await self.stack.enter_async_context(Database.connect(settings))
+        self.app.state.database = database
+        self.app.state.readiness_checks["postgres"] = database.ping
+        return database
+
+    async def redis(self, settings: RedisSettings) -> "Redis":
+        client: Redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                                       health_check_interval=30)
+        self.stack.push_async_callback(client.aclose)
+        self.app.state.readiness_checks["redis"] = client.ping
+        return client
+
+    def background(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = asyncio.create_task(_log_crash(name, work), name=name)
+        self.tasks.append(task)
+
+    async def _cancel_tasks(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+@asynccontextmanager
+async def resources(app: FastAPI) -> AsyncIterator[Resources]:
+    async with AsyncExitStack() as stack:
+        res = Resources(app, stack)
+        stack.push_async_callback(res._cancel_tasks)
+        yield res
+        log.info("shutting down")
+
+
+async def _log_crash(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        await work()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background task %s stopped", name)
+        raise

@@ -1,0 +1,110 @@
+"""One JSON error envelope for every 4xx and 5xx answer.
+
+    {"error": {"status": 409, "code": "conflict", "message": "...", "fields": {"email": "..."}},
+     "requestId": "..."}
+
+`fields` names the offending input fields (validation errors, conflicts); it is omitted when
+empty. Unexpected exceptions become a generic 500 whose details go to the log, never the client.
+"""
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from socialhub.kit.telemetry import current_request_id
+
+log = logging.getLogger("socialhub.errors")
+
+
+class ApiError(Exception):
+    """Raise from domain code to answer with a specific status and message."""
+
+    def __init__(self, status: int, code: str, message: str, *,
+                 fields: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
+
+
+def bad_request(message: str, **fields: str) -> ApiError:
+    return ApiError(400, "bad_request", message, fields=fields)
+
+
+def unauthorized(message: str = "authentication required") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def conflict(message: str, **fields: str) -> ApiError:
+    return ApiError(409, "conflict", message, fields=fields)
+
+
+def error_response(status: int, code: str, message: str, *,
+                   fields: Mapping[str, str] | None = None,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if fields:
+        body["fields"] = dict(fields)
+    return JSONResponse({"error": body, "requestId": current_request_id()}, status_code=status,
+                        headers=dict(headers or {}))
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header", "form")]
+    return ".".join(parts) or str(location[-1] if location else "body")
+
+
+async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, fields=exc.fields,
+                          headers=exc.headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "invalid_json", "request body is not valid JSON")
+    fields: dict[str, str] = {}
+    for error in errors:
+        name = _field_name(tuple(error.get("loc", ())))
+        fields.setdefault(name, str(error.get("msg", "invalid")))
+    summary = "; ".join(f"{name}: {msg}" for name, msg in fields.items())
+    return error_response(422, "validation_error", f"invalid input ({summary})", fields=fields)
+
+
+async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    code = HTTPStatus(status).phrase.lower().replace(" ", "_")
+    return error_response(status, code, message, headers=exc.headers)
+
+
+async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)

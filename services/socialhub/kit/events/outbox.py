@@ -1,0 +1,154 @@
+"""The transactional outbox: the only way a service publishes events.
+
+`Outbox.emit` inserts the event in the same transaction as the change it describes, so either
+both happen or neither does. `OutboxRelay` runs in the background of every instance; one of them
+at a time (a PostgreSQL advisory lock) sends pending rows to Kafka in id order, deleting them once
+Kafka acknowledged them. While Kafka is down rows wait, retried with back-off, and nothing is
+lost; after a crash between "sent" and "deleted" a row is sent again (consumers dedupe on eventId).
+"""
+
+import asyncio
+import json
+import logging
+from contextlib import suppress
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from alembic import op
+from prometheus_client import Counter
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socialhub.kit.database import Database
+from socialhub.kit.events.envelope import Event
+from socialhub.kit.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "socialhub_outbox"
+RELAY_LOCK_ID = 0x50C1A1  # advisory lock key: one active relay per database
+
+metadata = MetaData()
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("topic", Text, nullable=False),
+    Column("key", Text, nullable=True),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+PUBLISHED = Counter("outbox_published_total", "Events the outbox relay delivered to Kafka",
+                    ["topic"])
+RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay attempts that failed and will retry")
+
+
+class Outbox:
+    """Adds events to the current transaction; `service` becomes the envelope's producer."""
+
+    def __init__(self, service: str, kafka: KafkaSettings) -> None:
+        self.service = service
+        self.kafka = kafka
+
+    async def emit(self, session: AsyncSession, topic: str, event_type: str,
+                   data: dict[str, Any], *, key: str | None = None) -> Event:
+        event = Event(event_type=event_type, producer=self.service, data=data)
+        await session.execute(outbox.insert().values(
+            topic=self.kafka.topic(topic), key=key, payload=event.to_json()))
+        return event
+
+
+class OutboxRelay:
+    def __init__(self, database: Database, kafka: KafkaSettings, *, batch_size: int = 500,
+                 idle_poll_seconds: float = 1.0, max_backoff_seconds: float = 5.0) -> None:
+        self.database = database
+        self.kafka = kafka
+        self.batch_size = batch_size
+        self.idle_poll_seconds = idle_poll_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        """Relay forever: hold the relay lock, then drain the outbox whenever it has rows."""
+        backoff = 0.1
+        while True:
+            try:
+                await self._run_while_leader()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                RELAY_FAILURES.inc()
+                log.warning("outbox relay failed, retrying in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+            else:
+                backoff = 0.1
+
+    async def _run_while_leader(self) -> None:
+        async with self.database.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            # Standby instances wait here; the lock passes on when the leader's connection ends.
+            await raw.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK_ID)
+            await raw.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.kafka.kafka_bootstrap_servers,
+                enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=10_000)
+            await producer.start()
+            try:
+                while True:
+                    if await self._publish_batch(producer) < self.batch_size:
+                        await self._wait_for_rows(raw)
+            finally:
+                with suppress(Exception):
+                    await producer.stop()
+                with suppress(Exception):
+                    await raw.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+
+    async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
+        async with self.database.transaction() as session:
+            rows = (await session.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                .order_by(outbox.c.id).limit(self.batch_size)
+                .with_for_update(skip_locked=True))).all()
+            if not rows:
+                return 0
+            deliveries = [
+                await producer.send(row.topic, value=json.dumps(row.payload).encode(),
+                                    key=row.key.encode() if row.key else None)
+                for row in rows
+            ]
+            await asyncio.gather(*deliveries)
+            await session.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+        for row in rows:
+            PUBLISHED.labels(row.topic).inc()
+        return len(rows)
+
+    async def _wait_for_rows(self, raw: Any) -> None:
+        self._wakeup.clear()
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), self.idle_poll_seconds)
+        if raw.is_closed():
+            raise ConnectionError("relay's listening connection closed")
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()
+
+
+def create_outbox_table() -> None:
+    """Alembic operations creating the outbox and its commit-time wake-up notification."""
+    outbox.create(op.get_bind())
+    op.execute(f"""
+        CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$;
+        CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+    """)
+
+
+def drop_outbox_table() -> None:
+    op.execute("DROP TRIGGER IF EXISTS outbox_notify ON outbox")
+    op.execute("DROP FUNCTION IF EXISTS outbox_notify()")
+    op.drop_table("outbox")
