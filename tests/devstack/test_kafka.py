@@ -1,4 +1,4 @@
-"""The devstack Kafka is a real broker: admin, idempotent producers, consumer groups, persistence."""
+"""The devstack Kafka is a real broker: admin, idempotent producers, groups, persistence."""
 
 import asyncio
 import socket
@@ -139,6 +139,7 @@ def private_kafka(tmp_path: Path) -> Iterator[Kafka]:
     server.stop()
 
 
+@pytest.mark.slow
 async def test_data_survives_a_broker_restart(private_kafka: Kafka) -> None:
     server = private_kafka
     await asyncio.to_thread(server.start)
