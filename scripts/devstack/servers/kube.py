@@ -1,0 +1,376 @@
+"""A real Kubernetes control plane on 127.0.0.1, built from source by `devstack.kube_build`.
+
+kine serves the etcd API from SQLite; kube-apiserver runs with RBAC, service-account keys and a
+serving certificate generated under `.state/infra/kube/pki`; kube-controller-manager brings
+garbage collection, ReplicaSets, Jobs and HPAs; kube-scheduler places pods on one fake node that
+kwok plays the kubelet for (pods become Running and Ready, Job pods Succeed), so Deployments and
+Jobs really complete. `KubeCluster` starts them in order and writes an admin kubeconfig.
+
+Fault injection for tests: a pod annotated `kwok.socialhub.dev/fail: "true"` fails (exit 1)
+instead of completing or becoming Ready.
+"""
+
+import argparse
+import json
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from devstack import kube_build
+from devstack.config import INFRA
+from devstack.paths import INFRA_STATE, ensure_dir
+from devstack.process import ManagedProcess, run
+from devstack.servers.base import Server
+from devstack.waiting import port_open
+
+KUBE_STATE = INFRA_STATE / "kube"
+PKI = KUBE_STATE / "pki"
+KUBECONFIG = KUBE_STATE / "admin.kubeconfig"
+RUN_DIR = INFRA_STATE / "run"
+SERVICE_CIDR = "10.96.0.0/16"
+FAKE_NODE = "kwok-node-0"
+FAIL_ANNOTATION = "kwok.socialhub.dev/fail"
+
+
+def _openssl(*args: str) -> None:
+    run(["openssl", *args])
+
+
+def ensure_pki() -> None:
+    """One CA, the API server's serving certificate, an admin client and service-account keys."""
+    ensure_dir(PKI)
+    if not (PKI / "ca.crt").exists():
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+                 "-subj", "/CN=socialhub-local-ca", "-keyout", str(PKI / "ca.key"),
+                 "-out", str(PKI / "ca.crt"))
+    sans = ("subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
+            "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+            "DNS:kubernetes.default.svc.cluster.local")
+    _sign("apiserver", "/CN=kube-apiserver", extension=sans)
+    # system:masters is the admin group; the controllers use the same identity locally.
+    _sign("admin", "/O=system:masters/CN=socialhub-admin",
+          extension="extendedKeyUsage=clientAuth")
+    if not (PKI / "sa.key").exists():
+        _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                 "-out", str(PKI / "sa.key"))
+        _openssl("pkey", "-in", str(PKI / "sa.key"), "-pubout", "-out", str(PKI / "sa.pub"))
+
+
+def _sign(name: str, subject: str, *, extension: str) -> None:
+    if (PKI / f"{name}.crt").exists():
+        return
+    key, csr = PKI / f"{name}.key", PKI / f"{name}.csr"
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key),
+             "-out", str(csr))
+    extfile = PKI / f"{name}.ext"
+    extfile.write_text(extension + "\n")
+    _openssl("x509", "-req", "-in", str(csr), "-CA", str(PKI / "ca.crt"),
+             "-CAkey", str(PKI / "ca.key"), "-CAcreateserial", "-days", "3650",
+             "-extfile", str(extfile), "-out", str(PKI / f"{name}.crt"))
+    csr.unlink()
+    extfile.unlink()
+
+
+def api_url() -> str:
+    return f"https://{INFRA.host}:{INFRA.kube_apiserver_port}"
+
+
+def write_kubeconfig() -> Path:
+    """An admin kubeconfig for kubectl, the controllers, kwok and the operator tests."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "socialhub-local", "cluster": {
+            "server": api_url(), "certificate-authority": str(PKI / "ca.crt")}}],
+        "users": [{"name": "admin", "user": {
+            "client-certificate": str(PKI / "admin.crt"),
+            "client-key": str(PKI / "admin.key")}}],
+        "contexts": [{"name": "socialhub-local",
+                      "context": {"cluster": "socialhub-local", "user": "admin"}}],
+        "current-context": "socialhub-local",
+    }
+    KUBECONFIG.write_text(json.dumps(config, indent=2) + "\n")
+    return KUBECONFIG
+
+
+def kubectl(*args: str, stdin: str | None = None) -> str:
+    """Run kubectl against the local cluster; raises with its output on failure."""
+    result = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", *args], input=stdin,
+                            text=True, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def _https_ok(url: str, *, verify: bool) -> bool:
+    context = ssl.create_default_context(cafile=str(PKI / "ca.crt")) if verify \
+        else ssl._create_unverified_context()  # the controllers serve self-signed health ports
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class _KubeServer(Server):
+    """Common ground: binaries from the build cache, logs and pids under the infra run dir."""
+
+    def install(self) -> None:
+        kube_build.build()
+
+    def _process(self, binary: str, args: list[str]) -> ManagedProcess:
+        return ManagedProcess(name=self.name, argv=[str(kube_build.binary(binary)), *args],
+                              run_dir=RUN_DIR)
+
+
+class Kine(_KubeServer):
+    name = "kube-kine"
+
+    @property
+    def address(self) -> str:
+        return f"http://{INFRA.host}:{INFRA.kube_etcd_port}"
+
+    def prepare(self) -> None:
+        ensure_dir(KUBE_STATE / "kine")
+
+    def process(self) -> ManagedProcess:
+        database = KUBE_STATE / "kine" / "state.db"
+        return self._process("kine", [
+            "--endpoint", f"sqlite://{database}?_journal=WAL&cache=shared&_busy_timeout=30000",
+            "--listen-address", f"{INFRA.host}:{INFRA.kube_etcd_port}",
+            "--metrics-bind-address", "0",
+        ])
+
+    def ready(self) -> bool:
+        # kine speaks only gRPC; an accepting port means the schema is in place.
+        return port_open(INFRA.kube_etcd_port, INFRA.host)
+
+
+class KubeApiserver(_KubeServer):
+    name = "kube-apiserver"
+    start_timeout = 120.0
+
+    @property
+    def address(self) -> str:
+        return api_url()
+
+    def prepare(self) -> None:
+        ensure_pki()
+        write_kubeconfig()
+
+    def process(self) -> ManagedProcess:
+        return self._process("kube-apiserver", [
+            f"--etcd-servers=http://{INFRA.host}:{INFRA.kube_etcd_port}",
+            f"--bind-address={INFRA.host}",
+            f"--advertise-address={INFRA.host}",
+            f"--secure-port={INFRA.kube_apiserver_port}",
+            f"--cert-dir={PKI}",
+            f"--tls-cert-file={PKI / 'apiserver.crt'}",
+            f"--tls-private-key-file={PKI / 'apiserver.key'}",
+            f"--client-ca-file={PKI / 'ca.crt'}",
+            f"--service-account-key-file={PKI / 'sa.pub'}",
+            f"--service-account-signing-key-file={PKI / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--endpoint-reconciler-type=none",
+        ])
+
+    def ready(self) -> bool:
+        return _https_ok(f"{self.address}/readyz", verify=True)
+
+
+class KubeControllerManager(_KubeServer):
+    name = "kube-controller-manager"
+
+    @property
+    def address(self) -> str:
+        return f"https://{INFRA.host}:{INFRA.kube_controller_manager_port}"
+
+    def process(self) -> ManagedProcess:
+        return self._process("kube-controller-manager", [
+            f"--kubeconfig={KUBECONFIG}",
+            f"--authentication-kubeconfig={KUBECONFIG}",
+            f"--authorization-kubeconfig={KUBECONFIG}",
+            f"--bind-address={INFRA.host}",
+            f"--secure-port={INFRA.kube_controller_manager_port}",
+            f"--cert-dir={KUBE_STATE / 'controller-manager'}",
+            f"--service-account-private-key-file={PKI / 'sa.key'}",
+            f"--root-ca-file={PKI / 'ca.crt'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=false",
+            # No node heartbeats to judge here (kwok's node never dies); the rest are defaults.
+            "--controllers=*,-nodelifecycle",
+            # Shorter loops than production so the tests see HPAs and GC act promptly.
+            "--horizontal-pod-autoscaler-sync-period=2s",
+            "--concurrent-gc-syncs=20",
+        ])
+
+    def ready(self) -> bool:
+        return _https_ok(f"{self.address}/healthz", verify=False)
+
+
+class KubeScheduler(_KubeServer):
+    name = "kube-scheduler"
+
+    @property
+    def address(self) -> str:
+        return f"https://{INFRA.host}:{INFRA.kube_scheduler_port}"
+
+    def process(self) -> ManagedProcess:
+        return self._process("kube-scheduler", [
+            f"--kubeconfig={KUBECONFIG}",
+            f"--authentication-kubeconfig={KUBECONFIG}",
+            f"--authorization-kubeconfig={KUBECONFIG}",
+            f"--bind-address={INFRA.host}",
+            f"--secure-port={INFRA.kube_scheduler_port}",
+            f"--cert-dir={KUBE_STATE / 'scheduler'}",
+            "--leader-elect=false",
+        ])
+
+    def ready(self) -> bool:
+        return _https_ok(f"{self.address}/healthz", verify=False)
+
+
+FAKE_NODE_MANIFEST = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {
+        "name": FAKE_NODE,
+        "annotations": {"kwok.x-k8s.io/node": "fake"},
+        "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux",
+                   "kubernetes.io/arch": "amd64", "type": "kwok"},
+    },
+    "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+               "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}},
+}
+
+# Pods annotated for failure end Failed with exit code 1, ahead of the normal stages.
+FAIL_STAGE = f"""apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: socialhub-pod-fail
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.annotations["{FAIL_ANNOTATION}"]'
+      operator: 'In'
+      values: ['true']
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Running']
+  weight: 10000
+  next:
+    statusTemplate: |
+      {{{{ $now := Now }}}}
+      containerStatuses:
+      {{{{ range .spec.containers }}}}
+      - image: {{{{ .image | Quote }}}}
+        name: {{{{ .name | Quote }}}}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: 1
+            finishedAt: {{{{ $now | Quote }}}}
+            reason: Error
+            startedAt: {{{{ $now | Quote }}}}
+      {{{{ end }}}}
+      phase: Failed
+"""
+
+
+class Kwok(_KubeServer):
+    """Plays the kubelet for one fake node: scheduled pods run, Job pods complete."""
+
+    name = "kube-kwok"
+
+    @property
+    def address(self) -> str:
+        return f"http://{INFRA.host}:{INFRA.kwok_port}"
+
+    @property
+    def config(self) -> Path:
+        return KUBE_STATE / "kwok.yaml"
+
+    def prepare(self) -> None:
+        stages = sorted((kube_build.kube_dir() / "kwok-stages").glob("*.yaml"))
+        documents = [FAIL_STAGE, *(path.read_text() for path in stages)]
+        self.config.write_text("\n---\n".join(doc.strip() for doc in documents) + "\n")
+        kubectl("apply", "--server-side", "--field-manager=socialhub-devstack", "-f", "-",
+                stdin=json.dumps(FAKE_NODE_MANIFEST))
+
+    def process(self) -> ManagedProcess:
+        return self._process("kwok", [
+            f"--kubeconfig={KUBECONFIG}",
+            f"--config={self.config}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address={INFRA.host}:{INFRA.kwok_port}",
+            "--node-ip=10.244.0.1",
+            "--cidr=10.244.0.0/16",
+        ])
+
+    def ready(self) -> bool:
+        try:
+            status = kubectl("get", "node", FAKE_NODE, "-o",
+                             "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+        except RuntimeError:
+            return False
+        return status.strip() == "True"
+
+
+class KubeCluster:
+    """The control plane as one unit: started in dependency order, stopped in reverse."""
+
+    def __init__(self) -> None:
+        self.servers: list[Server] = [Kine(), KubeApiserver(), KubeControllerManager(),
+                                      KubeScheduler(), Kwok()]
+
+    @property
+    def kubeconfig(self) -> Path:
+        return KUBECONFIG
+
+    def start(self) -> Path:
+        for server in self.servers:
+            if not server.running():
+                server.start()
+        return KUBECONFIG
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+
+    def running(self) -> bool:
+        return all(server.running() for server in self.servers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the local Kubernetes control plane")
+    parser.add_argument("command", choices=("start", "stop", "status"))
+    command = parser.parse_args().command
+    cluster = KubeCluster()
+    if command == "start":
+        print(f"KUBECONFIG={cluster.start()}")
+    elif command == "stop":
+        cluster.stop()
+    else:
+        for server in cluster.servers:
+            state = "running" if server.running() else "stopped"
+            print(f"{server.name:26} {state:8} {server.address}")
+
+
+if __name__ == "__main__":
+    main()
