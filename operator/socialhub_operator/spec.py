@@ -1,0 +1,233 @@
+"""The SocialHub resource's spec as typed models: one source for the CRD schema and defaults.
+
+`crd.py` turns these models into the CRD's OpenAPI schema (defaults, bounds, CEL rules), so the
+API server defaults and validates exactly what the operator and `socialhub render` parse here.
+"""
+
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "socialhub.dev"
+VERSION = "v1alpha1"
+KIND = "SocialHub"
+PLURAL = "socialhubs"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# The five services with their documented ports; the gateway fronts them.
+SERVICE_PORTS: dict[str, int] = {
+    "auth": 5000, "posts": 5001, "notifications": 5002, "users": 5003, "chat": 5004,
+}
+SERVICES = tuple(SERVICE_PORTS)
+GATEWAY = "gateway"
+COMPONENTS = (*SERVICES, GATEWAY)
+
+
+class CelRule(BaseModel):
+    rule: str
+    message: str
+
+
+class SpecModel(BaseModel):
+    """camelCase in YAML, snake_case in Python; unknown fields are refused like the API server."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+    cel: ClassVar[tuple[CelRule, ...]] = ()
+
+
+Quantity = Annotated[str | int, Field(json_schema_extra={"x-kubernetes-int-or-string": True})]
+
+
+class Resources(SpecModel):
+    requests: dict[str, Quantity] = Field(default_factory=dict)
+    limits: dict[str, Quantity] = Field(default_factory=dict)
+
+
+class EnvVar(SpecModel):
+    """A container environment variable (`valueFrom` as in a Pod spec)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    value: str | None = None
+    value_from: dict[str, object] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    cel = (CelRule(rule="!(has(self.value) && has(self.valueFrom))",
+                   message="set value or valueFrom, not both"),)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError("set value or valueFrom, not both")
+        return self
+
+
+class Component(SpecModel):
+    """Per-component overrides; unset replica bounds come from the capacity targets."""
+
+    min_replicas: int | None = Field(default=None, ge=1, le=1000)
+    max_replicas: int | None = Field(default=None, ge=1, le=1000)
+    target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    resources: Resources | None = None
+    env: list[EnvVar] = Field(default_factory=list, max_length=100)
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
+
+    cel = (CelRule(rule="!has(self.minReplicas) || !has(self.maxReplicas) || "
+                        "self.minReplicas <= self.maxReplicas",
+                   message="minReplicas must not exceed maxReplicas"),)
+
+    @model_validator(mode="after")
+    def _min_at_most_max(self) -> Self:
+        if (self.min_replicas is not None and self.max_replicas is not None
+                and self.min_replicas > self.max_replicas):
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class Components(SpecModel):
+    auth: Component = Field(default_factory=Component)
+    posts: Component = Field(default_factory=Component)
+    notifications: Component = Field(default_factory=Component)
+    users: Component = Field(default_factory=Component)
+    chat: Component = Field(default_factory=Component)
+    gateway: Component = Field(default_factory=Component)
+
+    def of(self, component: str) -> Component:
+        value = getattr(self, component)
+        assert isinstance(value, Component)
+        return value
+
+
+class Capacity(SpecModel):
+    """What the platform must carry; replicas follow from the per-instance capacity table."""
+
+    concurrent_users: int = Field(default=1000, ge=0)
+    logins_per_second: int = Field(default=50, ge=0)
+    token_checks_per_second: int = Field(default=500, ge=0)
+    posts_per_second: int = Field(default=50, ge=0)
+    follows_per_second: int = Field(default=100, ge=0)
+    chat_connections: int = Field(default=1000, ge=0)
+    chat_messages_per_second: int = Field(default=1000, ge=0)
+    notification_events_per_second: int = Field(default=1000, ge=0)
+    burst_factor: int = Field(default=3, ge=1, le=20,
+                              description="maxReplicas = minReplicas needed x burstFactor")
+
+
+Name = Annotated[str, Field(min_length=1, max_length=253,
+                            pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+
+
+class Postgres(SpecModel):
+    secret_name: Name = Field(description="Secret with one DATABASE_URL per service, keyed "
+                                          "auth, users and posts (postgresql+asyncpg://...)")
+
+
+class Mongo(SpecModel):
+    secret_name: Name = Field(description="Secret holding the MongoDB URL")
+    key: str = "url"
+    database: str = Field(default="socialhub", min_length=1)
+
+
+class Redis(SpecModel):
+    secret_name: Name = Field(description="Secret holding the Redis URL")
+    key: str = "url"
+
+
+class Kafka(SpecModel):
+    secret_name: Name = Field(description="Secret holding the bootstrap servers")
+    key: str = "bootstrapServers"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    partitions: int = Field(default=3, ge=1, le=1000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    retention_days: int = Field(default=7, ge=1, le=3650)
+    strimzi_cluster: str = Field(default="", description="Kafka cluster label for Strimzi "
+                                 "KafkaTopics; used when the KafkaTopic CRD is installed")
+
+
+class Backing(SpecModel):
+    postgres: Postgres
+    mongo: Mongo
+    redis: Redis
+    kafka: Kafka
+
+
+class Gateway(SpecModel):
+    image: str = "nginxinc/nginx-unprivileged:1.27.4-alpine"
+    host: str = Field(default="", description="server_name; empty accepts any host")
+    tls_secret_name: str = Field(default="", description="kubernetes.io/tls Secret; enables "
+                                 "HTTPS on port 443")
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    rate_limit_per_second: int = Field(default=20, ge=1, le=100000,
+                                       description="per client IP")
+    rate_limit_burst: int = Field(default=40, ge=0, le=100000)
+    auth_cache_seconds: int = Field(default=5, ge=0, le=300,
+                                    description="how long a token check is reused; bounds how "
+                                    "long a logged-out token keeps working")
+    upload_max_body_mb: int = Field(default=60, ge=1, le=1024)
+    trusted_proxies: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F.:/]+$")]] = Field(
+        default_factory=list, description="CIDRs of load balancers whose X-Forwarded-For "
+        "is believed (rate limits then see the real client)")
+    worker_processes: int = Field(default=2, ge=1, le=64)
+
+    cel = (CelRule(rule="self.tlsSecretName == '' || self.host != ''",
+                   message="TLS needs a host name"),)
+
+    @model_validator(mode="after")
+    def _tls_needs_host(self) -> Self:
+        if self.tls_secret_name and not self.host:
+            raise ValueError("TLS needs a host name")
+        return self
+
+
+class Media(SpecModel):
+    backend: Literal["local", "cloudinary"] = "local"
+    cloudinary_secret_name: str = Field(default="", description="Secret with key cloudinaryUrl")
+
+    cel = (CelRule(rule="self.backend != 'cloudinary' || self.cloudinarySecretName != ''",
+                   message="the cloudinary backend needs cloudinarySecretName"),)
+
+    @model_validator(mode="after")
+    def _cloudinary_needs_secret(self) -> Self:
+        if self.backend == "cloudinary" and not self.cloudinary_secret_name:
+            raise ValueError("the cloudinary backend needs cloudinarySecretName")
+        return self
+
+
+class Ai(SpecModel):
+    gemini_secret_name: str = Field(default="", description="Secret with key geminiApiKey; "
+                                    "AI features are off without it")
+
+
+class SecretKeyRef(SpecModel):
+    name: Name
+    key: str = Field(min_length=1)
+
+
+class Migrations(SpecModel):
+    backoff_limit: int = Field(default=3, ge=0, le=20)
+    active_deadline_seconds: int = Field(default=600, ge=30)
+
+
+class SocialHubSpec(SpecModel):
+    image: str = Field(default="ghcr.io/socialhub/socialhub", min_length=1,
+                       description="services image repository, tagged with version")
+    version: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+                         description="image tag of the services to run")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[Name] = Field(default_factory=list)
+    environment: Literal["production", "test", "development"] = "production"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    progress_deadline_seconds: int = Field(default=600, ge=30)
+    jwt_secret: SecretKeyRef | None = Field(default=None, description="generated when unset")
+    capacity: Capacity = Field(default_factory=Capacity)
+    components: Components = Field(default_factory=Components)
+    backing: Backing
+    gateway: Gateway = Field(default_factory=Gateway)
+    media: Media = Field(default_factory=Media)
+    ai: Ai = Field(default_factory=Ai)
+    migrations: Migrations = Field(default_factory=Migrations)
+
+    @property
+    def service_image(self) -> str:
+        return f"{self.image}:{self.version}"
