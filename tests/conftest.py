@@ -1,18 +1,83 @@
-"""Session fixtures that start the real backing servers once (reusing ones already running)."""
+"""Session fixtures: the real backing servers, started once per run and reused if running.
+
+A fixture stops a server at the end only if it started it, so `make test` next to `make up`
+leaves the developer's platform alone. Tests use the `test` profile (its own databases, Redis
+database, Mongo database and Kafka topic prefix), never the `dev` data.
+"""
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
+from devstack.config import PROFILES
+from devstack.platform import Infra, Platform
+from devstack.servers.base import Server
 from devstack.servers.kafka import Kafka
+from devstack.servers.mailsink import MailSink
+from devstack.servers.mongo import Mongo
+from devstack.servers.postgres import Postgres
+from devstack.servers.redis import Redis
+
+S = TypeVar("S", bound=Server)
+
+
+def _serve(server: S) -> Iterator[S]:
+    started_here = not server.process().running()
+    server.start()
+    yield server
+    if started_here:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def kafka() -> Iterator[str]:
-    """Bootstrap address of the local Kafka broker; stops it afterwards only if it started it."""
-    server = Kafka()
-    started_here = not server.running()
-    server.start()
-    yield server.address
-    if started_here:
-        server.stop()
+def postgres() -> Iterator[Postgres]:
+    yield from _serve(Postgres())
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    yield from _serve(Redis())
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> Iterator[Kafka]:
+    yield from _serve(Kafka())
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_server: Kafka) -> str:
+    """Bootstrap address of the local Kafka broker."""
+    return kafka_server.address
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[Mongo]:
+    yield from _serve(Mongo())
+
+
+@pytest.fixture(scope="session")
+def mailsink() -> Iterator[MailSink]:
+    yield from _serve(MailSink())
+
+
+@pytest.fixture(scope="session")
+def platform(postgres: Postgres, redis_server: Redis, kafka_server: Kafka,
+             mailsink: MailSink) -> Platform:
+    """The `test` profile with databases migrated and topics created (no processes yet).
+
+    MongoDB is started only by the fixtures that need it (`mongo_server`).
+    """
+    test_platform = Platform(PROFILES["test"],
+                             Infra(postgres, redis_server, kafka_server, Mongo(), mailsink))
+    test_platform.prepare_data()
+    return test_platform
+
+
+@pytest.fixture(scope="session")
+def running_platform(platform: Platform, mongo_server: Mongo) -> Iterator[Platform]:
+    """Every service as a real process behind the real nginx gateway."""
+    platform.start_services()
+    platform.start_gateway()
+    yield platform
+    platform.down(infra=False)

@@ -23,8 +23,8 @@ from socialhub.auth.schemas import ResetPasswordRequest, SignupRequest
 from socialhub.auth.settings import AuthSettings
 from socialhub.auth.tokens import InvalidTokenError, TokenClaims, TokenCodec
 from socialhub.kit.errors import ApiError, conflict, unauthorized
-from socialhub.kit.events import USER_TOPIC
 from socialhub.kit.events.outbox import Outbox
+from socialhub.kit.events.topics import USER_TOPIC
 from socialhub.kit.ratelimit import Limit, RateLimiter
 
 INVALID_CREDENTIALS = "invalid credentials"

@@ -77,9 +77,11 @@ class Resources:
 async def resources(app: FastAPI) -> AsyncIterator[Resources]:
     async with AsyncExitStack() as stack:
         res = Resources(app, stack)
-        stack.push_async_callback(res._cancel_tasks)
-        yield res
-        log.info("shutting down")
+        try:
+            yield res
+        finally:
+            log.info("shutting down")
+            await res._cancel_tasks()
 
 
 async def _log_crash(name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:

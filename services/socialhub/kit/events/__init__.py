@@ -3,8 +3,3 @@
 Delivery is at-least-once end to end: the outbox relay may publish an event twice after a crash,
 so every consumer is idempotent on `eventId`.
 """
-
-from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC, USER_TOPIC
-
-__all__ = ["DEAD_LETTER_TOPIC", "POST_TOPIC", "USER_TOPIC", "Event"]

@@ -106,6 +106,8 @@ class OutboxRelay:
                     await producer.stop()
                 with suppress(Exception):
                     await raw.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                with suppress(Exception):  # the connection goes back to the pool: unlock it
+                    await raw.execute("SELECT pg_advisory_unlock_all()")
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.database.transaction() as session:
@@ -142,9 +144,11 @@ def create_outbox_table() -> None:
     outbox.create(op.get_bind())
     op.execute(f"""
         CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$;
+        BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$
+    """)
+    op.execute("""
         CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-            FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()
     """)
 
 

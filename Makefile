@@ -1,0 +1,41 @@
+# SocialHub: `make up` runs the platform on this machine, `make test` runs every test suite.
+SHELL := /bin/bash
+export SOCIALHUB_CACHE ?= $(HOME)/.cache/socialhub
+export UV_CACHE_DIR ?= $(SOCIALHUB_CACHE)/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.synced: pyproject.toml uv.lock scripts/bootstrap.sh
+	@scripts/bootstrap.sh
+	@touch $@
+
+venv: $(VENV)/.synced ## create the Python environment (.venv) from uv.lock
+
+up: venv ## install what is missing, start the whole platform, print the gateway URL
+	@$(PY) -m devstack up
+
+down: venv ## stop everything `make up` started (data is kept in .state/)
+	@$(PY) -m devstack down
+
+status: venv ## show what runs, where, and where its logs are
+	@$(PY) -m devstack status
+
+lint: venv ## ruff, mypy and the architecture contracts (import-linter)
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/mypy services scripts operator
+	@$(VENV)/bin/lint-imports --no-cache
+
+test: venv lint ## install, start the servers the tests need, run every test suite
+	@$(PY) -m devstack install
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: venv ## run the Locust load tests against a local platform and write the report
+	@$(PY) -m loadtests
+
+.PHONY: help venv up down status lint test bench

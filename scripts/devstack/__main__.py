@@ -1,0 +1,38 @@
+"""`python -m devstack up|down|status|install [--profile dev|test]` (what the Makefile runs)."""
+
+import argparse
+import sys
+
+from devstack.config import PROFILES
+from devstack.platform import Platform
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack")
+    parser.add_argument("command", choices=["install", "up", "down", "status"])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
+    parser.add_argument("--keep-infra", action="store_true",
+                        help="with down: leave the shared backing servers running")
+    args = parser.parse_args()
+    platform = Platform(PROFILES[args.profile])
+
+    if args.command == "install":
+        platform.install()
+    elif args.command == "up":
+        platform.up()
+        print(f"\nSocialHub is up. Gateway: {platform.gateway_url}\n"
+              f"  try:   curl {platform.gateway_url}/health\n"
+              f"  state: make status   logs: {platform.run_dir}/\n"
+              f"  stop:  make down")
+    elif args.command == "down":
+        platform.down(infra=not args.keep_infra)
+    else:
+        rows = platform.status()
+        width = max(len(r["name"]) for r in rows)
+        for row in rows:
+            print(f"{row['name']:<{width}}  {row['state']:<8} {row['address']:<32} {row['log']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
