@@ -87,6 +87,7 @@ class Platform:
             "REDIS_URL": self.infra.redis.url(self.profile.redis_db),
             "KAFKA_BOOTSTRAP_SERVERS": self.infra.kafka.address,
             "KAFKA_TOPIC_PREFIX": self.profile.topic_prefix,
+            "REDIS_CHANNEL_PREFIX": self.profile.topic_prefix,
             "JWT_SECRET": self.jwt_secret,
             "MONGO_URL": self.infra.mongo.address,
             "MONGO_DATABASE": self.profile.mongo_database,

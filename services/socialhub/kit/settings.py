@@ -51,6 +51,12 @@ class PostgresSettings(BaseSettings):
 
 class RedisSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:56379/0"
+    # Pub/sub channels are global to a Redis server, unlike keys (per database): a prefix keeps
+    # deployments sharing one server apart.
+    redis_channel_prefix: str = ""
+
+    def channel(self, name: str) -> str:
+        return f"{self.redis_channel_prefix}{name}"
 
 
 class KafkaSettings(BaseSettings):
