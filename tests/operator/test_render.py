@@ -1,0 +1,257 @@
+"""Pure logic of the operator: spec defaults, capacity sizing, rendering, status, the CRD file."""
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from socialhub_operator import crd, render
+from socialhub_operator.capacity import PER_INSTANCE, needed_replicas, replica_bounds
+from socialhub_operator.cli import render_yaml
+from socialhub_operator.render import ClusterFacts, Instance
+from socialhub_operator.spec import COMPONENTS, SERVICES, Capacity, Component, SocialHubSpec
+from socialhub_operator.status import conditions, verdicts
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
+
+
+def sample_document() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
+    return document
+
+
+def instance(**spec_overrides: Any) -> Instance:
+    spec = sample_document()["spec"] | spec_overrides
+    return Instance("hub", "ns", SocialHubSpec.model_validate(spec))
+
+
+def by_kind(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
+
+
+def test_crd_file_is_generated_from_the_spec_models() -> None:
+    on_disk = yaml.safe_load((ROOT / "crds" / "socialhub.dev_socialhubs.yaml").read_text())
+    assert on_disk == crd.definition(), "run: socialhub crd > crds/socialhub.dev_socialhubs.yaml"
+
+
+def test_crd_schema_carries_defaults_bounds_and_cel() -> None:
+    schema = crd.spec_schema()
+    component = schema["properties"]["components"]["properties"]["auth"]
+    assert component["properties"]["targetCpuUtilization"]["default"] == 70
+    assert component["properties"]["minReplicas"]["minimum"] == 1
+    assert "minReplicas <= self.maxReplicas" in component["x-kubernetes-validations"][0]["rule"]
+    assert schema["required"] == ["version", "backing"]
+    assert "$ref" not in yaml.safe_dump(schema)
+
+
+def test_capacity_table_follows_the_design_document() -> None:
+    design = Capacity(concurrent_users=10_000, logins_per_second=0, token_checks_per_second=0,
+                      posts_per_second=0, follows_per_second=0, chat_connections=0,
+                      chat_messages_per_second=0, notification_events_per_second=0)
+    replicas = {service: needed_replicas(service, design) for service in SERVICES}
+    assert replicas == {"auth": 3, "users": 3, "posts": 5, "chat": 10, "notifications": 3}
+    assert set(PER_INSTANCE) == set(COMPONENTS)
+
+
+def test_replicas_come_from_the_largest_target() -> None:
+    capacity = Capacity(concurrent_users=0, logins_per_second=1_200, token_checks_per_second=0,
+                        burst_factor=2)
+    bounds = replica_bounds("auth", capacity, Component())
+    assert (bounds.minimum, bounds.maximum) == (3, 6)  # 1,200 / 500 per instance
+
+
+def test_overrides_win_and_keep_min_below_max() -> None:
+    capacity = Capacity(chat_connections=50_000)  # needs 10 chat instances
+    assert replica_bounds("chat", capacity, Component(max_replicas=4)).minimum == 4
+    pinned = replica_bounds("chat", capacity, Component(min_replicas=2, max_replicas=5))
+    assert (pinned.minimum, pinned.maximum) == (2, 5)
+    with pytest.raises(ValidationError, match="minReplicas must not exceed maxReplicas"):
+        Component(min_replicas=5, max_replicas=2)
+
+
+def test_every_child_is_rendered_with_common_labels() -> None:
+    plan = render.plan(instance(), ClusterFacts(gate_on_migrations=False))
+    kinds = [m["kind"] for m in plan.apply]
+    assert kinds.count("Deployment") == 6
+    assert kinds.count("Service") == 6
+    assert kinds.count("HorizontalPodAutoscaler") == 6
+    assert kinds.count("PodDisruptionBudget") == 6
+    assert kinds.count("Job") == 4  # three migrations and the topics
+    for manifest in plan.apply:
+        labels = manifest["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "hub"
+        assert labels["app.kubernetes.io/managed-by"] == render.MANAGED_BY
+        assert manifest["metadata"]["namespace"] == "ns"
+
+
+def test_deployments_wait_for_their_migration() -> None:
+    hub = instance()
+    gated = render.plan(hub, ClusterFacts())
+    assert set(by_kind(gated.apply, "Deployment")) == {
+        "hub-notifications", "hub-chat", "hub-gateway"}
+    assert gated.held == {("Deployment", f"hub-{s}") for s in ("auth", "users", "posts")}
+    migrated = render.plan(hub, ClusterFacts(
+        succeeded_jobs=frozenset(gated.migration_jobs.values())))
+    assert len(by_kind(migrated.apply, "Deployment")) == 6
+    assert not migrated.held
+
+
+def test_a_new_version_gets_a_new_migration_job() -> None:
+    before = render.plan(instance(), ClusterFacts()).migration_jobs
+    after = render.plan(instance(version="0.2.0"), ClusterFacts()).migration_jobs
+    assert set(before) == set(after) == {"auth", "users", "posts"}
+    assert all(before[s] != after[s] for s in before)
+
+
+def test_services_get_their_settings_from_secrets() -> None:
+    deployments = by_kind(render.plan(instance(), ClusterFacts(gate_on_migrations=False)).apply,
+                          "Deployment")
+    env = {e["name"]: e for e in
+           deployments["hub-auth"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SERVICE_PORT"]["value"] == "5000"
+    assert env["SERVICE_HOST"]["value"] == "0.0.0.0"
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "socialhub-postgres", "key": "auth"}
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "hub-jwt",
+                                                              "key": "jwtSecret"}
+    chat = {e["name"]: e for e in
+            deployments["hub-chat"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "JWT_SECRET" not in chat and "DATABASE_URL" not in chat
+    assert chat["AUTH_SERVICE_URL"]["value"] == "http://hub-auth.ns.svc.cluster.local:5000"
+    assert "replicas" not in deployments["hub-auth"]["spec"]  # the HPA owns them
+
+
+def test_extra_env_replaces_same_named_entries() -> None:
+    hub = instance(components={"users": {"env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}})
+    env = render.service_env(hub, "users")
+    assert [e for e in env if e["name"] == "LOG_LEVEL"] == [{"name": "LOG_LEVEL",
+                                                              "value": "DEBUG"}]
+
+
+def _template_hash(hub: Instance, name: str, facts: ClusterFacts | None = None) -> str:
+    plan = render.plan(hub, facts or ClusterFacts(gate_on_migrations=False))
+    annotations = by_kind(plan.apply, "Deployment")[name]["spec"]["template"]["metadata"][
+        "annotations"]
+    value: str = annotations[render.HASH_ANNOTATION]
+    return value
+
+
+def test_gateway_settings_change_the_gateway_hash_only() -> None:
+    base, changed = instance(), instance(gateway={"rateLimitPerSecond": 99})
+    assert _template_hash(base, "hub-gateway") != _template_hash(changed, "hub-gateway")
+    assert _template_hash(base, "hub-users") == _template_hash(changed, "hub-users")
+    conf = render.gateway_config_map(changed)["data"]["nginx.conf"]
+    assert "rate=99r/s" in conf
+    assert "hub-auth.ns.svc.cluster.local:5000" in conf
+
+
+def test_a_regenerated_jwt_secret_rolls_auth() -> None:
+    hub = instance()
+    one, two = ClusterFacts(gate_on_migrations=False, jwt_digest="a"), \
+        ClusterFacts(gate_on_migrations=False, jwt_digest="b")
+    assert _template_hash(hub, "hub-auth", one) != _template_hash(hub, "hub-auth", two)
+    assert _template_hash(hub, "hub-users", one) == _template_hash(hub, "hub-users", two)
+
+
+def test_strimzi_topics_replace_the_topic_job() -> None:
+    hub = instance(backing=sample_document()["spec"]["backing"]
+                   | {"kafka": {"secretName": "k", "strimziCluster": "main",
+                                "topicPrefix": "prod."}})
+    plan = render.plan(hub, ClusterFacts(strimzi=True))
+    topics = by_kind(plan.apply, "KafkaTopic")
+    assert {t["spec"]["topicName"] for t in topics.values()} == {
+        "prod.POST_TOPIC", "prod.USER_TOPIC", "prod.DEAD_LETTER_TOPIC"}
+    assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "main" for t in topics.values())
+    assert plan.topic_job is None
+    assert not any(name.startswith("hub-kafka-topics") for name in by_kind(plan.apply, "Job"))
+
+
+def test_owned_adds_a_controller_reference() -> None:
+    owner = render.owner_reference("hub", "uid-1")
+    manifest = render.owned({"kind": "Service", "metadata": {"name": "x"}}, owner)
+    assert manifest["metadata"]["ownerReferences"] == [{
+        "apiVersion": "socialhub.dev/v1alpha1", "kind": "SocialHub", "name": "hub",
+        "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
+
+
+def _available(name: str, config_hash: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "generation": 2},
+            "spec": {"replicas": 2, "template": {"metadata": {"annotations": {
+                render.HASH_ANNOTATION: config_hash}}}},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2,
+                       "availableReplicas": 2,
+                       "conditions": [{"type": "Available", "status": "True"}]}}
+
+
+def _complete(condition: str = "Complete", message: str = "") -> dict[str, Any]:
+    return {"status": {"conditions": [{"type": condition, "status": "True",
+                                       "reason": "BackoffLimitExceeded" if message else "",
+                                       "message": message}]}}
+
+
+def _state(hub: Instance) -> tuple[render.Plan, dict[str, Any], dict[str, Any],
+                                   dict[str, str | None]]:
+    first = render.plan(hub, ClusterFacts())
+    plan = render.plan(hub, ClusterFacts(succeeded_jobs=frozenset(first.migration_jobs.values())))
+    expected: dict[str, str | None] = {
+        m["metadata"]["name"]: m["spec"]["template"]["metadata"]["annotations"][
+            render.HASH_ANNOTATION] for m in plan.apply if m["kind"] == "Deployment"}
+    deployments = {name: _available(name, h or "") for name, h in expected.items()}
+    jobs = {name: _complete() for name in plan.migration_jobs.values()}
+    assert plan.topic_job
+    jobs[plan.topic_job] = _complete()
+    return plan, deployments, jobs, expected
+
+
+def _by_type(found: list[Any]) -> dict[str, Any]:
+    return {v.type: v for v in found}
+
+
+def test_status_ready_when_everything_rolled_out() -> None:
+    found = _by_type(verdicts(*_state(instance())))
+    assert found["Ready"].status and found["Ready"].reason == "AllComponentsReady"
+    assert not found["Progressing"].status and not found["Degraded"].status
+
+
+def test_status_progressing_while_a_rollout_runs() -> None:
+    plan, deployments, jobs, expected = _state(instance())
+    deployments["hub-chat"]["status"]["updatedReplicas"] = 1
+    found = _by_type(verdicts(plan, deployments, jobs, expected))
+    assert found["Progressing"].status and found["Progressing"].reason == "RollingOut"
+    assert "hub-chat: 1/2 replicas updated" in found["Progressing"].message
+    assert not found["Ready"].status
+
+
+def test_status_degraded_on_failed_migration_or_stalled_rollout() -> None:
+    plan, deployments, jobs, expected = _state(instance())
+    jobs[plan.migration_jobs["users"]] = _complete("Failed", "Job has reached the backoff limit")
+    found = _by_type(verdicts(plan, deployments, jobs, expected))
+    assert found["Degraded"].status and found["Degraded"].reason == "MigrationFailed"
+    assert "backoff limit" in found["Degraded"].message
+    assert not found["Ready"].status and not found["Progressing"].status
+
+    plan, deployments, jobs, expected = _state(instance())
+    deployments["hub-posts"]["status"]["conditions"].append(
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"})
+    found = _by_type(verdicts(plan, deployments, jobs, expected))
+    assert found["Degraded"].reason == "RolloutStalled"
+
+
+def test_condition_transition_time_moves_only_on_flips() -> None:
+    found = verdicts(*_state(instance()))
+    first = conditions(found, [], 1, now=datetime(2024, 1, 1, tzinfo=UTC))
+    again = conditions(found, copy.deepcopy(first), 2, now=datetime(2024, 1, 2, tzinfo=UTC))
+    assert [c["lastTransitionTime"] for c in again] == [c["lastTransitionTime"] for c in first]
+    assert all(c["observedGeneration"] == 2 for c in again)
+
+
+def test_cli_render_prints_every_child() -> None:
+    documents = yaml.safe_load_all(render_yaml([sample_document()], strimzi=False))
+    kinds = sorted({d["kind"] for d in documents})
+    assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job",
+                     "PodDisruptionBudget", "Service"]
