@@ -121,7 +121,8 @@ def test_services_get_their_settings_from_secrets() -> None:
                                                               "key": "jwtSecret"}
     chat = {e["name"]: e for e in
             deployments["hub-chat"]["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert "JWT_SECRET" not in chat and "DATABASE_URL" not in chat
+    assert "JWT_SECRET" not in chat
+    assert "DATABASE_URL" not in chat
     assert chat["AUTH_SERVICE_URL"]["value"] == "http://hub-auth.ns.svc.cluster.local:5000"
     assert "replicas" not in deployments["hub-auth"]["spec"]  # the HPA owns them
 
@@ -214,15 +215,18 @@ def _by_type(found: list[Any]) -> dict[str, Any]:
 
 def test_status_ready_when_everything_rolled_out() -> None:
     found = _by_type(verdicts(*_state(instance())))
-    assert found["Ready"].status and found["Ready"].reason == "AllComponentsReady"
-    assert not found["Progressing"].status and not found["Degraded"].status
+    assert found["Ready"].status
+    assert found["Ready"].reason == "AllComponentsReady"
+    assert not found["Progressing"].status
+    assert not found["Degraded"].status
 
 
 def test_status_progressing_while_a_rollout_runs() -> None:
     plan, deployments, jobs, expected = _state(instance())
     deployments["hub-chat"]["status"]["updatedReplicas"] = 1
     found = _by_type(verdicts(plan, deployments, jobs, expected))
-    assert found["Progressing"].status and found["Progressing"].reason == "RollingOut"
+    assert found["Progressing"].status
+    assert found["Progressing"].reason == "RollingOut"
     assert "hub-chat: 1/2 replicas updated" in found["Progressing"].message
     assert not found["Ready"].status
 
@@ -231,9 +235,11 @@ def test_status_degraded_on_failed_migration_or_stalled_rollout() -> None:
     plan, deployments, jobs, expected = _state(instance())
     jobs[plan.migration_jobs["users"]] = _complete("Failed", "Job has reached the backoff limit")
     found = _by_type(verdicts(plan, deployments, jobs, expected))
-    assert found["Degraded"].status and found["Degraded"].reason == "MigrationFailed"
+    assert found["Degraded"].status
+    assert found["Degraded"].reason == "MigrationFailed"
     assert "backoff limit" in found["Degraded"].message
-    assert not found["Ready"].status and not found["Progressing"].status
+    assert not found["Ready"].status
+    assert not found["Progressing"].status
 
     plan, deployments, jobs, expected = _state(instance())
     deployments["hub-posts"]["status"]["conditions"].append(
