@@ -179,6 +179,9 @@ class KubeApiserver(_KubeServer):
             "--enable-priority-and-fairness=false",
             "--profiling=false",
             "--endpoint-reconciler-type=none",
+            # Nodes would start tainted not-ready until the node lifecycle controller, which
+            # judges kubelet heartbeats, clears it; kwok's fake node has no kubelet to judge.
+            "--disable-admission-plugins=TaintNodesByCondition",
         ])
 
     def ready(self) -> bool:
