@@ -3,7 +3,7 @@
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -37,12 +37,23 @@ async def app_client(app: FastAPI, *,
 
 
 def asgi_transport(app: FastAPI, client_ip: str) -> httpx.ASGITransport:
-    return httpx.ASGITransport(app=app, client=(client_ip, 40000))
+    return httpx.ASGITransport(app=app, client=(client_ip, 40000), raise_app_exceptions=False)
 
 
 def random_ip() -> str:
     """A documentation-range address (RFC 5737), so each test can be its own client."""
     return f"198.51.100.{uuid.uuid4().int % 254 + 1}"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10.0,
+                     what: str = "condition") -> None:
+    """Wait until an async check holds: for effects that happen after a response or event."""
+    try:
+        async with asyncio.timeout(within):
+            while not await check():
+                await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling an outside effect
+    except TimeoutError:
+        raise AssertionError(f"{what} did not happen within {within}s") from None
 
 
 def unique(prefix: str = "u") -> str:
@@ -91,4 +102,13 @@ class EventProbe:
                 batches = await self.consumer.getmany(timeout_ms=200)
                 found.extend(event for records in batches.values() for record in records
                              if match(event := json.loads(record.value)))
+        return found
+
+    async def drain(self, *, seconds: float) -> list[dict[str, Any]]:
+        """Everything that arrives during the next `seconds`."""
+        found: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + seconds
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            batches = await self.consumer.getmany(timeout_ms=int(left * 1000) or 1)
+            found.extend(json.loads(r.value) for records in batches.values() for r in records)
         return found

@@ -7,12 +7,18 @@ from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from redis.asyncio import Redis
 
 from socialhub.kit import health
 from socialhub.kit.database import Database
 from socialhub.kit.errors import install_error_handlers
-from socialhub.kit.settings import PostgresSettings, RedisSettings, ServiceSettings
+from socialhub.kit.settings import (
+    MongoSettings,
+    PostgresSettings,
+    RedisSettings,
+    ServiceSettings,
+)
 from socialhub.kit.telemetry import TelemetryMiddleware, configure_logging, metrics_endpoint
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,16 @@ class Resources:
         self.stack.push_async_callback(client.aclose)
         self.app.state.readiness_checks["redis"] = client.ping
         return client
+
+    async def mongo(self, settings: MongoSettings) -> AsyncIOMotorDatabase[dict[str, Any]]:
+        """The service's MongoDB database (motor); connecting is lazy, `/ready` pings it."""
+        client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
+            settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+            connectTimeoutMS=settings.mongo_timeout_ms, maxPoolSize=settings.mongo_max_pool_size)
+        self.stack.callback(client.close)
+        database = client[settings.mongo_database]
+        self.app.state.readiness_checks["mongo"] = lambda: database.command("ping")
+        return database
 
     def background(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = asyncio.create_task(_log_crash(name, work), name=name)

@@ -59,6 +59,13 @@ class RedisSettings(BaseSettings):
         return f"{self.redis_channel_prefix}{name}"
 
 
+class MongoSettings(BaseSettings):
+    mongo_url: str = "mongodb://127.0.0.1:57017/"
+    mongo_database: str = "socialhub"
+    mongo_timeout_ms: int = Field(default=5000, ge=100)
+    mongo_max_pool_size: int = Field(default=50, ge=1)
+
+
 class KafkaSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
     kafka_topic_prefix: str = ""

@@ -139,17 +139,20 @@ class OutboxRelay:
         self._wakeup.set()
 
 
+# Wakes the relay at commit time (NOTIFY is delivered on commit), instead of it polling.
+NOTIFY_TRIGGER = (
+    f"""CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$""",
+    """CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+        FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()""",
+)
+
+
 def create_outbox_table() -> None:
-    """Alembic operations creating the outbox and its commit-time wake-up notification."""
+    """Alembic operations creating the outbox and its wake-up trigger (first migration)."""
     outbox.create(op.get_bind())
-    op.execute(f"""
-        CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN PERFORM pg_notify('{NOTIFY_CHANNEL}', ''); RETURN NULL; END $$
-    """)
-    op.execute("""
-        CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-            FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()
-    """)
+    for statement in NOTIFY_TRIGGER:
+        op.execute(statement)
 
 
 def drop_outbox_table() -> None:
