@@ -50,8 +50,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10
     """Wait until an async check holds: for effects that happen after a response or event."""
     try:
         async with asyncio.timeout(within):
-            while not await check():
-                await asyncio.sleep(0.05)  # noqa: ASYNC110 - polling an outside effect
+            while not await check():  # noqa: ASYNC110 - polling an effect outside this loop
+                await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"{what} did not happen within {within}s") from None
 
