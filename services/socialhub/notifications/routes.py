@@ -1,0 +1,81 @@
+"""The notification API (`/notify/...` through the gateway): the caller's own notifications only.
+
+Someone else's notification answers 404 exactly like a missing one, so ids leak nothing.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from socialhub.kit.errors import not_found
+from socialhub.kit.identity import CurrentUser
+from socialhub.notifications.models import Notification, NotificationType
+from socialhub.notifications.schemas import (
+    PAGE_SIZE_DEFAULT,
+    PAGE_SIZE_MAX,
+    NotificationPage,
+    ReadAllResult,
+    decode_cursor,
+    encode_cursor,
+)
+from socialhub.notifications.store import NotificationStore
+
+router = APIRouter(prefix="/notify/notifications", tags=["notifications"])
+
+
+def _store(request: Request) -> NotificationStore:
+    store: NotificationStore = request.app.state.notifications
+    return store
+
+
+Store = Annotated[NotificationStore, Depends(_store)]
+
+
+@router.get("", response_model=NotificationPage)
+async def list_notifications(
+    user: CurrentUser, store: Store,
+    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    kind: Annotated[NotificationType | None, Query(alias="type")] = None,
+    unread: Annotated[bool | None, Query(
+        description="true: only unread; false: only read; absent: both")] = None,
+    mark_read: Annotated[bool, Query(
+        alias="markRead",
+        description="mark the returned notifications read (they are returned as they were)",
+    )] = False,
+) -> NotificationPage:
+    user_id = str(user.id)
+    after = decode_cursor(cursor) if cursor is not None else None
+    read = None if unread is None else not unread
+    found = await store.page(user_id, limit=limit + 1, after=after, kind=kind, read=read)
+    page = found[:limit]
+    if mark_read:
+        await store.mark_read(user_id, [n.id for n in page if not n.read])
+    return NotificationPage(
+        notifications=page,
+        next_cursor=encode_cursor(page[-1]) if len(found) > limit else None,
+        unread_count=await store.unread_count(user_id),
+    )
+
+
+@router.patch("/{notification_id}/read", response_model=Notification)
+async def mark_read(notification_id: uuid.UUID, user: CurrentUser, store: Store) -> Notification:
+    notification = await store.mark_one_read(str(user.id), str(notification_id))
+    if notification is None:
+        raise not_found("notification")
+    return notification
+
+
+@router.post("/read-all", response_model=ReadAllResult)
+async def mark_all_read(user: CurrentUser, store: Store) -> ReadAllResult:
+    updated = await store.mark_read(str(user.id))
+    return ReadAllResult(updated=updated, unread_count=await store.unread_count(str(user.id)))
+
+
+@router.delete("/{notification_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_notification(notification_id: uuid.UUID, user: CurrentUser,
+                              store: Store) -> Response:
+    if not await store.delete(str(user.id), str(notification_id)):
+        raise not_found("notification")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
