@@ -141,7 +141,7 @@ class Platform:
 
     def install(self) -> None:
         self.infra.install()
-        apt_install("nginx")
+        apt_install("nginx", "jq")  # jq: the README's curl examples use it
 
     def up(self) -> None:
         print(f"SocialHub ({self.profile.name}): installing what is missing ...", flush=True)
