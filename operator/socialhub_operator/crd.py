@@ -1,8 +1,8 @@
 """The SocialHub CustomResourceDefinition, generated from the spec models.
 
 Pydantic's JSON schema is turned into a structural OpenAPI v3 schema: `$ref`s inlined, optional
-fields unwrapped, titles dropped, nested objects defaulted to `{}` so the API server applies
-their defaults too, and each model's CEL rules attached as `x-kubernetes-validations`.
+fields unwrapped, titles dropped, nested objects defaulted to their defaulted value so the API
+server fills them in too, and each model's CEL rules attached as `x-kubernetes-validations`.
 `crds/socialhub.dev_socialhubs.yaml` is this output (a test keeps it in sync).
 """
 
@@ -88,13 +88,15 @@ def _structural(node: Schema, definitions: Schema, models: dict[str, type[SpecMo
 
 
 def _default_nested_objects(model: type[BaseModel], node: Schema) -> None:
-    """Sub-objects built by a default factory get `default: {}`, so their own defaults apply."""
+    """Sub-objects built by a default factory get their defaults, so a missing one appears."""
     for name, field in model.model_fields.items():
         prop = node["properties"][field.alias or name]
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             if field.default_factory is not None:
-                prop["default"] = {}
+                # The whole defaulted object, not `{}`: CEL rules are checked against defaults.
+                prop["default"] = annotation().model_dump(by_alias=True, exclude_none=True,
+                                                          mode="json")
             _default_nested_objects(annotation, prop)
 
 

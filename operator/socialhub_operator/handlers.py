@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes.dynamic.exceptions import DynamicApiError
 
 from socialhub_operator.reconcile import Reconciler
 from socialhub_operator.render import MANAGED_BY
@@ -89,6 +90,11 @@ class Runtime:
             try:
                 assert self.reconciler is not None
                 await asyncio.to_thread(self.reconciler.reconcile, *key)
+            except DynamicApiError as error:
+                # e.g. 403 while the namespace terminates: the API's answer says enough.
+                log.warning("reconciling %s/%s failed (%s %s); retrying in %.0fs", *key,
+                            error.status, error.reason, RETRY_SECONDS)
+                asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)
             except Exception:
                 log.exception("reconciling %s/%s failed; retrying in %.0fs", *key, RETRY_SECONDS)
                 asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)

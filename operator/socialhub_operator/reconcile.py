@@ -10,6 +10,7 @@ import base64
 import hashlib
 import logging
 import secrets
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,14 +35,18 @@ PRUNABLE = (("v1", "ConfigMap"), ("v1", "Service"), ("batch/v1", "Job"),
 class Reconciler:
     def __init__(self, api: k8s.ApiClient) -> None:
         self.dynamic = DynamicClient(api)  # type: ignore[no-untyped-call]
+        # The discovery cache is shared by the worker threads and not safe to refresh in one
+        # while another reads it.
+        self._discovery = threading.Lock()
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        try:
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
-        except ResourceNotFoundError:
-            # Discovery is cached: a CRD installed since (Strimzi's) needs a fresh look.
-            self.dynamic.resources.invalidate_cache()
-            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        with self._discovery:
+            try:
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError:
+                # Discovery is cached: a CRD installed since (Strimzi's) needs a fresh look.
+                self.dynamic.resources.invalidate_cache()
+                return self.dynamic.resources.get(api_version=api_version, kind=kind)
 
     def apply(self, manifest: Manifest) -> None:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
@@ -52,10 +57,7 @@ class Reconciler:
 
     def _list(self, api_version: str, kind: str, namespace: str,
               instance: str) -> list[Manifest]:
-        try:
-            resource = self._resource(api_version, kind)
-        except ResourceNotFoundError:
-            return []  # e.g. no Strimzi in this cluster
+        resource = self._resource(api_version, kind)
         selector = (f"app.kubernetes.io/instance={instance},"
                     f"app.kubernetes.io/managed-by={MANAGED_BY}")
         found = resource.get(namespace=namespace, label_selector=selector)
@@ -107,12 +109,12 @@ class Reconciler:
         succeeded = frozenset(job_name for job_name, job in jobs.items()
                               if any(c.get("type") == "Complete" and c.get("status") == "True"
                                      for c in (job.get("status") or {}).get("conditions") or []))
-        plan = render.plan(instance, ClusterFacts(succeeded_jobs=succeeded,
-                                                  strimzi=self.strimzi_installed(),
+        strimzi = self.strimzi_installed()
+        plan = render.plan(instance, ClusterFacts(succeeded_jobs=succeeded, strimzi=strimzi,
                                                   jwt_digest=jwt_digest))
         for manifest in plan.apply:
             self.apply(render.owned(manifest, owner))
-        self._prune(instance, body["metadata"]["uid"], plan)
+        self._prune(instance, body["metadata"]["uid"], plan, strimzi=strimzi)
 
         deployments = {d["metadata"]["name"]: d
                        for d in self._list("apps/v1", "Deployment", namespace, name)}
@@ -126,9 +128,11 @@ class Reconciler:
         found = verdicts(plan, deployments, jobs, expected)
         self._report(body, found, _components(instance, plan, deployments), spec.version)
 
-    def _prune(self, instance: Instance, uid: str, plan: render.Plan) -> None:
+    def _prune(self, instance: Instance, uid: str, plan: render.Plan, *, strimzi: bool) -> None:
         wanted = {(m["kind"], m["metadata"]["name"]) for m in plan.apply} | set(plan.held)
         for api_version, kind in PRUNABLE:
+            if kind == "KafkaTopic" and not strimzi:
+                continue  # without the CRD there are none (and no API to ask)
             for item in self._list(api_version, kind, instance.namespace, instance.name):
                 owners = item["metadata"].get("ownerReferences") or []
                 ours = any(ref.get("uid") == uid for ref in owners)
