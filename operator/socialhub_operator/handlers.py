@@ -92,8 +92,9 @@ class Runtime:
                 await asyncio.to_thread(self.reconciler.reconcile, *key)
             except DynamicApiError as error:
                 # e.g. 403 while the namespace terminates: the API's answer says enough.
-                log.warning("reconciling %s/%s failed (%s %s); retrying in %.0fs", *key,
-                            error.status, error.reason, RETRY_SECONDS)
+                log.warning("reconciling %s/%s failed (%s: %s); retrying in %.0fs", *key,
+                            error.status, error.summary(),  # type: ignore[no-untyped-call]
+                            RETRY_SECONDS)
                 asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)
             except Exception:
                 log.exception("reconciling %s/%s failed; retrying in %.0fs", *key, RETRY_SECONDS)

@@ -21,7 +21,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from devstack.paths import STATE, ensure_dir
-from devstack.servers.kube import KubeCluster
+from devstack.servers.kube import KubeCluster, kubectl
 from socialhub_operator import crd
 
 T = TypeVar("T")
@@ -49,12 +49,11 @@ def dynamic(kubeconfig: Path) -> DynamicClient:
 
 @pytest.fixture(scope="session")
 def socialhubs(dynamic: DynamicClient) -> Any:
-    """The SocialHub API, after the CRD from `crds/` is installed and established."""
-    definition = yaml.safe_load((ROOT / "crds" / "socialhub.dev_socialhubs.yaml").read_text())
+    """The SocialHub API, after `manifests/base` (CRD, RBAC, operator Deployment) is applied."""
+    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=socialhub-tests",
+            "-k", str(ROOT / "manifests" / "base"))
     crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
                                  kind="CustomResourceDefinition")
-    crds.server_side_apply(body=definition, field_manager="socialhub-tests",
-                           force_conflicts=True)
     name = crd.definition()["metadata"]["name"]
     eventually(lambda: _established(crds.get(name=name).to_dict()))
     dynamic.resources.invalidate_cache()
@@ -66,11 +65,27 @@ def _established(definition: dict[str, Any]) -> bool:
                for c in definition.get("status", {}).get("conditions", []))
 
 
+def service_account_kubeconfig(kubeconfig: Path, namespace: str, account: str) -> Path:
+    """A kubeconfig that authenticates as a ServiceAccount (a bound token, as in a pod)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    token = kubectl("create", "token", account, "-n", namespace, "--duration=24h").strip()
+    config["users"] = [{"name": account, "user": {"token": token}}]
+    for context in config["contexts"]:
+        context["context"]["user"] = account
+    path = ensure_dir(STATE / "test") / f"{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
-    """`socialhub run` watching every namespace; yields its log file."""
+    """`socialhub run` as the operator's own ServiceAccount, so its RBAC is what is tested.
+
+    Yields the operator's log file.
+    """
     log = ensure_dir(STATE / "test") / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(
+        service_account_kubeconfig(kubeconfig, "socialhub-system", "socialhub-operator"))}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "socialhub_operator.cli", "run"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
