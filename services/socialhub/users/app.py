@@ -1,0 +1,44 @@
+"""The users service's ASGI app (`uvicorn --factory socialhub.users.app:create_app`)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from socialhub.kit.app import create_app as create_service_app
+from socialhub.kit.app import resources
+from socialhub.kit.events.consumer import BatchConsumer
+from socialhub.kit.events.outbox import Outbox, OutboxRelay
+from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
+from socialhub.users.cache import ProfileCache, create_client
+from socialhub.users.events import CONSUMER_GROUP, EventHandler, prune_processed_events
+from socialhub.users.routes import router
+from socialhub.users.service import UsersService
+from socialhub.users.settings import UsersSettings
+
+
+def create_app(settings: UsersSettings | None = None) -> FastAPI:
+    settings = settings or UsersSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with resources(app) as res:
+            database = await res.postgres(settings)
+            # Not `res.redis`: Redis is only a cache here, so it is no readiness check either;
+            # an instance without Redis still answers (from PostgreSQL).
+            redis = create_client(settings)
+            res.stack.push_async_callback(redis.aclose)
+            cache = ProfileCache(redis, settings)
+            app.state.profile_cache = cache
+            app.state.users = UsersService(cache, Outbox("users", settings))
+            res.background("outbox-relay", OutboxRelay(database, settings).run)
+            consumer = BatchConsumer(settings, topics=[USER_TOPIC, POST_TOPIC],
+                                     group=CONSUMER_GROUP, handler=EventHandler(database, cache))
+            res.background("event-consumer", consumer.run)
+            retention = timedelta(days=settings.processed_events_retention_days)
+            res.background("processed-events-pruner",
+                           lambda: prune_processed_events(database, retention))
+            yield
+
+    return create_service_app("users", settings, lifespan=lifespan, routers=[router])

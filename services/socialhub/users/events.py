@@ -1,0 +1,165 @@
+"""What the users service consumes (group `users-service`): accounts and post counts.
+
+- `user.created` (auth) creates the profile, or fills in the real name of one created just in
+  time from the gateway's payload.
+- `post.created` / `post.deleted` (posts) move the author's post count.
+
+Each batch is one transaction that first records the event ids in `processed_events`: an event
+delivered again (Kafka is at-least-once) finds its id there and changes nothing. Other event
+types on these topics (the users service's own, posts' likes...) are not ours and are skipped.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from sqlalchemy import delete, func, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socialhub.kit.database import Database
+from socialhub.kit.events.consumer import Rejected
+from socialhub.kit.events.envelope import Event
+from socialhub.users.cache import ProfileCache
+from socialhub.users.models import NAME_MAX, USERNAME_MAX, ProcessedEvent, Profile
+
+log = logging.getLogger(__name__)
+
+CONSUMER_GROUP = "users-service"
+USER_CREATED = "user.created"
+POST_CREATED = "post.created"
+POST_DELETED = "post.deleted"
+HANDLED = frozenset({USER_CREATED, POST_CREATED, POST_DELETED})
+
+
+class _EventData(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class UserCreated(_EventData):
+    user_id: uuid.UUID
+    username: str = Field(min_length=1, max_length=USERNAME_MAX)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    created_at: datetime | None = None
+
+
+class PostCreated(_EventData):
+    user_id: uuid.UUID
+    username: str = Field(min_length=1, max_length=USERNAME_MAX)
+
+
+class PostDeleted(_EventData):
+    user_id: uuid.UUID
+
+
+class EventHandler:
+    """The `BatchConsumer` handler; profile caches are invalidated after each batch commits."""
+
+    def __init__(self, database: Database, cache: ProfileCache) -> None:
+        self.database = database
+        self.cache = cache
+
+    async def __call__(self, events: Sequence[Event]) -> Sequence[Rejected]:
+        ours = list({e.event_id: e for e in events if e.event_type in HANDLED}.values())
+        if not ours:
+            return []
+        rejected: list[Rejected] = []
+        changed: set[uuid.UUID] = set()
+        async with self.database.transaction() as session:
+            fresh = set((await session.scalars(
+                pg_insert(ProcessedEvent).values([{"event_id": e.event_id} for e in ours])
+                .on_conflict_do_nothing().returning(ProcessedEvent.event_id))).all())
+            post_deltas: dict[uuid.UUID, int] = {}
+            authors: dict[uuid.UUID, str] = {}
+            for event in ours:
+                if event.event_id not in fresh:
+                    continue
+                try:
+                    if event.event_type == USER_CREATED:
+                        created = UserCreated.model_validate(event.data)
+                        if not await _store_user(session, created):
+                            rejected.append(Rejected(event, "username belongs to another user"))
+                            continue
+                        changed.add(created.user_id)
+                    elif event.event_type == POST_CREATED:
+                        post = PostCreated.model_validate(event.data)
+                        post_deltas[post.user_id] = post_deltas.get(post.user_id, 0) + 1
+                        authors.setdefault(post.user_id, post.username)
+                    else:
+                        deleted = PostDeleted.model_validate(event.data)
+                        post_deltas[deleted.user_id] = post_deltas.get(deleted.user_id, 0) - 1
+                except ValidationError as exc:
+                    rejected.append(Rejected(event, f"invalid {event.event_type} data: "
+                                                    f"{_first_error(exc)}"))
+            await _apply_post_counts(session, post_deltas, authors)
+            changed.update(post_deltas)
+        await self.cache.invalidate(changed)
+        return rejected
+
+
+async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
+    """Create the profile or complete a provisional one; False if the username is taken."""
+    values = {"id": user.user_id, "username": user.username, "name": user.name,
+              "provisional": False}
+    if user.created_at is not None:
+        values["created_at"] = user.created_at
+    stmt = pg_insert(Profile).values(values)
+    try:
+        async with session.begin_nested():
+            await session.execute(stmt.on_conflict_do_update(
+                index_elements=[Profile.id],
+                set_={"name": stmt.excluded.name, "provisional": False, "updated_at": func.now()},
+                where=Profile.provisional.is_(True)))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def _apply_post_counts(session: AsyncSession, deltas: dict[uuid.UUID, int],
+                             authors: dict[uuid.UUID, str]) -> None:
+    """Move post counts; an author without a profile yet gets a provisional one."""
+    for user_id, delta in deltas.items():
+        if delta == 0:
+            continue
+        updated = await session.scalar(
+            sql_update(Profile).where(Profile.id == user_id)
+            .values(posts_count=func.greatest(Profile.posts_count + delta, 0))
+            .returning(Profile.id))
+        if updated is None and user_id in authors:
+            username = authors[user_id]
+            stmt = pg_insert(Profile).values(id=user_id, username=username, name=username,
+                                             provisional=True, posts_count=max(delta, 0))
+            try:
+                async with session.begin_nested():  # a racing just-in-time insert may win
+                    await session.execute(stmt.on_conflict_do_update(
+                        index_elements=[Profile.id],
+                        set_={"posts_count": func.greatest(Profile.posts_count + delta, 0)}))
+            except IntegrityError:
+                log.warning("post count of %s lost: username %r belongs to another user",
+                            user_id, username)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error.get("loc", ())) or "data"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+async def prune_processed_events(database: Database, retention: timedelta, *,
+                                 every_seconds: float = 3600.0) -> None:
+    """Forget event ids older than Kafka keeps events: they cannot be delivered again."""
+    while True:
+        async with database.transaction() as session:
+            cutoff = select(func.now() - retention).scalar_subquery()
+            result = await session.execute(
+                delete(ProcessedEvent).where(ProcessedEvent.processed_at < cutoff))
+            removed = getattr(result, "rowcount", 0)
+        if removed:
+            log.info("forgot %d processed event ids", removed)
+        await asyncio.sleep(every_seconds)

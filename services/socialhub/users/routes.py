@@ -1,0 +1,152 @@
+"""The users API. Every route is private: the gateway verified the caller (`CurrentUser`)."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from socialhub.kit.database import SessionDep
+from socialhub.kit.identity import CurrentUser
+from socialhub.users.cache import ProfileCache
+from socialhub.users.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    FollowCursor,
+    SearchCursor,
+    next_link,
+)
+from socialhub.users.schemas import (
+    USERNAME_PATTERN,
+    BlockState,
+    FollowListItem,
+    FollowPage,
+    FollowState,
+    ProfileOut,
+    ProfileUpdate,
+    SearchPage,
+    SearchQuery,
+)
+from socialhub.users.service import ProfileData, UsersService, Write
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+def _service(request: Request) -> UsersService:
+    service: UsersService = request.app.state.users
+    return service
+
+
+Users = Annotated[UsersService, Depends(_service)]
+
+
+async def _changed_profiles(request: Request) -> AsyncIterator[set[uuid.UUID]]:
+    """Profiles a write changed; their cache entries go once the transaction committed.
+
+    `_write` asks for this before the session, so it is torn down after the session: the code
+    after `yield` runs only when the commit succeeded (an error skips it).
+    """
+    changed: set[uuid.UUID] = set()
+    yield changed
+    cache: ProfileCache = request.app.state.profile_cache
+    await cache.invalidate(changed)
+
+
+def _write(changed: Annotated[set[uuid.UUID], Depends(_changed_profiles, scope="function")],
+           session: SessionDep) -> Write:
+    return Write(session, changed)
+
+
+WriteDep = Annotated[Write, Depends(_write)]
+UserId = Annotated[uuid.UUID, Path(description="a user id (UUID)")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(min_length=1, description="nextCursor of the previous page")]
+
+
+@router.get("/me", response_model=ProfileOut)
+async def get_me(me: CurrentUser, session: SessionDep, users: Users) -> ProfileData:
+    return await users.me(session, me)
+
+
+@router.patch("/me", response_model=ProfileOut)
+async def update_me(body: ProfileUpdate, me: CurrentUser, write: WriteDep,
+                    users: Users) -> ProfileData:
+    return await users.update_me(write, me, body)
+
+
+@router.get("/search", response_model=SearchPage)
+async def search(me: CurrentUser, session: SessionDep, users: Users, request: Request,
+                 response: Response, q: Annotated[SearchQuery, Query()],
+                 limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> SearchPage:
+    """Users whose username or name starts with `q` (case-insensitive), by username."""
+    after = SearchCursor.decode(cursor) if cursor else None
+    items, last = await users.search(session, me.id, q, after, limit)
+    next_cursor = last.encode() if last else None
+    if next_cursor:
+        response.headers["Link"] = next_link(request.url, next_cursor)
+    return SearchPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/by-username/{username}", response_model=ProfileOut)
+async def get_by_username(
+        me: CurrentUser, session: SessionDep, users: Users,
+        username: Annotated[str, Path(pattern=USERNAME_PATTERN)]) -> ProfileData:
+    return await users.profile_by_username(session, username.lower())
+
+
+@router.post("/follow/{user_id}", response_model=FollowState)
+async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> FollowState:
+    """Follow a user; following again is not an error and changes nothing."""
+    return await users.follow(write, me, user_id)
+
+
+@router.delete("/follow/{user_id}", response_model=FollowState)
+async def unfollow(user_id: UserId, me: CurrentUser, write: WriteDep,
+                   users: Users) -> FollowState:
+    return await users.unfollow(write, me, user_id)
+
+
+@router.post("/block/{user_id}", response_model=BlockState)
+async def block(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> BlockState:
+    """Block a user: follows between you end both ways, and they cannot follow you."""
+    return await users.block(write, me, user_id)
+
+
+@router.delete("/block/{user_id}", response_model=BlockState)
+async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> BlockState:
+    return await users.unblock(write, me, user_id)
+
+
+@router.get("/{user_id}/followers", response_model=FollowPage)
+async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
+                    request: Request, response: Response, limit: Limit = DEFAULT_LIMIT,
+                    cursor: Cursor = None) -> FollowPage:
+    """Who follows the user, newest first."""
+    after = FollowCursor.decode(cursor) if cursor else None
+    items, last = await users.followers(session, me.id, user_id, after, limit)
+    return _follow_page(request, response, items, last)
+
+
+@router.get("/{user_id}/following", response_model=FollowPage)
+async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
+                    request: Request, response: Response, limit: Limit = DEFAULT_LIMIT,
+                    cursor: Cursor = None) -> FollowPage:
+    """Whom the user follows, newest first."""
+    after = FollowCursor.decode(cursor) if cursor else None
+    items, last = await users.following(session, me.id, user_id, after, limit)
+    return _follow_page(request, response, items, last)
+
+
+@router.get("/{user_id}", response_model=ProfileOut)
+async def get_user(user_id: UserId, me: CurrentUser, session: SessionDep,
+                   users: Users) -> ProfileData:
+    return await users.profile(session, user_id)
+
+
+def _follow_page(request: Request, response: Response, items: list[FollowListItem],
+                 last: FollowCursor | None
+                 ) -> FollowPage:
+    next_cursor = last.encode() if last else None
+    if next_cursor:
+        response.headers["Link"] = next_link(request.url, next_cursor)
+    return FollowPage(items=items, next_cursor=next_cursor)

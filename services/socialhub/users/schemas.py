@@ -1,0 +1,117 @@
+"""Request and response bodies of the users API, with the input rules."""
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    HttpUrl,
+    StringConstraints,
+    UrlConstraints,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from socialhub.users.models import AVATAR_URL_MAX, BIO_MAX, NAME_MAX, USERNAME_MAX
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,30}$"
+SEARCH_MAX = 50
+# Control characters (NUL breaks PostgreSQL text); the bio may keep line breaks and tabs.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _only_newline_controls(value: str) -> str:
+    if _CONTROL_EXCEPT_NEWLINES.search(value):
+        raise ValueError("must not contain control characters other than line breaks and tabs")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+                 AfterValidator(_no_control_characters)]
+Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=BIO_MAX),
+                AfterValidator(_only_newline_controls)]
+AvatarUrl = Annotated[HttpUrl, UrlConstraints(max_length=AVATAR_URL_MAX,
+                                              allowed_schemes=["http", "https"])]
+SearchQuery = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
+                                               max_length=SEARCH_MAX),
+                        AfterValidator(_no_control_characters)]
+Username = Annotated[str, StringConstraints(to_lower=True, max_length=USERNAME_MAX,
+                                            pattern=USERNAME_PATTERN)]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ProfileUpdate(ApiModel):
+    """PATCH /users/me: only the fields sent change; `null` clears bio or avatar."""
+
+    name: Name | None = None
+    bio: Bio | None = None
+    avatar_url: AvatarUrl | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("nothing to update: send name, bio or avatarUrl")
+        if "name" in self.model_fields_set and self.name is None:
+            raise ValueError("name cannot be null")
+        return self
+
+
+class ProfileOut(ApiModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    name: str
+    bio: str
+    avatar_url: str | None
+    followers_count: int
+    following_count: int
+    posts_count: int
+    created_at: datetime
+
+
+class UserSummary(ApiModel):
+    id: uuid.UUID
+    username: str
+    name: str
+    avatar_url: str | None
+
+
+class FollowListItem(UserSummary):
+    followed_at: datetime
+
+
+class FollowPage(ApiModel):
+    items: list[FollowListItem]
+    next_cursor: str | None
+
+
+class SearchPage(ApiModel):
+    items: list[UserSummary]
+    next_cursor: str | None
+
+
+class FollowState(ApiModel):
+    follower_id: uuid.UUID
+    following_id: uuid.UUID
+    is_following: bool
+
+
+class BlockState(ApiModel):
+    blocker_id: uuid.UUID
+    blocked_id: uuid.UUID
+    is_blocking: bool

@@ -1,0 +1,20 @@
+"""Users service configuration (environment variables)."""
+
+from pydantic import Field
+
+from socialhub.kit.settings import KafkaSettings, PostgresSettings, RedisSettings, ServiceSettings
+
+
+class UsersSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSettings):
+    service_port: int = 5003
+    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:55432/socialhub_users"
+
+    # Profiles with their counts are cached this long; every change deletes the entry sooner.
+    profile_cache_ttl_seconds: int = Field(default=300, ge=1)
+    # Redis is an optimisation here: a slow or dead Redis must cost little, then be skipped for a
+    # while (answers come from PostgreSQL meanwhile).
+    redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    redis_retry_after_seconds: float = Field(default=1.0, ge=0)
+
+    # Consumed event ids are remembered longer than Kafka keeps the events (7 days by default).
+    processed_events_retention_days: int = Field(default=8, ge=1)
