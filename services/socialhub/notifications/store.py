@@ -62,7 +62,10 @@ class NotificationStore:
 
     async def ensure_indexes(self) -> bool:
         """Create the indexes (idempotent); True if the server expires documents by itself."""
-        await self.collection.create_indexes(INDEXES)
+        for index in INDEXES:
+            # One per command: FerretDB 1.24 panics on a multi-index createIndexes whose
+            # indexes all exist already (every restart); MongoDB takes either form.
+            await self.collection.create_indexes([index])
         ttl_seconds = int(self.ttl.total_seconds())
         try:
             await self.collection.create_index([("createdAt", ASCENDING)], name=TTL_INDEX,
