@@ -1,0 +1,62 @@
+"""The chat service's ASGI app (`uvicorn --factory socialhub.chat.app:create_app`).
+
+Socket.IO answers under `chat_socketio_path`; everything else (`/health`, `/ready`, `/metrics`,
+the HTTP API) goes to the kit's FastAPI app, whose lifespan opens and closes the resources.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import socketio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
+
+from socialhub.chat.errors import ChatError
+from socialhub.chat.routes import router
+from socialhub.chat.service import ChatService
+from socialhub.chat.settings import ChatSettings
+from socialhub.chat.sockets import ChatSockets
+from socialhub.chat.verify import TokenVerifier
+from socialhub.kit.app import create_app as create_service_app
+from socialhub.kit.app import resources
+from socialhub.kit.errors import error_response
+
+# Client packets are small (a message is at most a few KB): refuse big ones early.
+MAX_PACKET_BYTES = 64 * 1024
+
+
+def create_app(settings: ChatSettings | None = None) -> ASGIApp:
+    settings = settings or ChatSettings()
+    instance_id = uuid.uuid4().hex[:16]
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.allowed_origins,
+                               max_http_buffer_size=MAX_PACKET_BYTES)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with resources(app) as res:
+            redis = await res.redis(settings)
+            verifier = TokenVerifier(settings.auth_service_url, settings.auth_timeout_seconds)
+            res.stack.push_async_callback(verifier.aclose)
+            chat = ChatService(settings, redis)
+            sockets = ChatSockets(sio, chat, verifier, instance_id)
+            app.state.chat = chat
+            app.state.sockets = sockets
+            res.background("fanout", sockets.fanout.run)
+            res.background("presence",
+                           lambda: sockets.presence.run(sockets.local_memberships))
+            yield
+            await sockets.disconnect_all()
+            await sockets.presence.withdraw()
+
+    app = create_service_app("chat", settings, lifespan=lifespan, routers=[router])
+    app.add_exception_handler(ChatError, _on_chat_error)
+    combined: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=app,
+                                         socketio_path=settings.chat_socketio_path.strip("/"))
+    return combined
+
+
+async def _on_chat_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ChatError)
+    return error_response(exc.status, exc.code, exc.message)

@@ -1,0 +1,154 @@
+"""Who is in a room, across instances, and how a dead instance's users leave it.
+
+Each connection in a room is one field of `chat:presence:<roomId>` (`<instanceId>|<sid>` ->
+`{"userId","username"}`), so a user with two tabs is one user present twice. Every change
+rewrites the room's `room_users` list and publishes it on the room's channel in the same Lua
+script, so all instances see the lists in the order the changes happened.
+
+Instances heartbeat into the sorted set `chat:instances` (score: Redis time). One that misses
+its heartbeats for `chat_instance_ttl_seconds` is dead: a surviving instance takes a short lock
+and purges its fields from every room it had (`chat:instance:<id>:rooms`). An instance that was
+only paused and finds itself purged re-adds its connections.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from socialhub.kit.identity import Principal
+
+log = logging.getLogger(__name__)
+
+REGISTRY = "chat:instances"
+REAP_LOCK_SECONDS = 60
+
+_CHANGE = """
+local op, room = ARGV[1], ARGV[5]
+local changed = 0
+if op == 'add' then
+    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+    redis.call('SADD', KEYS[2], room)
+    changed = 1
+elseif op == 'remove' then
+    changed = redis.call('HDEL', KEYS[1], ARGV[2])
+    if ARGV[3] == '1' then redis.call('SREM', KEYS[2], room) end
+else
+    for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+        if string.sub(field, 1, #ARGV[2]) == ARGV[2] then
+            changed = changed + redis.call('HDEL', KEYS[1], field)
+        end
+    end
+    redis.call('SREM', KEYS[2], room)
+end
+if changed == 0 then return 0 end
+local seen, users = {}, {}
+for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+    local user = cjson.decode(raw)
+    if not seen[user.userId] then
+        seen[user.userId] = true
+        users[#users + 1] = raw
+    end
+end
+redis.call('PUBLISH', ARGV[4], '{"event":"room_users","data":{"roomId":' .. cjson.encode(room)
+    .. ',"users":[' .. table.concat(users, ',') .. '],"count":' .. #users .. '}}')
+return 1
+"""
+
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+return {added, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))}
+"""
+
+Membership = tuple[str, str, Principal]  # (roomId, sid, user)
+
+
+def presence_key(room_id: str) -> str:
+    return f"chat:presence:{room_id}"
+
+
+def _rooms_key(instance_id: str) -> str:
+    return f"chat:instance:{instance_id}:rooms"
+
+
+class Presence:
+    def __init__(self, redis: Redis, instance_id: str, room_channel: Callable[[str], str], *,
+                 heartbeat_seconds: float, instance_ttl_seconds: float) -> None:
+        self.redis = redis
+        self.instance_id = instance_id
+        self.room_channel = room_channel
+        self.heartbeat_seconds = heartbeat_seconds
+        self.instance_ttl_ms = int(instance_ttl_seconds * 1000)
+        self._change = redis.register_script(_CHANGE)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._registered = False
+        self._withdrawn = False
+
+    async def join(self, room_id: str, sid: str, user: Principal) -> None:
+        """Record the connection in the room and publish the room's new `room_users`."""
+        value = json.dumps({"userId": str(user.id), "username": user.username},
+                           separators=(",", ":"))
+        await self._run("add", room_id, self._field(sid), value)
+
+    async def leave(self, room_id: str, sid: str, *, last_local: bool) -> None:
+        """Remove the connection; `last_local`: no other local connection is in the room."""
+        await self._run("remove", room_id, self._field(sid), "1" if last_local else "0")
+
+    async def heartbeat(self, local: Callable[[], Iterable[Membership]]) -> None:
+        if self._withdrawn:
+            return
+        added, dead = await self._heartbeat(keys=[REGISTRY],
+                                            args=[self.instance_id, self.instance_ttl_ms])
+        if added and self._registered:
+            log.warning("this instance was taken for dead; restoring its presence")
+            for room_id, sid, user in list(local()):
+                await self.join(room_id, sid, user)
+        self._registered = True
+        for instance in dead:
+            if instance != self.instance_id:
+                await self._reap(instance)
+
+    async def run(self, local: Callable[[], Iterable[Membership]]) -> None:
+        """Heartbeat and reap, until cancelled; Redis errors are retried at the next beat."""
+        while True:
+            try:
+                await self.heartbeat(local)
+            except RedisError as exc:
+                log.warning("presence heartbeat failed: %s", exc)
+            await asyncio.sleep(self.heartbeat_seconds)
+
+    async def withdraw(self) -> None:
+        """On shutdown: remove this instance's connections from every room, for good."""
+        self._withdrawn = True
+        await self._purge(self.instance_id)
+
+    async def _reap(self, instance: str) -> None:
+        if not await self.redis.set(f"chat:reap:{instance}", self.instance_id, nx=True,
+                                    ex=REAP_LOCK_SECONDS):
+            return  # another instance is on it
+        log.info("removing the presence of dead instance %s", instance)
+        await self._purge(instance)
+
+    async def _purge(self, instance: str) -> None:
+        rooms = cast(set[str], await self.redis.smembers(_rooms_key(instance)))
+        for room_id in rooms:
+            await self._change(keys=[presence_key(room_id), _rooms_key(instance)],
+                               args=["purge", f"{instance}|", "", self.room_channel(room_id),
+                                     room_id])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(_rooms_key(instance))
+            pipe.zrem(REGISTRY, instance)
+            await pipe.execute()
+
+    async def _run(self, op: str, room_id: str, field: str, value: str) -> None:
+        await self._change(keys=[presence_key(room_id), _rooms_key(self.instance_id)],
+                           args=[op, field, value, self.room_channel(room_id), room_id])
+
+    def _field(self, sid: str) -> str:
+        return f"{self.instance_id}|{sid}"

@@ -1,0 +1,80 @@
+"""The chat's HTTP API (behind the gateway's token check): history pages and private groups.
+
+Refusals are ChatErrors, answered in the kit's error envelope by the app's handler.
+"""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from socialhub.chat.errors import invalid
+from socialhub.chat.rooms import dm_room_id
+from socialhub.chat.schemas import (
+    AddMembersRequest,
+    ChatMessageOut,
+    CreateGroupRequest,
+    DirectRoom,
+    GroupOut,
+    MessagePage,
+)
+from socialhub.chat.service import ChatService
+from socialhub.chat.store import Group
+from socialhub.kit.identity import CurrentUser
+
+router = APIRouter(prefix="/chat", tags=["chat"])
+
+
+def _service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat
+    return service
+
+
+Chat = Annotated[ChatService, Depends(_service)]
+
+
+def _out(group: Group) -> GroupOut:
+    return GroupOut.model_validate(group.as_json())
+
+
+@router.get("/rooms/{room_id}/messages", response_model=MessagePage)
+async def history(room_id: str, user: CurrentUser, chat: Chat,
+                  before: Annotated[str | None, Query(max_length=45)] = None,
+                  limit: Annotated[int, Query(ge=1)] = 50) -> MessagePage:
+    """Older messages page by page, newest first; `before` is the previous `nextCursor`."""
+    limit = min(limit, chat.settings.chat_history_page_max)
+    page = await chat.history(room_id, user.id, before, limit)
+    return MessagePage(room_id=room_id, next_cursor=page.next_cursor,
+                       messages=[ChatMessageOut.model_validate(m) for m in page.messages])
+
+
+@router.post("/rooms", status_code=status.HTTP_201_CREATED, response_model=GroupOut)
+async def create_group(body: CreateGroupRequest, user: CurrentUser, chat: Chat) -> GroupOut:
+    """A private group room owned by the caller, who is always a member."""
+    return _out(await chat.create_group(user.id, body.name, set(body.members)))
+
+
+@router.get("/rooms/{room_id}", response_model=GroupOut)
+async def get_group(room_id: str, user: CurrentUser, chat: Chat) -> GroupOut:
+    return _out(await chat.group(room_id, user.id))
+
+
+@router.post("/rooms/{room_id}/members", response_model=GroupOut)
+async def add_members(room_id: str, body: AddMembersRequest, user: CurrentUser,
+                      chat: Chat) -> GroupOut:
+    return _out(await chat.add_members(room_id, user.id, set(body.members)))
+
+
+@router.delete("/rooms/{room_id}/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_member(room_id: str, member_id: uuid.UUID, user: CurrentUser,
+                        chat: Chat) -> None:
+    """The owner removes a member, or a member leaves; their open sockets leave the room."""
+    await chat.remove_member(room_id, user.id, member_id)
+
+
+@router.get("/dms/{user_id}", response_model=DirectRoom)
+async def direct_room(user_id: uuid.UUID, user: CurrentUser) -> DirectRoom:
+    """The id of the caller's direct-message room with `user_id`."""
+    if user_id == user.id:
+        raise invalid("a direct-message room needs two different users")
+    return DirectRoom(room_id=dm_room_id(user.id, user_id))

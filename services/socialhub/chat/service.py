@@ -1,0 +1,90 @@
+"""Rooms, access and history: what the Socket.IO handlers and the HTTP routes share."""
+
+import uuid
+
+from redis.asyncio import Redis
+
+from socialhub.chat.errors import ChatError, forbidden, invalid, not_found
+from socialhub.chat.fanout import encode_event
+from socialhub.chat.rooms import InvalidRoomIdError, Room, RoomKind, new_group_id, parse_room
+from socialhub.chat.settings import ChatSettings
+from socialhub.chat.store import Group, GroupStore, MessageStore, Page
+
+NOT_A_MEMBER = "you are not a member of this room"
+# Internal room-channel event: the named user's sockets must leave the room (removed member).
+EVICT = "evict"
+
+
+class ChatService:
+    def __init__(self, settings: ChatSettings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.messages = MessageStore(redis, max_per_room=settings.chat_history_max_per_room)
+        self.groups = GroupStore(redis, max_members=settings.chat_group_max_members)
+
+    def room_channel(self, room_id: str) -> str:
+        return self.settings.channel(f"chat:room:{room_id}")
+
+    def push_channel(self, user_id: uuid.UUID | str) -> str:
+        return self.settings.channel(f"push:user:{user_id}")
+
+    async def authorize(self, room_id: object, user_id: uuid.UUID) -> Room:
+        """The room, if `user_id` may join and read it; otherwise a ChatError (nothing leaks)."""
+        try:
+            room = parse_room(room_id)
+        except InvalidRoomIdError as exc:
+            raise invalid(str(exc)) from None
+        if room.kind is RoomKind.DM:
+            assert room.participants is not None
+            if user_id not in room.participants:
+                raise forbidden("this direct-message room belongs to two other users")
+        elif room.kind is RoomKind.GROUP:
+            exists, member = await self.groups.membership(room.id, user_id)
+            if not exists:
+                raise not_found("no such group room")
+            if not member:
+                raise forbidden(NOT_A_MEMBER)
+        return room
+
+    async def history(self, room_id: str, user_id: uuid.UUID, before: str | None,
+                      limit: int) -> Page:
+        room = await self.authorize(room_id, user_id)
+        return await self.messages.page(room.id, before, limit)
+
+    async def create_group(self, owner: uuid.UUID, name: str,
+                           members: set[uuid.UUID]) -> Group:
+        return await self.groups.create(new_group_id(), name, owner, members)
+
+    async def group(self, room_id: str, user_id: uuid.UUID) -> Group:
+        room = await self.authorize(room_id, user_id)
+        if room.kind is not RoomKind.GROUP:
+            raise not_found("no such group room")
+        group = await self.groups.get(room.id)
+        if group is None:
+            raise not_found("no such group room")
+        return group
+
+    async def add_members(self, room_id: str, actor: uuid.UUID,
+                          members: set[uuid.UUID]) -> Group:
+        group = await self._owned(room_id, actor)
+        await self.groups.add_members(group.id, members)
+        return await self.group(group.id, actor)
+
+    async def remove_member(self, room_id: str, actor: uuid.UUID, member: uuid.UUID) -> None:
+        """The owner removes anyone but themself; a member may remove (leave) themself."""
+        group = await self.group(room_id, actor)
+        if member == group.owner_id:
+            raise ChatError(409, "conflict", "the owner cannot leave their group")
+        if actor not in (group.owner_id, member):
+            raise forbidden("only the group's owner manages its members")
+        if not await self.groups.remove_member(group.id, member):
+            raise not_found("no such member")
+        await self.redis.publish(self.room_channel(group.id),
+                                 encode_event(EVICT, {"roomId": group.id,
+                                                      "userId": str(member)}))
+
+    async def _owned(self, room_id: str, actor: uuid.UUID) -> Group:
+        group = await self.group(room_id, actor)
+        if group.owner_id != actor:
+            raise forbidden("only the group's owner manages its members")
+        return group

@@ -1,0 +1,41 @@
+"""Chat service configuration (environment variables)."""
+
+from pydantic import Field
+
+from socialhub.kit.settings import RedisSettings, ServiceSettings
+
+
+class ChatSettings(ServiceSettings, RedisSettings):
+    service_port: int = 5004
+    # The token check at connect: the auth service's verify endpoint (what the gateway calls).
+    auth_service_url: str = "http://127.0.0.1:5000"
+    auth_timeout_seconds: float = Field(default=3.0, gt=0)
+
+    # Socket.IO is served under this path, directly and behind the gateway's /chat/ route.
+    chat_socketio_path: str = "/chat/socket.io"
+    # Comma-separated origins browsers may connect from; "*" is safe by default because
+    # connections authenticate with a bearer token, never with cookies.
+    chat_allowed_origins: str = "*"
+
+    chat_message_max_bytes: int = Field(default=4096, ge=1)
+    chat_send_limit: int = Field(default=20, ge=1)
+    chat_send_window_seconds: float = Field(default=5.0, gt=0)
+    # One typing broadcast per connection and room per interval; extra typing events are dropped.
+    chat_typing_interval_seconds: float = Field(default=1.0, ge=0)
+
+    chat_history_on_join: int = Field(default=50, ge=0, le=500)
+    chat_history_page_max: int = Field(default=100, ge=1, le=1000)
+    # Messages kept per room (approximately: streams are trimmed in whole nodes).
+    chat_history_max_per_room: int = Field(default=10_000, ge=100)
+
+    chat_group_max_members: int = Field(default=500, ge=2)
+
+    # Presence of an instance that stops heartbeating for chat_instance_ttl_seconds is removed
+    # by the surviving instances.
+    chat_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    chat_instance_ttl_seconds: float = Field(default=15.0, gt=0)
+
+    @property
+    def allowed_origins(self) -> str | list[str]:
+        origins = [o.strip() for o in self.chat_allowed_origins.split(",") if o.strip()]
+        return "*" if origins == ["*"] else origins

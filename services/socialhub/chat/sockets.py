@@ -1,0 +1,346 @@
+"""The Socket.IO side: connect with a token, join and leave rooms, send, type, receive pushes.
+
+Clients emit `join_room {roomId}`, `leave_room {roomId}`, `send_message {roomId, message}` and
+`typing {roomId}`; they receive `message_history`, `room_users`, `new_message`, `user_typing`,
+anything pushed to them on `push:user:<id>`, and `error {event, code, message, roomId?}` when a
+request is refused. Every handler also answers an ack callback with `{"ok": true, ...}` or
+`{"ok": false, "error": {...}}`.
+
+Everything a room's members receive (messages, presence, typing) travels through the room's
+Redis channel, also to members on this instance, so every client sees one order.
+"""
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import socketio
+from prometheus_client import Counter, Gauge
+from redis.exceptions import RedisError
+
+from socialhub.chat.errors import ChatError, forbidden, invalid, rate_limited, too_large
+from socialhub.chat.fanout import Fanout, FanoutUnavailableError, decode_event, encode_event
+from socialhub.chat.presence import Membership, Presence
+from socialhub.chat.service import EVICT, ChatService
+from socialhub.chat.store import stream_id_key
+from socialhub.chat.verify import (
+    AuthUnavailableError,
+    TokenRejectedError,
+    TokenVerifier,
+    token_from,
+)
+from socialhub.kit.identity import Principal
+
+log = logging.getLogger(__name__)
+
+CONNECTIONS = Gauge("chat_connections", "Socket.IO connections on this instance")
+EVENTS = Counter("chat_events_total", "Client events handled, by event and outcome",
+                 ["event", "outcome"])
+REFUSED = Counter("chat_connections_refused_total", "Refused connections, by reason",
+                  ["reason"])
+
+MAX_ROOMS_PER_CONNECTION = 100
+# Socket.IO's own events: a push must not impersonate them.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "error"})
+
+Ack = dict[str, Any]
+
+
+def _unavailable() -> ChatError:
+    return ChatError(503, "unavailable", "chat storage unavailable, retry shortly")
+
+
+@dataclass(eq=False)
+class Connection:
+    sid: str
+    user: Principal
+    rooms: set[str] = field(default_factory=set)
+    # join, leave and disconnect of one connection run one at a time
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    closed: bool = False
+    sent_at: deque[float] = field(default_factory=deque)
+    typed_at: dict[str, float] = field(default_factory=dict)
+
+
+def personal_room(user_id: object) -> str:
+    """Each socket's Socket.IO room for pushes (`:` keeps it apart from chat room ids)."""
+    return f"user:{user_id}"
+
+
+class ChatSockets:
+    def __init__(self, sio: socketio.AsyncServer, chat: ChatService, verifier: TokenVerifier,
+                 instance_id: str) -> None:
+        settings = chat.settings
+        self.sio = sio
+        self.chat = chat
+        self.settings = settings
+        self.verifier = verifier
+        self.fanout = Fanout(chat.redis, settings.channel(f"chat:instance:{instance_id}"))
+        self.presence = Presence(chat.redis, instance_id, chat.room_channel,
+                                 heartbeat_seconds=settings.chat_heartbeat_seconds,
+                                 instance_ttl_seconds=settings.chat_instance_ttl_seconds)
+        self.connections: dict[str, Connection] = {}
+        self.room_sids: dict[str, set[str]] = {}  # local connections per room
+        # room -> sid -> new messages held back while that sid is receiving the history
+        self.joining: dict[str, dict[str, list[Any]]] = {}
+
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        handlers: Mapping[str, Callable[[Connection, Any], Awaitable[Ack]]] = {
+            "join_room": self.join_room, "leave_room": self.leave_room,
+            "send_message": self.send_message, "typing": self.typing}
+        for event, handler in handlers.items():
+            sio.on(event, partial(self._handle, event, handler))
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def on_connect(self, sid: str, environ: Mapping[str, Any], auth: object) -> None:
+        try:
+            user = await self.verifier.verify(token_from(environ, auth))
+        except TokenRejectedError as exc:
+            REFUSED.labels("unauthorized").inc()
+            raise socketio.exceptions.ConnectionRefusedError(
+                str(exc), {"code": "unauthorized", "message": str(exc)}) from None
+        except AuthUnavailableError as exc:
+            log.warning("token check failed: %s", exc)
+            REFUSED.labels("auth_unavailable").inc()
+            message = "authentication service unavailable, retry shortly"
+            raise socketio.exceptions.ConnectionRefusedError(
+                message, {"code": "unavailable", "message": message}) from None
+        try:
+            await self.fanout.acquire(self.chat.push_channel(user.id),
+                                      partial(self._on_push, str(user.id)))
+        except FanoutUnavailableError:
+            REFUSED.labels("redis_unavailable").inc()
+            message = "chat unavailable, retry shortly"
+            raise socketio.exceptions.ConnectionRefusedError(
+                message, {"code": "unavailable", "message": message}) from None
+        self.connections[sid] = Connection(sid, user)
+        await self.sio.enter_room(sid, personal_room(user.id))
+        CONNECTIONS.inc()
+
+    async def on_disconnect(self, sid: str, reason: object = None) -> None:
+        conn = self.connections.pop(sid, None)
+        if conn is None:
+            return
+        CONNECTIONS.dec()
+        async with conn.lock:
+            conn.closed = True
+            for room_id in list(conn.rooms):
+                try:
+                    await self._leave(conn, room_id)
+                except (RedisError, OSError) as exc:
+                    log.warning("leaving %s on disconnect failed: %s", room_id, exc)
+        await self.fanout.release(self.chat.push_channel(conn.user.id))
+
+    def local_memberships(self) -> Iterator[Membership]:
+        for conn in list(self.connections.values()):
+            for room_id in list(conn.rooms):
+                yield room_id, conn.sid, conn.user
+
+    async def disconnect_all(self) -> None:
+        """On shutdown: let clients reconnect elsewhere at once, and clean up after them."""
+        for sid in list(self.connections):
+            await self.sio.disconnect(sid)
+
+    # -- client events -----------------------------------------------------------------------
+
+    async def _handle(self, event: str,
+                      handler: Callable[[Connection, Any], Awaitable[Ack]],
+                      sid: str, data: Any = None, *_: Any) -> Ack:
+        """Run one client event: refusals become an `error` event and a failed ack."""
+        conn = self.connections.get(sid)
+        room_id = data.get("roomId") if isinstance(data, dict) else None
+        try:
+            if conn is None or conn.closed:
+                raise ChatError(409, "not_connected", "the connection is closing")
+            result = await handler(conn, data)
+        except ChatError as exc:
+            EVENTS.labels(event, exc.code).inc()
+            payload = exc.as_event(event, room_id if isinstance(room_id, str) else None)
+            await self.sio.emit("error", payload, to=sid)
+            return {"ok": False, "error": payload}
+        EVENTS.labels(event, "ok").inc()
+        return result
+
+    async def join_room(self, conn: Connection, data: Any) -> Ack:
+        room = await self.chat.authorize(_field(data, "roomId"), conn.user.id)
+        async with conn.lock:
+            if conn.closed:
+                raise ChatError(409, "not_connected", "the connection is closing")
+            if room.id in conn.rooms:
+                return {"ok": True, "roomId": room.id, "alreadyJoined": True}
+            if len(conn.rooms) >= MAX_ROOMS_PER_CONNECTION:
+                raise invalid(f"a connection joins at most {MAX_ROOMS_PER_CONNECTION} rooms")
+            await self._enter(conn, room.id)
+        return {"ok": True, "roomId": room.id}
+
+    async def leave_room(self, conn: Connection, data: Any) -> Ack:
+        room_id = _field(data, "roomId")
+        async with conn.lock:
+            if room_id not in conn.rooms:
+                raise invalid("you are not in this room")
+            try:
+                await self._leave(conn, room_id)
+            except (RedisError, OSError):
+                raise _unavailable() from None
+        return {"ok": True, "roomId": room_id}
+
+    async def send_message(self, conn: Connection, data: Any) -> Ack:
+        room_id = _field(data, "roomId")
+        message = _field(data, "message")
+        if room_id not in conn.rooms:
+            raise forbidden("join the room before sending to it")
+        if not message.strip():
+            raise invalid("message must not be empty")
+        size = len(message.encode())
+        if size > self.settings.chat_message_max_bytes:
+            raise too_large(f"message is {size} bytes; the limit is "
+                            f"{self.settings.chat_message_max_bytes} bytes")
+        self._count_send(conn)
+        try:
+            message_id = await self.chat.messages.append(
+                room_id, str(conn.user.id), conn.user.username, message,
+                self.chat.room_channel(room_id))
+        except RedisError:
+            raise _unavailable() from None
+        return {"ok": True, "id": message_id, "roomId": room_id}
+
+    async def typing(self, conn: Connection, data: Any) -> Ack:
+        room_id = _field(data, "roomId")
+        if room_id not in conn.rooms:
+            raise forbidden("join the room before typing in it")
+        now = time.monotonic()
+        if now - conn.typed_at.get(room_id, -1e9) < self.settings.chat_typing_interval_seconds:
+            return {"ok": True, "roomId": room_id, "throttled": True}
+        conn.typed_at[room_id] = now
+        payload = {"roomId": room_id, "userId": str(conn.user.id),
+                   "username": conn.user.username}
+        try:
+            await self.chat.redis.publish(self.chat.room_channel(room_id),
+                                          encode_event("user_typing", payload, skip=conn.sid))
+        except RedisError:
+            raise _unavailable() from None
+        return {"ok": True, "roomId": room_id}
+
+    def _count_send(self, conn: Connection) -> None:
+        """At most chat_send_limit messages per chat_send_window_seconds per connection."""
+        now = time.monotonic()
+        window = self.settings.chat_send_window_seconds
+        while conn.sent_at and now - conn.sent_at[0] >= window:
+            conn.sent_at.popleft()
+        if len(conn.sent_at) >= self.settings.chat_send_limit:
+            retry = window - (now - conn.sent_at[0])
+            raise rate_limited(f"at most {self.settings.chat_send_limit} messages per "
+                               f"{window:g}s; retry in {retry:.1f}s")
+        conn.sent_at.append(now)
+
+    # -- joining and leaving -----------------------------------------------------------------
+
+    async def _enter(self, conn: Connection, room_id: str) -> None:
+        """Join: subscribe, announce presence, send the history, then the live messages.
+
+        New messages for this connection are held back until its history is sent; those the
+        history already holds are dropped, so it sees every message once and in order.
+        """
+        held = self.joining.setdefault(room_id, {})
+        held[conn.sid] = []
+        conn.rooms.add(room_id)
+        self.room_sids.setdefault(room_id, set()).add(conn.sid)
+        try:
+            await self.sio.enter_room(conn.sid, room_id)
+            await self.fanout.acquire(self.chat.room_channel(room_id),
+                                      partial(self._on_room_event, room_id))
+            await self.presence.join(room_id, conn.sid, conn.user)
+            history = await self.chat.messages.recent(room_id,
+                                                      self.settings.chat_history_on_join)
+            await self.sio.emit("message_history", {"roomId": room_id, "messages": history},
+                                to=conn.sid)
+            newest = stream_id_key(history[-1]["id"]) if history else (-1, -1)
+            while held[conn.sid]:
+                messages, held[conn.sid] = held[conn.sid], []
+                for message in messages:
+                    if stream_id_key(message["id"]) > newest:
+                        await self.sio.emit("new_message", message, to=conn.sid)
+        except (FanoutUnavailableError, RedisError, OSError) as exc:
+            log.warning("joining %s failed: %s", room_id, exc)
+            await self._undo_enter(conn, room_id)
+            raise _unavailable() from None
+        finally:
+            del held[conn.sid]
+            if not held:
+                del self.joining[room_id]
+
+    async def _undo_enter(self, conn: Connection, room_id: str) -> None:
+        try:
+            await self._leave(conn, room_id)
+        except (RedisError, OSError) as exc:
+            log.warning("undoing the join of %s failed: %s", room_id, exc)
+
+    async def _leave(self, conn: Connection, room_id: str) -> None:
+        if room_id not in conn.rooms:
+            return
+        conn.rooms.discard(room_id)
+        conn.typed_at.pop(room_id, None)
+        sids = self.room_sids.get(room_id, set())
+        sids.discard(conn.sid)
+        if not sids:
+            self.room_sids.pop(room_id, None)
+        await self.sio.leave_room(conn.sid, room_id)
+        try:
+            await self.presence.leave(room_id, conn.sid, last_local=not sids)
+        finally:
+            await self.fanout.release(self.chat.room_channel(room_id))
+
+    # -- what Redis delivers -----------------------------------------------------------------
+
+    async def _on_room_event(self, room_id: str, raw: str) -> None:
+        decoded = decode_event(raw)
+        if decoded is None:
+            log.warning("malformed event on room %s", room_id)
+            return
+        event, data, skip = decoded
+        if event == "new_message":
+            held = self.joining.get(room_id)
+            for waiting in (held or {}).values():
+                waiting.append(data)
+            await self.sio.emit(event, data, room=room_id, skip_sid=list(held or ()))
+        elif event == EVICT:
+            if isinstance(data, dict):
+                await self._evict(room_id, str(data.get("userId")))
+        else:
+            await self.sio.emit(event, data, room=room_id, skip_sid=skip)
+
+    async def _evict(self, room_id: str, user_id: str) -> None:
+        """A removed group member's sockets leave the room and are told why."""
+        for sid in list(self.room_sids.get(room_id, ())):
+            conn = self.connections.get(sid)
+            if conn is None or str(conn.user.id) != user_id:
+                continue
+            async with conn.lock:
+                await self._leave(conn, room_id)
+            await self.sio.emit("error", {"event": "join_room", "code": "removed",
+                                          "message": "you were removed from this group",
+                                          "roomId": room_id}, to=sid)
+
+    async def _on_push(self, user_id: str, raw: str) -> None:
+        decoded = decode_event(raw)
+        if decoded is None or decoded[0] in RESERVED_EVENTS:
+            log.warning("dropped a malformed or reserved push for user %s", user_id)
+            return
+        event, data, _ = decoded
+        await self.sio.emit(event, data, room=personal_room(user_id))
+
+
+def _field(data: Any, name: str) -> str:
+    if not isinstance(data, dict):
+        raise invalid(f"expected an object with {name}")
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise invalid(f"{name} must be a string")
+    return value
