@@ -57,6 +57,12 @@ def mongo_server() -> Iterator[Mongo]:
 
 
 @pytest.fixture(scope="session")
+def mongo(mongo_server: Mongo) -> str:
+    """URL of the local MongoDB-compatible server (FerretDB), without a database."""
+    return mongo_server.address
+
+
+@pytest.fixture(scope="session")
 def mailsink() -> Iterator[MailSink]:
     yield from _serve(MailSink())
 

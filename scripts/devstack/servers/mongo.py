@@ -4,16 +4,21 @@ Real MongoDB is in no registry we can reach. FerretDB v1 speaks the wire protoco
 SQLite files (pure Go, no cgo) and is the last major version that does not need a patched
 PostgreSQL. `install` copies the module's source out of the Go module cache, writes the
 `build/version/version.txt` its release tooling would generate (the binary panics at start
-without it when built as the main module) and compiles `cmd/ferretdb` into
-`$SOCIALHUB_CACHE/ferretdb/<version>/ferretdb`. The Go caches live in `$SOCIALHUB_CACHE/go/`,
-so fresh clones reuse them.
+without it when built as the main module), applies our fixes from `ferretdb-patches/` and
+compiles `cmd/ferretdb` into `$SOCIALHUB_CACHE/ferretdb/<version>/ferretdb`. The Go caches live
+in `$SOCIALHUB_CACHE/go/`, so fresh clones reuse them; a change to the patches rebuilds.
 
-Known gaps against MongoDB that callers must design around (see tests/devstack/test_mongo.py):
-index options such as `expireAfterSeconds` (TTL) and `partialFilterExpression` are refused with
-NotImplemented (code 238), and duplicate-key write errors carry no `keyPattern`/`keyValue`.
+The patches: (1) `_id` lookups (every update and delete goes through them) use the `_id` index
+instead of scanning the table; (2) `createIndexes` with two or more already existing indexes no
+longer panics (it dropped the connection). Gaps that remain, which callers must design around
+(see tests/devstack/test_mongo.py): only `{_id: value}` filters reach SQLite, so every other
+find, count, update or delete filters and sorts the whole collection in Go (secondary indexes
+only enforce uniqueness); index options such as `expireAfterSeconds` (TTL) are refused with
+NotImplemented (238); duplicate-key write errors carry no `keyPattern`/`keyValue`.
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -35,6 +40,15 @@ FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = os.environ.get("SOCIALHUB_FERRETDB_VERSION", "v1.24.2")
 GO = os.environ.get("SOCIALHUB_GO", "/usr/local/go/bin/go")
 GO_CACHE = CACHE / "go"
+PATCHES = sorted(Path(__file__).with_name("ferretdb-patches").glob("*.patch"))
+
+
+def build_recipe(version: str) -> str:
+    """What the binary is built from: a change here means the cached binary is stale."""
+    digest = hashlib.sha256(version.encode())
+    for patch in PATCHES:
+        digest.update(patch.name.encode() + b"\0" + patch.read_bytes())
+    return digest.hexdigest()
 
 
 def _go_env() -> dict[str, str]:
@@ -87,11 +101,22 @@ def build_ferretdb(version: str, target: Path) -> None:
     shutil.copytree(source, work, copy_function=shutil.copyfile)
     _make_writable(work)
     (work / "build" / "version" / "version.txt").write_text(f"{version}\n")
+    for patch in PATCHES:
+        _apply(patch, work)
     partial = home / "ferretdb.partial"
     _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "./cmd/ferretdb"],
         cwd=work)
     partial.replace(target)
     shutil.rmtree(work)
+
+
+def _apply(patch: Path, tree: Path) -> None:
+    # The ceiling keeps git from treating an enclosing repository as the one to patch.
+    result = subprocess.run(["git", "apply", str(patch)], cwd=tree, text=True,
+                            capture_output=True, check=False,
+                            env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.parent)})
+    if result.returncode != 0:
+        raise RuntimeError(f"{patch.name} does not apply to {tree}:\n{result.stderr}")
 
 
 def _json_field(document: str, field: str) -> str:
@@ -104,28 +129,37 @@ def _json_field(document: str, field: str) -> str:
 class Mongo(Server):
     name = "mongo"
 
-    def __init__(self, port: int = INFRA.mongo_port, version: str = FERRETDB_VERSION) -> None:
+    def __init__(self, port: int = INFRA.mongo_port, version: str = FERRETDB_VERSION,
+                 state_dir: Path = INFRA_STATE) -> None:
         self.port = port
         self.version = version
         self.binary = CACHE / "ferretdb" / version / "ferretdb"
-        self.root = INFRA_STATE / "mongo"
+        self.recipe = self.binary.with_name("recipe")
+        self.root = state_dir / "mongo"
         self.data = self.root / "sqlite"
+        self.run_dir = state_dir / "run"
 
     @property
     def address(self) -> str:
         return f"mongodb://{INFRA.host}:{self.port}/"
 
     def url(self, database: str) -> str:
-        return f"mongodb://{INFRA.host}:{self.port}/{database}"
+        return f"{self.address}{database}"
 
     def install(self) -> None:
-        if self.binary.exists():
+        recipe = build_recipe(self.version)
+        if self._built(recipe):
             return
         with _exclusive(self.binary.with_name("build.lock")):
-            if not self.binary.exists():
+            if not self._built(recipe):
                 print(f"building FerretDB {self.version} (a few minutes on a cold cache)",
                       flush=True)
                 build_ferretdb(self.version, self.binary)
+                self.recipe.write_text(recipe + "\n")
+
+    def _built(self, recipe: str) -> bool:
+        return (self.binary.exists() and self.recipe.exists()
+                and self.recipe.read_text().strip() == recipe)
 
     def prepare(self) -> None:
         ensure_dir(self.data)
@@ -143,7 +177,7 @@ class Mongo(Server):
                   "--debug-addr=-",
                   "--telemetry=disable",
                   "--log-level=info"],
-            run_dir=INFRA_STATE / "run",
+            run_dir=self.run_dir,
             env={"DO_NOT_TRACK": "1"},
         )
 
