@@ -53,6 +53,7 @@ class ServiceSpec:
 # chat 5004. Services are added here as they land.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("auth", 5000, uses_postgres=True),
+    ServiceSpec("posts", 5001, uses_postgres=True),
     ServiceSpec("chat", 5004),
     ServiceSpec("users", 5003, uses_postgres=True),
     ServiceSpec("notifications", 5002, uses_mongo=True),

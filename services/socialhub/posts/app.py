@@ -1,0 +1,86 @@
+"""The posts service's ASGI app (`uvicorn --factory socialhub.posts.app:create_app`).
+
+Each instance serves the API and runs, in the background: the outbox relay (one active per
+database), one member of `posts-service` (the follow-graph replica, USER_TOPIC) and one member
+of `posts-feed` (fan-out of new posts into followers' cached feeds, POST_TOPIC).
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from socialhub.kit.app import create_app as create_service_app
+from socialhub.kit.app import resources
+from socialhub.kit.events.consumer import BatchConsumer
+from socialhub.kit.events.outbox import Outbox, OutboxRelay
+from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
+from socialhub.kit.ratelimit import Limit, RateLimiter
+from socialhub.posts.ai import create_engine
+from socialhub.posts.comments import CommentService
+from socialhub.posts.feed import FANOUT_CONSUMER_GROUP, FanOut, FeedCache, FeedReader
+from socialhub.posts.graph import CONSUMER_GROUP, GraphReplica
+from socialhub.posts.media import MediaPolicy, create_storage
+from socialhub.posts.reactions import ReactionService
+from socialhub.posts.routes import PostsApi, router
+from socialhub.posts.service import PostService
+from socialhub.posts.settings import MediaBackend, PostsSettings
+
+# Fan-out writes whole batches in one pipeline: it may take longer than a page read.
+FANOUT_REDIS_TIMEOUT_SECONDS = 10.0
+
+
+def _redis(settings: PostsSettings, timeout: float) -> Redis:
+    """A client that fails fast instead of retrying: a missing cache is answered around.
+
+    Redis is not a readiness check of this service: without it feeds come from PostgreSQL.
+    """
+    client: Redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                                   socket_timeout=timeout, socket_connect_timeout=timeout,
+                                   retry=Retry(NoBackoff(), 0))
+    return client
+
+
+def create_app(settings: PostsSettings | None = None) -> FastAPI:
+    settings = settings or PostsSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with resources(app) as res:
+            database = await res.postgres(settings)
+            redis = _redis(settings, settings.redis_timeout_seconds)
+            res.stack.push_async_callback(redis.aclose)
+            fanout_redis = _redis(settings, FANOUT_REDIS_TIMEOUT_SECONDS)
+            res.stack.push_async_callback(fanout_redis.aclose)
+            if settings.media is MediaBackend.LOCAL:
+                settings.media_dir.mkdir(parents=True, exist_ok=True)
+            storage = create_storage(settings)
+            res.stack.push_async_callback(storage.close)
+
+            outbox = Outbox("posts", settings)
+            cache = FeedCache(redis, settings)
+            posts = PostService(database, outbox, storage, FeedReader(cache, settings))
+            res.background("outbox-relay", OutboxRelay(database, settings).run)
+            res.background("graph-replica", BatchConsumer(
+                settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
+                handler=GraphReplica(database, FeedCache(fanout_redis, settings)).handle,
+                batch_size=settings.consumer_batch_size).run)
+            res.background("feed-fanout", BatchConsumer(
+                settings, topics=[POST_TOPIC], group=FANOUT_CONSUMER_GROUP,
+                handler=FanOut(database, FeedCache(fanout_redis, settings), settings).handle,
+                batch_size=settings.consumer_batch_size).run)
+            app.state.posts = PostsApi(
+                posts=posts,
+                comments=CommentService(posts, outbox, settings),
+                reactions=ReactionService(posts, outbox),
+                ai=create_engine(settings),
+                media_policy=MediaPolicy.from_settings(settings),
+                limiter=RateLimiter(redis, "posts"),
+                ai_limit=Limit("ai_suggestions", settings.ai_suggest_limit_per_minute, 60),
+            )
+            yield
+
+    return create_service_app("posts", settings, lifespan=lifespan, routers=[router])
