@@ -7,6 +7,8 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.platform import Platform
+from socialhub.auth.app import create_app as create_auth_app
+from socialhub.auth.settings import AuthSettings
 from socialhub.users.app import create_app
 from socialhub.users.settings import UsersSettings
 from tests.support import app_client, settings_for
@@ -37,3 +39,10 @@ async def cache_redis(users_settings: UsersSettings) -> AsyncIterator[Redis]:
     client: Redis = Redis.from_url(users_settings.redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def auth(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """The real auth service (in-process): its signups publish the `user.created` we consume."""
+    async with app_client(create_auth_app(settings_for(AuthSettings, platform, "auth"))) as client:
+        yield client

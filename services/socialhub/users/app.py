@@ -31,7 +31,8 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             res.stack.push_async_callback(redis.aclose)
             cache = ProfileCache(redis, settings)
             app.state.profile_cache = cache
-            app.state.users = UsersService(cache, Outbox("users", settings))
+            app.state.users = UsersService(cache, Outbox("users", settings),
+                                           new_user_wait_seconds=settings.new_user_wait_seconds)
             res.background("outbox-relay", OutboxRelay(database, settings).run)
             consumer = BatchConsumer(settings, topics=[USER_TOPIC, POST_TOPIC],
                                      group=CONSUMER_GROUP, handler=EventHandler(database, cache))

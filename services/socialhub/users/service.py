@@ -7,6 +7,7 @@ Counters change in the same transaction as the edge they count; events go throug
 it too. A write that changes nothing (following twice, unblocking a stranger) emits nothing.
 """
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,12 +32,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Uuid
 
-from socialhub.kit.errors import bad_request, conflict, forbidden, not_found
+from socialhub.kit.errors import bad_request, conflict, forbidden, not_found, unauthorized
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.events.topics import USER_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.users.cache import ProfileCache
-from socialhub.users.models import Block, Follow, Profile
+from socialhub.users.models import USERNAME_MAX, Block, Follow, Profile
 from socialhub.users.pagination import FollowCursor, SearchCursor
 from socialhub.users.schemas import (
     BlockState,
@@ -48,6 +49,7 @@ from socialhub.users.schemas import (
 )
 
 ProfileData = dict[str, Any]
+NEW_USER_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -78,9 +80,13 @@ def _like_prefix(text: str) -> str:
 
 
 class UsersService:
-    def __init__(self, cache: ProfileCache, outbox: Outbox) -> None:
+    def __init__(self, cache: ProfileCache, outbox: Outbox, *,
+                 new_user_wait_seconds: float = 2.0, max_waiting: int = 4) -> None:
         self.cache = cache
         self.outbox = outbox
+        self.new_user_wait_seconds = new_user_wait_seconds
+        # Waiting holds a database connection: only a few requests may wait at once.
+        self._waiting = asyncio.Semaphore(max_waiting)
 
     # -- profiles ----------------------------------------------------------------------------
 
@@ -161,7 +167,7 @@ class UsersService:
         session = write.session
         if target == me.id:
             raise bad_request("you cannot follow yourself", userId="is your own id")
-        target_username = await self._lock_pair(session, me, target)
+        target_username = await self._lock_pair(session, me, target, wait_for_new_user=True)
         followed_at = await session.scalar(
             pg_insert(Follow)
             .from_select(["follower_id", "following_id", "is_active"],
@@ -218,7 +224,7 @@ class UsersService:
         session = write.session
         if target == me.id:
             raise bad_request("you cannot block yourself", userId="is your own id")
-        await self._lock_pair(session, me, target)
+        await self._lock_pair(session, me, target, wait_for_new_user=True)
         created = await session.scalar(
             pg_insert(Block).values(blocker_id=me.id, blocked_id=target)
             .on_conflict_do_nothing().returning(Block.created_at))
@@ -255,6 +261,8 @@ class UsersService:
 
     async def _create_provisional(self, session: AsyncSession, me: Principal) -> Profile:
         """The caller's profile from the gateway's payload; user.created fills in the name."""
+        if not 0 < len(me.username) <= USERNAME_MAX:
+            raise unauthorized("the verified user payload carries an invalid username")
         await session.execute(
             pg_insert(Profile)
             .values(id=me.id, username=me.username, name=me.username, provisional=True)
@@ -264,17 +272,40 @@ class UsersService:
             raise conflict("a different account already has this username")
         return profile
 
-    async def _lock_pair(self, session: AsyncSession, me: Principal, other: uuid.UUID) -> str:
-        """Lock both profiles (creating the caller's if needed); returns the other's username."""
-        rows = (await session.execute(
-            select(Profile.id, Profile.username).where(Profile.id.in_((me.id, other)))
-            .order_by(Profile.id).with_for_update(key_share=True))).all()
-        usernames: dict[uuid.UUID, str] = {row.id: row.username for row in rows}
+    async def _lock_pair(self, session: AsyncSession, me: Principal, other: uuid.UUID, *,
+                         wait_for_new_user: bool = False) -> str:
+        """Lock both profiles (creating the caller's if needed); returns the other's username.
+
+        With `wait_for_new_user`, an unknown other user gets a short grace period: an account
+        created a moment ago reaches this service through auth's `user.created` event, and
+        "sign up, then get followed at once" (the Quick Start) must not answer 404.
+        """
+        usernames = await self._lock_profiles(session, me.id, other)
+        if other not in usernames and wait_for_new_user and await self._arrived(session, other):
+            usernames = await self._lock_profiles(session, me.id, other)
         if other not in usernames:
             raise not_found("user")
         if me.id not in usernames:
             await self._create_provisional(session, me)
         return usernames[other]
+
+    async def _lock_profiles(self, session: AsyncSession, *ids: uuid.UUID
+                             ) -> dict[uuid.UUID, str]:
+        rows = (await session.execute(
+            select(Profile.id, Profile.username).where(Profile.id.in_(ids))
+            .order_by(Profile.id).with_for_update(key_share=True))).all()
+        return {row.id: row.username for row in rows}
+
+    async def _arrived(self, session: AsyncSession, user_id: uuid.UUID) -> bool:
+        if self.new_user_wait_seconds <= 0 or self._waiting.locked():
+            return False
+        async with self._waiting:
+            deadline = time.monotonic() + self.new_user_wait_seconds
+            while time.monotonic() < deadline:
+                await asyncio.sleep(NEW_USER_POLL_SECONDS)
+                if await session.scalar(select(Profile.id).where(Profile.id == user_id)):
+                    return True
+        return False
 
     async def _end_follows(self, write: Write, pairs: list[tuple[uuid.UUID, uuid.UUID]]
                            ) -> list[tuple[uuid.UUID, uuid.UUID]]:

@@ -16,5 +16,9 @@ class UsersSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSetti
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
     redis_retry_after_seconds: float = Field(default=1.0, ge=0)
 
+    # How long a follow or block waits for a just-created account's `user.created` event
+    # before answering 404 (0: not at all).
+    new_user_wait_seconds: float = Field(default=2.0, ge=0, le=10)
+
     # Consumed event ids are remembered longer than Kafka keeps the events (7 days by default).
     processed_events_retention_days: int = Field(default=8, ge=1)
