@@ -395,7 +395,8 @@ def _gateway_deployment(instance: Instance, config_map: Manifest) -> Manifest:
         "name": "nginx",
         "image": spec.gateway.image,
         "imagePullPolicy": spec.image_pull_policy,
-        "command": ["nginx", "-p", gateway.PREFIX,
+        # -e: the error log before the configuration is read (the default path is read-only).
+        "command": ["nginx", "-e", "stderr", "-p", gateway.PREFIX,
                     "-c", f"{gateway.CONFIG_DIR}/{gateway.CONFIG_FILE}", "-g", "daemon off;"],
         "ports": ports,
         "resources": _resources(GATEWAY, spec.components.gateway),

@@ -5,7 +5,9 @@ built once into the cache by `devstack.kube_build` and started once per run; ser
 running are reused and left running. The operator runs as a real `socialhub run` process.
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from devstack.install import apt_install
 from devstack.paths import STATE, ensure_dir
 from devstack.servers.kube import KubeCluster, kubectl
 from socialhub_operator import crd
@@ -131,3 +134,36 @@ def eventually(check: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> 
                 return result
         time.sleep(0.5)
     raise AssertionError(f"condition not reached within {timeout:.0f}s; last error: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def lua() -> str:
+    """Lua 5.4, the language Argo CD runs health checks in."""
+    if shutil.which("lua5.4") is None:
+        apt_install("lua5.4")
+    return "lua5.4"
+
+
+def lua_literal(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"[{json.dumps(k)}] = {lua_literal(v)}"
+                               for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nil"
+    return json.dumps(value)
+
+
+def argo_health(lua: str, obj: dict[str, Any], tmp_path: Path) -> str:
+    """Run the shipped health check the way Argo CD does: `obj` global in, `hs` table out."""
+    config = yaml.safe_load((ROOT / "manifests/argocd/argocd-cm-health.yaml").read_text())
+    script = tmp_path / "health.lua"
+    script.write_text(config["data"]["resource.customizations.health.socialhub.dev_SocialHub"])
+    harness = (f"obj = {lua_literal(obj)}\n"
+               f"local hs = assert(loadfile({json.dumps(str(script))}))()\n"
+               "io.write(hs.status)\n")
+    return subprocess.run([lua, "-"], input=harness, capture_output=True, text=True,
+                          check=True).stdout

@@ -3,6 +3,7 @@
 Every test applies its own SocialHub in a fresh namespace, with `socialhub run` watching.
 """
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from devstack.servers.kube import FAIL_ANNOTATION
 from socialhub_operator.capacity import replica_bounds
 from socialhub_operator.render import HASH_ANNOTATION
 from socialhub_operator.spec import COMPONENTS, SocialHubSpec
-from tests.operator.conftest import eventually, sample
+from tests.operator.conftest import argo_health, eventually, sample
 
 pytestmark = [pytest.mark.kube, pytest.mark.usefixtures("operator")]
 CHILD_KINDS = (("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"), ("apps/v1", "Deployment"),
@@ -66,12 +67,14 @@ def wait_ready(socialhubs: Any, namespace: str) -> dict[str, Any]:
 
 
 def test_sample_creates_every_child_owned_and_reaches_ready(
-        dynamic: DynamicClient, socialhubs: Any, namespace: str) -> None:
+        dynamic: DynamicClient, socialhubs: Any, namespace: str, lua: str,
+        tmp_path: Path) -> None:
     hub = create(socialhubs, namespace, sample())
     hub = wait_ready(socialhubs, namespace)
     assert condition(hub, "Progressing")["status"] == "False"
     assert condition(hub, "Degraded")["status"] == "False"
     assert hub["status"]["version"] == "0.1.0"
+    assert argo_health(lua, hub, tmp_path) == "Healthy"
 
     found = children(dynamic, namespace)
     for component in COMPONENTS:
@@ -203,7 +206,8 @@ def test_deleting_the_socialhub_collects_every_child(
 
 
 def test_failed_migration_degrades_and_holds_the_old_version(
-        dynamic: DynamicClient, socialhubs: Any, namespace: str) -> None:
+        dynamic: DynamicClient, socialhubs: Any, namespace: str, lua: str,
+        tmp_path: Path) -> None:
     create(socialhubs, namespace, sample())
     wait_ready(socialhubs, namespace)
     # kwok fails pods carrying this annotation: the new auth migration exits 1.
@@ -219,6 +223,7 @@ def test_failed_migration_degrades_and_holds_the_old_version(
     assert "auth migration" in condition(hub, "Degraded")["message"]
     assert condition(hub, "Ready")["status"] == "False"
     assert hub["status"]["version"] == "0.1.0"
+    assert argo_health(lua, hub, tmp_path) == "Degraded"
 
     deployments = api(dynamic, "apps/v1", "Deployment")
 
@@ -245,7 +250,7 @@ def test_strimzi_topics_when_the_crd_exists(
             items = api(dynamic, "kafka.strimzi.io/v1beta2", "KafkaTopic").get(
                 namespace=namespace).items
             return {item.spec.topicName for item in items}
-        assert eventually(topics) == {"POST_TOPIC", "USER_TOPIC", "DEAD_LETTER_TOPIC"}
+        eventually(lambda: topics() == {"POST_TOPIC", "USER_TOPIC", "DEAD_LETTER_TOPIC"})
         jobs = {name for kind, name in children(dynamic, namespace) if kind == "Job"}
         assert not any(name.startswith(f"{INSTANCE}-kafka-topics") for name in jobs)
     finally:

@@ -1,0 +1,150 @@
+"""What ships around the operator: the kustomize base, Argo CD's health check, Dockerfiles and
+the Terraform module (checked by terraform's own parser; `init` needs provider downloads)."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.operator.conftest import argo_health
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "terraform"
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    built = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True,
+                           check=True).stdout
+    return [doc for doc in yaml.safe_load_all(built) if doc]
+
+
+def test_operator_base_runs_one_replica_with_recreate() -> None:
+    documents = {(d["kind"], d["metadata"]["name"]): d for d in kustomize(ROOT / "manifests/base")}
+    assert ("CustomResourceDefinition", "socialhubs.socialhub.dev") in documents
+    deployment = documents[("Deployment", "socialhub-operator")]
+    assert deployment["metadata"]["namespace"] == "socialhub-system"
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/socialhub/socialhub-operator:0.1.0"
+    binding = documents[("ClusterRoleBinding", "socialhub-operator")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "socialhub-operator",
+                                    "namespace": "socialhub-system"}]
+
+
+def test_operator_rbac_is_least_privilege() -> None:
+    role = next(d for d in kustomize(ROOT / "manifests/base") if d["kind"] == "ClusterRole")
+    grants = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
+              for group in rule["apiGroups"] for resource in rule["resources"]}
+    assert all("*" not in verbs for verbs in grants.values())
+    assert not any("*" in key for key in grants)
+    assert grants[("socialhub.dev", "socialhubs")] == {"get", "list", "watch"}
+    assert grants[("socialhub.dev", "socialhubs/status")] == {"get", "patch"}
+    assert grants[("", "secrets")] == {"get", "list", "watch", "create"}
+    assert grants[("apiextensions.k8s.io", "customresourcedefinitions")] == {
+        "get", "list", "watch"}
+    # Nothing beyond what the operator writes or watches.
+    assert {resource for _, resource in grants} == {
+        "socialhubs", "socialhubs/status", "services", "configmaps", "secrets", "deployments",
+        "jobs", "horizontalpodautoscalers", "poddisruptionbudgets", "kafkatopics",
+        "customresourcedefinitions", "events"}
+
+
+def test_sample_is_a_valid_socialhub() -> None:
+    document = yaml.safe_load((ROOT / "manifests/samples/socialhub.yaml").read_text())
+    assert document["apiVersion"] == "socialhub.dev/v1alpha1"
+    assert document["kind"] == "SocialHub"
+
+
+def test_argocd_applications_point_at_this_repository_paths() -> None:
+    for name, path in (("operator-application.yaml", "manifests/base"),
+                       ("socialhub-application.yaml", "manifests/samples")):
+        application = yaml.safe_load((ROOT / "manifests/argocd" / name).read_text())
+        assert application["kind"] == "Application"
+        assert application["spec"]["source"]["path"] == path
+        assert (ROOT / path).is_dir()
+
+
+def hub(generation: int, observed: int | None, **conditions: str) -> dict[str, Any]:
+    status: dict[str, Any] = {"conditions": [
+        {"type": kind, "status": value, "message": f"{kind} is {value}"}
+        for kind, value in conditions.items()]}
+    if observed is not None:
+        status["observedGeneration"] = observed
+    return {"metadata": {"generation": generation}, "status": status}
+
+
+@pytest.mark.parametrize(("obj", "expected"), [
+    ({"metadata": {"generation": 1}}, "Progressing"),
+    (hub(2, 1, Ready="True", Progressing="False", Degraded="False"), "Progressing"),
+    (hub(2, 2, Ready="True", Progressing="False", Degraded="False"), "Healthy"),
+    (hub(2, 2, Ready="False", Progressing="False", Degraded="True"), "Degraded"),
+    (hub(3, 3, Ready="False", Progressing="True", Degraded="False"), "Progressing"),
+])
+def test_argocd_health_check(lua: str, tmp_path: Path, obj: dict[str, Any],
+                             expected: str) -> None:
+    assert argo_health(lua, obj, tmp_path) == expected
+
+
+@pytest.mark.parametrize("dockerfile", ["services/Dockerfile", "operator/Dockerfile"])
+def test_dockerfiles_pin_their_bases_and_drop_root(dockerfile: str) -> None:
+    text = (ROOT / dockerfile).read_text()
+    bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    assert bases
+    for base in bases:
+        assert re.search(r":\d+(\.\d+)+", base), f"{base} is not pinned to a version"
+    assert re.search(r"^USER 10001:10001$", text, flags=re.MULTILINE)
+    assert "uv sync --frozen --no-dev" in text
+
+
+def terraform(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("terraform")
+    assert binary, "terraform is needed to check the module (it is on the project's machines)"
+    return subprocess.run([binary, *args], cwd=TERRAFORM, capture_output=True, text=True,
+                          check=False)
+
+
+def test_terraform_is_formatted() -> None:
+    result = terraform("fmt", "-check", "-recursive", "-diff")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def blocks(kind: str) -> set[str]:
+    """`resource "a" "b"` / `variable "a"` headers of the module, as terraform fmt writes them."""
+    text = "\n".join(path.read_text() for path in sorted(TERRAFORM.glob("*.tf")))
+    return {" ".join(label for label in labels if label) for labels in re.findall(
+        rf'^{kind} "([^"]+)"(?: "([^"]+)")? {{', text, flags=re.MULTILINE)}
+
+
+def test_terraform_provisions_the_cluster_stores_and_platform() -> None:
+    resources = blocks("resource")
+    for expected in ("aws_eks_cluster this", "aws_eks_node_group default",
+                     "aws_db_instance postgres", "aws_elasticache_replication_group redis",
+                     "aws_msk_cluster kafka", "aws_docdb_cluster mongo",
+                     "kustomization_resource operator_p0", "kustomization_resource socialhub",
+                     "kustomization_resource backing_secret"):
+        assert expected in resources
+    platform = (TERRAFORM / "platform.tf").read_text()
+    sample = yaml.safe_load((ROOT / "manifests/samples/socialhub.yaml").read_text())
+    for store, backing in sample["spec"]["backing"].items():
+        assert f'secretName = "{backing["secretName"]}"' in platform, store
+    assert 'apiVersion = "socialhub.dev/v1alpha1"' in platform
+    assert "../manifests/base" in platform
+
+
+def test_terraform_variables_are_documented_and_typed() -> None:
+    text = (TERRAFORM / "variables.tf").read_text()
+    for block in re.split(r'^variable "', text, flags=re.MULTILINE)[1:]:
+        name = block.split('"', 1)[0]
+        assert "description = " in block, name
+        assert "type        = " in block or "type = " in block, name
+
+
+def test_terraform_readme_says_init_needs_provider_downloads() -> None:
+    readme = (TERRAFORM / "README.md").read_text()
+    assert "terraform init" in readme
+    assert "provider" in readme
