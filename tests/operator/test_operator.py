@@ -272,3 +272,26 @@ KAFKA_TOPIC_CRD: dict[str, Any] = {
                           "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}],
     },
 }
+
+
+def test_a_deleted_jwt_secret_is_regenerated_and_rolls_auth(
+        dynamic: DynamicClient, socialhubs: Any, namespace: str) -> None:
+    create(socialhubs, namespace, sample())
+    wait_ready(socialhubs, namespace)
+    secrets = api(dynamic, "v1", "Secret")
+    deployments = api(dynamic, "apps/v1", "Deployment")
+    name = f"{INSTANCE}-jwt"
+
+    def auth_hash() -> str:
+        deployment = deployments.get(name=f"{INSTANCE}-auth", namespace=namespace)
+        value: str = deployment.spec.template.metadata.annotations[HASH_ANNOTATION]
+        return value
+
+    before_secret = secrets.get(name=name, namespace=namespace).data["jwtSecret"]
+    before_hash = auth_hash()
+    secrets.delete(name=name, namespace=namespace)
+    regenerated = eventually(lambda: secrets.get(name=name, namespace=namespace).data["jwtSecret"])
+    assert regenerated != before_secret
+    # auth reads the key when it starts: its pods roll onto the new one.
+    eventually(lambda: auth_hash() != before_hash)
+    wait_ready(socialhubs, namespace)

@@ -1,6 +1,8 @@
 """Pure logic of the operator: spec defaults, capacity sizing, rendering, status, the CRD file."""
 
 import copy
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -261,3 +263,15 @@ def test_cli_render_prints_every_child() -> None:
     kinds = sorted({d["kind"] for d in documents})
     assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job",
                      "PodDisruptionBudget", "Service"]
+
+
+def test_cli_entry_point_renders_and_prints_the_crd() -> None:
+    rendered = subprocess.run([sys.executable, "-m", "socialhub_operator.cli", "render", "-f",
+                               str(SAMPLE), "--strimzi"], capture_output=True, text=True,
+                              check=True).stdout
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered)]
+    assert kinds.count("KafkaTopic") == 0  # the sample names no Strimzi cluster
+    assert kinds.count("Deployment") == 6
+    printed = subprocess.run([sys.executable, "-m", "socialhub_operator.cli", "crd"],
+                             capture_output=True, text=True, check=True).stdout
+    assert yaml.safe_load(printed) == crd.definition()
