@@ -6,6 +6,7 @@
 """
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ def _run(namespaces: list[str], liveness: str | None) -> None:
     import socialhub_operator.handlers  # noqa: F401 - registers the handlers
 
     kopf.configure(verbose=False)
+    # One "Handler succeeded" line per watch event drowns what matters; warnings still show.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     kopf.run(standalone=True, clusterwide=not namespaces, namespaces=namespaces,
              liveness_endpoint=liveness)
 
