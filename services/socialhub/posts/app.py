@@ -1,8 +1,9 @@
 """The posts service's ASGI app (`uvicorn --factory socialhub.posts.app:create_app`).
 
-Each instance serves the API and runs, in the background: the outbox relay (one active per
-database), one member of `posts-service` (the follow-graph replica, USER_TOPIC) and one member
-of `posts-feed` (fan-out of new posts into followers' cached feeds, POST_TOPIC).
+Each instance serves the API and, unless RUN_WORKERS=false, runs in the background: the outbox
+relay (one active per database), one member of `posts-service` (the follow-graph replica,
+USER_TOPIC) and one member of `posts-feed` (fan-out of new posts into followers' cached feeds,
+POST_TOPIC).
 """
 
 from collections.abc import AsyncIterator
@@ -63,15 +64,16 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
             outbox = Outbox("posts", settings)
             cache = FeedCache(redis, settings)
             posts = PostService(database, outbox, storage, FeedReader(cache, settings))
-            res.background("outbox-relay", OutboxRelay(database, settings).run)
-            res.background("graph-replica", BatchConsumer(
-                settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
-                handler=GraphReplica(database, FeedCache(fanout_redis, settings)).handle,
-                batch_size=settings.consumer_batch_size).run)
-            res.background("feed-fanout", BatchConsumer(
-                settings, topics=[POST_TOPIC], group=FANOUT_CONSUMER_GROUP,
-                handler=FanOut(database, FeedCache(fanout_redis, settings), settings).handle,
-                batch_size=settings.consumer_batch_size).run)
+            if settings.run_workers:
+                res.background("outbox-relay", OutboxRelay(database, settings).run)
+                res.background("graph-replica", BatchConsumer(
+                    settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
+                    handler=GraphReplica(database, FeedCache(fanout_redis, settings)).handle,
+                    batch_size=settings.consumer_batch_size).run)
+                res.background("feed-fanout", BatchConsumer(
+                    settings, topics=[POST_TOPIC], group=FANOUT_CONSUMER_GROUP,
+                    handler=FanOut(database, FeedCache(fanout_redis, settings), settings).handle,
+                    batch_size=settings.consumer_batch_size).run)
             app.state.posts = PostsApi(
                 posts=posts,
                 comments=CommentService(posts, outbox, settings),

@@ -154,7 +154,10 @@ class MediaPolicy:
 
 
 def _mb(size: int) -> str:
-    return f"{size / MB:.1f} MB"
+    """A size as people read it: 10.0 MB, 1.5 KB, 999 bytes."""
+    if size >= MB:
+        return f"{size / MB:.1f} MB"
+    return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} bytes"
 
 
 class MediaStorage(Protocol):

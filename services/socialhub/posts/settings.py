@@ -45,6 +45,9 @@ class PostsSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSetti
     # Redis only makes reads faster: past this it is skipped and PostgreSQL answers.
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
     consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # false: serve the API only, and leave the outbox relay and the consumers to other
+    # instances (API and worker pods can then be scaled apart)
+    run_workers: bool = True
 
     comment_max_depth: int = Field(default=3, ge=1, le=10)
     # Replies shown under each comment of a page; the rest are paged with ?parentId=.

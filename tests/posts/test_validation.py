@@ -1,0 +1,210 @@
+"""Every kind of bad input gets a 4xx in the JSON error envelope naming the problem, never 5xx."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from socialhub.posts.settings import PostsSettings
+from tests.posts.conftest import api_instance
+from tests.posts.helpers import (
+    MP3,
+    MP4,
+    PDF,
+    as_user,
+    assert_error,
+    create_post,
+    png,
+    someone,
+)
+
+ALICE = someone("alice")
+
+
+@pytest.fixture(scope="module")
+async def small_limits(posts_settings: PostsSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """An instance with tiny media limits, so size refusals need no big uploads."""
+    async with api_instance(posts_settings, max_image_bytes=1000, max_video_bytes=2000,
+                            max_post_media_bytes=2500, max_files_per_post=3) as client:
+        yield client
+
+
+def _files(*items: tuple[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (name, data, "application/octet-stream")) for name, data in items]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "content"),
+    ({"content": "   "}, "content"),
+    ({"content": "x" * 5001}, "content"),
+    ({"content": "hi", "visibility": "friends"}, "visibility"),
+    ({"content": "hi", "visibility": None}, "visibility"),
+    ({"content": 42}, "content"),
+    ({"content": "hi", "author": "someone-else"}, "author"),
+])
+async def test_invalid_json_posts_are_422_naming_the_field(
+        posts: httpx.AsyncClient, body: dict[str, Any], field: str) -> None:
+    response = await posts.post("/posts/", headers=as_user(ALICE), json=body)
+    error = assert_error(response, 422)["error"]
+    assert field in error["fields"], error
+
+
+async def test_malformed_bodies(posts: httpx.AsyncClient) -> None:
+    headers = as_user(ALICE)
+    assert_error(await posts.post("/posts/", headers={**headers, "content-type":
+                                  "application/json"}, content=b"{nope"), 400, "invalid_json")
+    assert_error(await posts.post("/posts/", headers=headers, json=["a", "list"]), 422)
+    assert_error(await posts.post("/posts/", headers={**headers, "content-type": "text/plain"},
+                                  content=b"hello"), 415, "unsupported_media_type")
+    assert_error(await posts.post("/posts/", headers=headers, content=b"no type"), 415)
+    truncated = await posts.post(
+        "/posts/", headers={**headers, "content-type": "multipart/form-data; boundary=xyz"},
+        content=b"--xyz\r\nbroken")
+    assert_error(truncated, truncated.status_code)
+    assert 400 <= truncated.status_code < 500
+    no_boundary = await posts.post(
+        "/posts/", headers={**headers, "content-type": "multipart/form-data"}, content=b"x")
+    assert_error(no_boundary, 400)
+
+
+async def test_form_fields_are_checked_like_json(posts: httpx.AsyncClient) -> None:
+    headers = as_user(ALICE)
+    bad_visibility = await posts.post("/posts/", headers=headers,
+                                      files={"content": (None, "hi"),
+                                             "visibility": (None, "everyone")})
+    assert "visibility" in assert_error(bad_visibility, 422)["error"]["fields"]
+    empty = await posts.post("/posts/", headers=headers, files={"content": (None, "  ")})
+    assert "content" in assert_error(empty, 422)["error"]["fields"]
+    unknown = await posts.post("/posts/", headers=headers,
+                               files={"content": (None, "hi"), "mood": (None, "happy")})
+    assert "mood" in assert_error(unknown, 422)["error"]["fields"]
+    twice = await posts.post("/posts/", headers=headers,
+                             files=[("content", (None, "a")), ("content", (None, "b"))])
+    assert "content" in assert_error(twice, 422)["error"]["fields"]
+    text_as_file = await posts.post("/posts/", headers=headers, data={"files": "not a file"},
+                                    files={"content": (None, "hi")})
+    assert "files" in assert_error(text_as_file, 422)["error"]["fields"]
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("document.jpg", PDF), ("song.mp4", MP3), ("notes.png", b"just some text" * 40),
+])
+async def test_files_are_judged_by_content_not_name(posts: httpx.AsyncClient, name: str,
+                                                    data: bytes) -> None:
+    response = await posts.post("/posts/", headers=as_user(ALICE),
+                                files=_files(("ok.png", png()), (name, data)))
+    error = assert_error(response, 415, "unsupported_media_type")["error"]
+    assert name in error["message"]
+    assert "images" in error["message"]
+    assert "files.1" in error["fields"]
+
+
+async def test_empty_file_is_422(posts: httpx.AsyncClient) -> None:
+    response = await posts.post("/posts/", headers=as_user(ALICE), files=_files(("e.png", b"")))
+    assert_error(response, 422, "empty_file")
+
+
+@pytest.mark.parametrize("count", [11, 12, 30])
+async def test_more_than_ten_files_is_422(posts: httpx.AsyncClient, count: int) -> None:
+    response = await posts.post("/posts/", headers=as_user(ALICE),
+                                files=_files(*[(f"{i}.png", png()) for i in range(count)]))
+    error = assert_error(response, 422, "too_many_files")["error"]
+    assert "at most 10" in error["message"]
+
+
+async def test_size_limits_per_file_kind_and_per_post(small_limits: httpx.AsyncClient) -> None:
+    headers = as_user(ALICE)
+    big_image = png() + bytes(1500)
+    assert len(big_image) > 1000
+    too_big = await small_limits.post("/posts/", headers=headers,
+                                      files=_files(("big.png", big_image)))
+    message = assert_error(too_big, 413, "payload_too_large")["error"]["message"]
+    assert "big.png" in message
+    assert "images may be at most 1000 bytes" in message
+    video = MP4 + bytes(1200)  # 1.5 KB: over the image limit, under the video limit
+    assert (await small_limits.post("/posts/", headers=headers,
+                                    files=_files(("v.mp4", video)))).status_code == 201
+    total = await small_limits.post("/posts/", headers=headers,
+                                    files=_files(("v.mp4", video), ("w.mp4", video)))
+    assert "total" in assert_error(total, 413, "payload_too_large")["error"]["message"]
+    four = await small_limits.post("/posts/", headers=headers,
+                                   files=_files(*[(f"{i}.png", png()) for i in range(4)]))
+    assert "at most 3" in assert_error(four, 422, "too_many_files")["error"]["message"]
+    declared = await small_limits.post(
+        "/posts/", headers={**headers, "content-type": "application/json",
+                            "content-length": str(5 * 1024 * 1024)},
+        content=b"{}" + bytes(5 * 1024 * 1024 - 2))
+    assert_error(declared, 413, "payload_too_large")
+
+
+async def test_missing_or_forged_identity_is_401(posts: httpx.AsyncClient) -> None:
+    for headers in ({}, {"x-user-payload": "not json"},
+                    {"x-user-payload": '{"id": "not-a-uuid", "username": "x"}'}):
+        response = await posts.post("/posts/", headers=headers, json={"content": "hi"})
+        assert_error(response, 401, "unauthorized")
+        assert_error(await posts.get("/posts/feed", headers=headers), 401)
+
+
+async def test_bad_ids_cursors_and_limits_are_422(posts: httpx.AsyncClient) -> None:
+    headers = as_user(ALICE)
+    post = await create_post(posts, ALICE)
+    some_id = str(uuid.uuid4())
+    for method, path in [
+        ("GET", "/posts/not-a-uuid"), ("PATCH", "/posts/123"), ("DELETE", "/posts/xyz"),
+        ("POST", "/posts/xyz/like"), ("POST", "/posts/xyz/dislike"),
+        ("GET", "/posts/user/nobody"), ("GET", "/posts/xyz/comments"),
+        ("POST", "/posts/xyz/comments"), ("DELETE", f"/posts/{some_id}/comments/xyz"),
+    ]:
+        response = await posts.request(method, path, headers=headers, json={"content": "x"})
+        assert_error(response, 422, "validation_error")
+    for params in ({"cursor": "garbage"}, {"cursor": "bm90LmEuY3Vyc29y"}, {"limit": 0},
+                   {"limit": 101}, {"limit": "ten"}, {"cursor": ""}):
+        for path in ("/posts/feed", f"/posts/user/{ALICE.id}", f"/posts/{post['id']}/comments"):
+            response = await posts.get(path, headers=headers, params=params)
+            error = assert_error(response, 422, "validation_error")["error"]
+            assert set(error["fields"]) <= {"cursor", "limit"}, (path, params, error)
+    bad_parent = await posts.get(f"/posts/{post['id']}/comments", headers=headers,
+                                 params={"parentId": "nope"})
+    assert "parentId" in assert_error(bad_parent, 422)["error"]["fields"]
+
+
+@pytest.mark.parametrize("key", ["x" * 256, "has space", "tab\there", "é".encode()])
+async def test_bad_idempotency_keys_are_422(posts: httpx.AsyncClient, key: str | bytes) -> None:
+    response = await posts.post("/posts/", headers={**as_user(ALICE), "Idempotency-Key": key},
+                                json={"content": "hi"})
+    assert "Idempotency-Key" in assert_error(response, 422)["error"]["fields"]
+
+
+async def test_bad_edits_comments_and_suggestions(posts: httpx.AsyncClient) -> None:
+    headers = as_user(ALICE)
+    post = await create_post(posts, ALICE)
+    path = f"/posts/{post['id']}"
+    assert_error(await posts.patch(path, headers=headers, json={}), 422)
+    assert_error(await posts.patch(path, headers=headers, json={"content": ""}), 422)
+    assert_error(await posts.patch(path, headers=headers, json={"visibility": "x"}), 422)
+    assert_error(await posts.patch(path, headers=headers, json={"content": "x" * 5001}), 422)
+    assert_error(await posts.patch(path, headers=headers, json={"likeCount": 1000}), 422)
+    comments = f"{path}/comments"
+    assert_error(await posts.post(comments, headers=headers, json={}), 422)
+    assert_error(await posts.post(comments, headers=headers, json={"content": " "}), 422)
+    assert_error(await posts.post(comments, headers=headers, json={"content": "x" * 2001}), 422)
+    assert_error(await posts.post(comments, headers=headers,
+                                  json={"content": "x", "parentId": "nope"}), 422)
+    assert_error(await posts.post(comments, headers=headers,
+                                  json={"content": "x", "parentId": str(uuid.uuid4())}), 404)
+    assert_error(await posts.post("/posts/ai/suggest", headers=headers, json={}), 422)
+    assert_error(await posts.post("/posts/ai/suggest", headers=headers,
+                                  json={"content": "x" * 5001}), 422)
+
+
+async def test_unknown_posts_are_404(posts: httpx.AsyncClient) -> None:
+    headers = as_user(ALICE)
+    missing = f"/posts/{uuid.uuid4()}"
+    for method, path in [("GET", missing), ("DELETE", missing), ("POST", f"{missing}/like"),
+                         ("POST", f"{missing}/dislike"), ("GET", f"{missing}/comments")]:
+        assert_error(await posts.request(method, path, headers=headers), 404, "not_found")
+    assert_error(await posts.patch(missing, headers=headers, json={"content": "x"}), 404)
+    assert_error(await posts.post(f"{missing}/comments", headers=headers,
+                                  json={"content": "x"}), 404)
