@@ -170,10 +170,11 @@ async def test_bad_ids_cursors_and_limits_are_422(posts: httpx.AsyncClient) -> N
     assert "parentId" in assert_error(bad_parent, 422)["error"]["fields"]
 
 
-@pytest.mark.parametrize("key", ["x" * 256, "has space", "tab\there", "é".encode()])
-async def test_bad_idempotency_keys_are_422(posts: httpx.AsyncClient, key: str | bytes) -> None:
-    response = await posts.post("/posts/", headers={**as_user(ALICE), "Idempotency-Key": key},
-                                json={"content": "hi"})
+@pytest.mark.parametrize("key", ["x" * 256, "has space", "tab\there", "é"])
+async def test_bad_idempotency_keys_are_422(posts: httpx.AsyncClient, key: str) -> None:
+    headers = [(name.encode(), value.encode()) for name, value in as_user(ALICE).items()]
+    response = await posts.post("/posts/", json={"content": "hi"},
+                                headers=[*headers, (b"Idempotency-Key", key.encode())])
     assert "Idempotency-Key" in assert_error(response, 422)["error"]["fields"]
 
 
