@@ -3,11 +3,13 @@
 No registry we can reach ships `kube-apiserver`, so we compile it: a throw-away wrapper module
 requires `k8s.io/kubernetes` and replaces every staging module it pins at v0.0.0 with the
 published `k8s.io/<name>@v0.<minor>.<patch>` (`go install ...@version` refuses modules with
-replace directives). kine (the etcd API on SQLite) and kwok (a fake kubelet, so pods "run")
-come from their own modules, because their newer dependencies would otherwise upgrade the
-apiserver's. The binaries land in
-`$SOCIALHUB_CACHE/kube/<version>/bin/` and the Go caches in `$SOCIALHUB_CACHE/go/`, so fresh
-clones reuse them. Run `python -m devstack.kube_build` to build (a no-op once built).
+replace directives); kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are
+built from it in one `go build`. kine (the etcd API on SQLite) and kwok (a fake kubelet, so
+pods "run") come from their own modules, because their newer dependencies would otherwise
+upgrade the apiserver's. Binaries land in `$SOCIALHUB_CACHE/kube/<version>/bin/`, the Go caches
+in `$SOCIALHUB_CACHE/go/`, so fresh clones reuse them. `python -m devstack.kube_build` builds
+what is missing (a no-op once built) and records the seconds each step took in
+`build-seconds.json` next to the binaries.
 """
 
 import argparse
@@ -26,8 +28,9 @@ KUBE_VERSION = os.environ.get("SOCIALHUB_KUBE_VERSION", "v1.33.13")
 KINE_VERSION = os.environ.get("SOCIALHUB_KINE_VERSION", "v0.17.5")
 GO = os.environ.get("SOCIALHUB_GO", "/usr/local/go/bin/go")
 KWOK_VERSION = os.environ.get("SOCIALHUB_KWOK_VERSION", "v0.8.0")
-# The scheduler places pods on kwok's fake node, where kwok plays the kubelet.
-KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The scheduler places pods on kwok's fake node, where kwok plays the kubelet; kubectl comes
+# along at the same version (machines may have none, or another version).
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 TOOLS = ("kine", "kwok")
 GO_CACHE = CACHE / "go"
 
@@ -136,6 +139,11 @@ def build_kine(version: str = KUBE_VERSION) -> None:
     install_tool("kine", "github.com/k3s-io/kine", KINE_VERSION, cgo=True, kube_version=version)
 
 
+KWOK_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
+               "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml",
+               "pod/fast/pod-delete.yaml")
+
+
 def build_kwok(version: str = KUBE_VERSION) -> None:
     install_tool("kwok", "sigs.k8s.io/kwok/cmd/kwok", KWOK_VERSION, cgo=False,
                  kube_version=version)
@@ -152,11 +160,6 @@ def build_kwok(version: str = KUBE_VERSION) -> None:
         shutil.copyfile(Path(source) / "kustomize" / "stage" / relative,
                         partial / Path(relative).name)
     partial.rename(stages)
-
-
-KWOK_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat/node-heartbeat.yaml",
-               "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml",
-               "pod/fast/pod-delete.yaml")
 
 
 def build(version: str = KUBE_VERSION) -> dict[str, Path]:

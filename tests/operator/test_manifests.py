@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack import kube_build
 from tests.operator.conftest import argo_health
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +18,9 @@ TERRAFORM = ROOT / "terraform"
 
 
 def kustomize(path: Path) -> list[dict[str, Any]]:
-    built = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True,
-                           check=True).stdout
+    kubectl = kube_build.build()["kubectl"]  # built with the control plane, a no-op when cached
+    built = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True,
+                           text=True, check=True).stdout
     return [doc for doc in yaml.safe_load_all(built) if doc]
 
 

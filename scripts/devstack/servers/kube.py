@@ -97,8 +97,8 @@ def write_kubeconfig() -> Path:
 
 def kubectl(*args: str, stdin: str | None = None) -> str:
     """Run kubectl against the local cluster; raises with its output on failure."""
-    result = subprocess.run(["kubectl", f"--kubeconfig={KUBECONFIG}", *args], input=stdin,
-                            text=True, capture_output=True, check=False)
+    argv = [str(kube_build.binary("kubectl")), f"--kubeconfig={KUBECONFIG}", *args]
+    result = subprocess.run(argv, input=stdin, text=True, capture_output=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
     return result.stdout
