@@ -6,6 +6,7 @@ import uuid
 import httpx
 
 from devstack.platform import Platform
+from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import USER_TOPIC
 from tests.support import EventProbe
 from tests.users.helpers import (
@@ -15,6 +16,7 @@ from tests.users.helpers import (
     follow,
     list_ids,
     new_user,
+    publish,
     someone,
     unfollow,
 )
@@ -144,3 +146,21 @@ async def test_concurrent_follows_both_ways_and_duplicates_keep_counts_exact(
     assert {r.status_code for r in results} == {200}
     assert await counts(users, alice, alice) == (1, 1, 0)
     assert await counts(users, alice, bob) == (1, 1, 0)
+
+
+async def test_a_just_signed_up_user_can_be_followed_before_their_event_arrives(
+        users: httpx.AsyncClient, platform: Platform) -> None:
+    """The follow waits briefly for the target's user.created instead of answering 404."""
+    alice, newcomer = await new_user(users), someone()
+    created = Event(event_type="user.created", producer="auth", data={
+        "userId": str(newcomer.id), "username": newcomer.username, "name": "New Comer",
+        "createdAt": "2026-11-25T09:00:00+00:00"})
+
+    async def event_a_moment_later() -> None:
+        await asyncio.sleep(0.3)
+        await publish(platform.infra.kafka.address, user_topic(platform), [created],
+                      key=str(newcomer.id))
+
+    response, _ = await asyncio.gather(follow(users, alice, newcomer), event_a_moment_later())
+    assert response.status_code == 200, response.text
+    assert await counts(users, alice, newcomer) == (1, 0, 0)

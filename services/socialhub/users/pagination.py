@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from starlette.datastructures import URL
 
 from socialhub.kit.errors import ApiError
+from socialhub.users.models import USERNAME_MAX
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 200
+MAX_BIGINT = 2**63 - 1
 
 
 def invalid_cursor() -> ApiError:
@@ -54,7 +56,7 @@ class FollowCursor:
         kind, _, rest = _decode(cursor).partition(":")
         micros, _, follow_id = rest.partition(":")
         try:
-            if kind != "f":
+            if kind != "f" or not 0 < int(follow_id) <= MAX_BIGINT:
                 raise ValueError(kind)
             return cls(EPOCH + timedelta(microseconds=int(micros)), int(follow_id))
         except (ValueError, OverflowError) as exc:
@@ -73,7 +75,7 @@ class SearchCursor:
     @classmethod
     def decode(cls, cursor: str) -> "SearchCursor":
         kind, _, username = _decode(cursor).partition(":")
-        if kind != "s" or not username:
+        if kind != "s" or not 0 < len(username) <= USERNAME_MAX or not username.isprintable():
             raise invalid_cursor()
         return cls(username)
 

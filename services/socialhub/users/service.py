@@ -261,7 +261,7 @@ class UsersService:
 
     async def _create_provisional(self, session: AsyncSession, me: Principal) -> Profile:
         """The caller's profile from the gateway's payload; user.created fills in the name."""
-        if not 0 < len(me.username) <= USERNAME_MAX:
+        if not 0 < len(me.username) <= USERNAME_MAX or not me.username.isprintable():
             raise unauthorized("the verified user payload carries an invalid username")
         await session.execute(
             pg_insert(Profile)
