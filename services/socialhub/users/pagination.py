@@ -81,5 +81,10 @@ class SearchCursor:
 
 
 def next_link(url: URL, cursor: str) -> str:
-    """The Link header value pointing at the page after this one (same query, new cursor)."""
-    return f'<{url.include_query_params(cursor=cursor)}>; rel="next"'
+    """The Link header value pointing at the page after this one (same query, new cursor).
+
+    A relative reference (RFC 8288 allows it): behind the gateway the service does not know the
+    public host and port, the client resolves it against the URL it requested.
+    """
+    following = url.include_query_params(cursor=cursor)
+    return f'<{following.path}?{following.query}>; rel="next"'
