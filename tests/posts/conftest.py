@@ -49,7 +49,7 @@ async def posts(posts_settings: PostsSettings) -> AsyncIterator[httpx.AsyncClien
 async def api_instance(settings: PostsSettings, **overrides: Any,
                        ) -> AsyncIterator[httpx.AsyncClient]:
     """Another API-only instance of the service on the same database, with `overrides`."""
-    variant = settings.model_copy(update={"run_workers": False, **overrides})
+    variant = PostsSettings(**{**settings.model_dump(), "run_workers": False, **overrides})
     async with app_client(create_app(variant)) as client:
         yield client
 

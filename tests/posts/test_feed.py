@@ -188,8 +188,8 @@ async def test_big_accounts_are_merged_in_at_read_time(
     made = [await create_post(posts, author, f"by {author.username}")
             for author in (star, regular, star, regular)]
     expected = [p["id"] for p in made][::-1]
-    settings = posts_settings.model_copy(update={"redis_url": private_redis_url,
-                                                 "fanout_read_threshold": 3})
+    settings = PostsSettings(**{**posts_settings.model_dump(), "redis_url": private_redis_url,
+                                "fanout_read_threshold": 3})
     async with api_instance(settings) as instance:
         assert await all_ids(instance, reader, "/posts/feed") == expected
         cached = set(await private_redis.zrangebyscore(key(reader.id), 0, "+inf"))

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import unicodedata
+import warnings
 from collections import Counter
 from typing import Any, Protocol
 
@@ -149,9 +150,12 @@ class GeminiEngine:
 
     def __init__(self, api_key: str, *, model: str, endpoint: str, timeout_seconds: float,
                  fallback: SuggestionEngine) -> None:
-        # Heavy imports, made only when Gemini is configured.
-        from google.generativeai.client import configure
-        from google.generativeai.generative_models import GenerativeModel
+        # Heavy imports, made only when Gemini is configured. The SDK announces its end of
+        # support (its successor is `google-genai`) on import: known, see README.md.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from google.generativeai.client import configure
+            from google.generativeai.generative_models import GenerativeModel
 
         # The SDK keeps one process-wide client configuration.
         configure(api_key=api_key, transport="rest", client_options={"api_endpoint": endpoint})
