@@ -5,10 +5,14 @@
 notification to the recipient's Redis push channel, where the chat service delivers it to the
 user's sockets. A push is best effort: a failed publish is logged and counted, never retried,
 because the notification itself is stored and the client sees it on its next fetch.
+
+A batch's publishes go to Redis as one script call (a PUBLISH per notification on the server):
+a pipeline of a thousand PUBLISH commands costs more CPU here parsing a thousand replies than
+storing the batch does.
 """
 
-import json
 import logging
+from collections import Counter as Tally
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -35,6 +39,15 @@ EVENT_TO_STORED = Histogram(
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
 
+# ARGV: channel, message, channel, message, ...
+PUBLISH_ALL = """
+for i = 1, #ARGV, 2 do
+    redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 2
+"""
+
+
 def push_channel(settings: RedisSettings, user_id: str) -> str:
     return settings.channel(f"push:user:{user_id}")
 
@@ -44,6 +57,7 @@ class NotificationIngest:
         self.store = store
         self.redis = redis
         self.settings = settings
+        self.publish_all = redis.register_script(PUBLISH_ALL)
 
     async def handle(self, events: Sequence[Event]) -> list[Rejected]:
         rejected: list[Rejected] = []
@@ -59,8 +73,9 @@ class NotificationIngest:
         inserted = await self.store.insert(fresh)
         stored_at = datetime.now(UTC)
         for notification in inserted.stored:
-            STORED.labels(notification.type.value).inc()
             EVENT_TO_STORED.observe((stored_at - notification.created_at).total_seconds())
+        for kind, count in Tally(n.type.value for n in inserted.stored).items():
+            STORED.labels(kind).inc(count)
         DUPLICATES.inc(inserted.duplicates)
         await self.push(inserted.stored)
         return rejected
@@ -68,13 +83,13 @@ class NotificationIngest:
     async def push(self, notifications: Sequence[Notification]) -> None:
         if not notifications:
             return
+        args: list[str] = []
+        for notification in notifications:
+            args.append(push_channel(self.settings, notification.user_id))
+            # {"event": "notification", "data": <the notification as the API returns it>}
+            args.append(f'{{"event":"notification","data":{notification.model_dump_json(by_alias=True)}}}')
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for notification in notifications:
-                    message = json.dumps({"event": "notification", "data": notification.to_json()},
-                                         separators=(",", ":"))
-                    pipe.publish(push_channel(self.settings, notification.user_id), message)
-                await pipe.execute()
+            await self.publish_all(keys=[], args=args)
         except RedisError as exc:
             PUSH_FAILURES.inc()
             log.warning("push of %d notifications failed: %r", len(notifications), exc)

@@ -69,9 +69,6 @@ class Notification(CamelModel):
             fields["createdAt"] = created_at.replace(tzinfo=UTC)
         return cls.model_validate({**fields, "id": document["_id"]})
 
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
-
 
 def bson_datetime(moment: datetime) -> datetime:
     """`moment` in UTC at BSON's millisecond precision, so what is stored equals what we hold."""
