@@ -4,6 +4,7 @@ Socket.IO answers under `chat_socketio_path`; everything else (`/health`, `/read
 the HTTP API) goes to the kit's FastAPI app, whose lifespan opens and closes the resources.
 """
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,8 @@ MAX_PACKET_BYTES = 64 * 1024
 
 def create_app(settings: ChatSettings | None = None) -> ASGIApp:
     settings = settings or ChatSettings()
+    # one line per token check would drown the log at thousands of connections
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     instance_id = uuid.uuid4().hex[:16]
     sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.allowed_origins,
                                max_http_buffer_size=MAX_PACKET_BYTES)

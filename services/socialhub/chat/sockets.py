@@ -67,6 +67,22 @@ class Connection:
     typed_at: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(eq=False)
+class Catchup:
+    """A joining connection: new messages are held back until its history is sent, then those
+    the history (or the held ones) already covered are skipped until a newer one arrives."""
+
+    held: list[Any] | None = field(default_factory=list)
+    newest: tuple[int, int] = (-1, -1)  # the newest message id it has been sent
+
+    def takes(self, message: Any) -> bool:
+        """Whether the listener sends it `message` (a new_message) directly."""
+        if self.held is not None:
+            self.held.append(message)
+            return False
+        return stream_id_key(message["id"]) > self.newest
+
+
 def personal_room(user_id: object) -> str:
     """Each socket's Socket.IO room for pushes (`:` keeps it apart from chat room ids)."""
     return f"user:{user_id}"
@@ -86,8 +102,8 @@ class ChatSockets:
                                  instance_ttl_seconds=settings.chat_instance_ttl_seconds)
         self.connections: dict[str, Connection] = {}
         self.room_sids: dict[str, set[str]] = {}  # local connections per room
-        # room -> sid -> new messages held back while that sid is receiving the history
-        self.joining: dict[str, dict[str, list[Any]]] = {}
+        # room -> sid -> where a connection that just joined stands (see _enter)
+        self.joining: dict[str, dict[str, Catchup]] = {}
 
         sio.on("connect", self.on_connect)
         sio.on("disconnect", self.on_disconnect)
@@ -245,11 +261,12 @@ class ChatSockets:
     async def _enter(self, conn: Connection, room_id: str) -> None:
         """Join: subscribe, announce presence, send the history, then the live messages.
 
-        New messages for this connection are held back until its history is sent; those the
-        history already holds are dropped, so it sees every message once and in order.
+        The subscription is confirmed before the history is read, so no message falls between
+        them; a message can still reach the listener after the history that holds it was read,
+        hence the Catchup: every message reaches the connection once, in order.
         """
-        held = self.joining.setdefault(room_id, {})
-        held[conn.sid] = []
+        catchup = Catchup()
+        self.joining.setdefault(room_id, {})[conn.sid] = catchup
         conn.rooms.add(room_id)
         self.room_sids.setdefault(room_id, set()).add(conn.sid)
         try:
@@ -261,20 +278,19 @@ class ChatSockets:
                                                       self.settings.chat_history_on_join)
             await self.sio.emit("message_history", {"roomId": room_id, "messages": history},
                                 to=conn.sid)
-            newest = stream_id_key(history[-1]["id"]) if history else (-1, -1)
-            while held[conn.sid]:
-                messages, held[conn.sid] = held[conn.sid], []
+            if history:
+                catchup.newest = stream_id_key(history[-1]["id"])
+            while catchup.held:
+                messages, catchup.held = catchup.held, []
                 for message in messages:
-                    if stream_id_key(message["id"]) > newest:
+                    if stream_id_key(message["id"]) > catchup.newest:
                         await self.sio.emit("new_message", message, to=conn.sid)
+                        catchup.newest = stream_id_key(message["id"])
+            catchup.held = None
         except (FanoutUnavailableError, RedisError, OSError) as exc:
             log.warning("joining %s failed: %s", room_id, exc)
             await self._undo_enter(conn, room_id)
             raise _unavailable() from None
-        finally:
-            del held[conn.sid]
-            if not held:
-                del self.joining[room_id]
 
     async def _undo_enter(self, conn: Connection, room_id: str) -> None:
         try:
@@ -287,6 +303,7 @@ class ChatSockets:
             return
         conn.rooms.discard(room_id)
         conn.typed_at.pop(room_id, None)
+        self._caught_up(room_id, conn.sid)
         sids = self.room_sids.get(room_id, set())
         sids.discard(conn.sid)
         if not sids:
@@ -297,6 +314,13 @@ class ChatSockets:
         finally:
             await self.fanout.release(self.chat.room_channel(room_id))
 
+    def _caught_up(self, room_id: str, sid: str) -> None:
+        joining = self.joining.get(room_id)
+        if joining is not None:
+            joining.pop(sid, None)
+            if not joining:
+                del self.joining[room_id]
+
     # -- what Redis delivers -----------------------------------------------------------------
 
     async def _on_room_event(self, room_id: str, raw: str) -> None:
@@ -306,10 +330,13 @@ class ChatSockets:
             return
         event, data, skip = decoded
         if event == "new_message":
-            held = self.joining.get(room_id)
-            for waiting in (held or {}).values():
-                waiting.append(data)
-            await self.sio.emit(event, data, room=room_id, skip_sid=list(held or ()))
+            skip_sids = []
+            for sid, catchup in list(self.joining.get(room_id, {}).items()):
+                if catchup.takes(data):
+                    self._caught_up(room_id, sid)  # later messages are newer still
+                else:
+                    skip_sids.append(sid)
+            await self.sio.emit(event, data, room=room_id, skip_sid=skip_sids)
         elif event == EVICT:
             if isinstance(data, dict):
                 await self._evict(room_id, str(data.get("userId")))
