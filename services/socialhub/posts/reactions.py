@@ -1,18 +1,18 @@
 """Like and dislike: toggles, one reaction per user per post, counts kept on the post.
 
-Race-free without application locks: the reaction row's primary key decides who inserted
-first (INSERT ... ON CONFLICT), the row lock orders toggles of one user, and the counters move
-by relative increments in one UPDATE, so concurrent reactions of many users all count.
+Race-free: toggles of one user on one post take turns on an advisory lock for that pair (the
+primary key keeps one reaction per user per post in any case), and the post's counters move by
+relative increments in one UPDATE, so concurrent reactions of many users all count.
 """
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socialhub.kit.errors import ApiError
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
@@ -22,9 +22,6 @@ from socialhub.posts.schemas import ReactionOut
 from socialhub.posts.service import PostService
 
 COUNTER = {ReactionKind.LIKE: "like_count", ReactionKind.DISLIKE: "dislike_count"}
-# A toggle whose row vanishes between two statements (the same user toggling concurrently)
-# starts over; more rounds than this means something else is wrong.
-MAX_ROUNDS = 5
 
 
 class ReactionService:
@@ -54,24 +51,27 @@ class ReactionService:
     async def _toggle_row(self, session: AsyncSession, user: uuid.UUID, post_id: uuid.UUID,
                           kind: ReactionKind, deltas: dict[ReactionKind, int],
                           ) -> ReactionKind | None:
+        """The user's toggles on this post take turns (a transaction-scoped advisory lock), so
+        what is read next is what the change applies to."""
+        await session.execute(select(func.pg_advisory_xact_lock(_pair_key(post_id, user))))
         mine = and_(reactions.c.post_id == post_id, reactions.c.user_id == user)
-        for _ in range(MAX_ROUNDS):
-            inserted = (await session.execute(
-                insert(reactions).values(post_id=post_id, user_id=user, kind=kind.value)
-                .on_conflict_do_nothing().returning(reactions.c.kind))).first()
-            if inserted is not None:
-                deltas[kind] += 1
-                return kind
-            previous = (await session.execute(
-                select(reactions.c.kind).where(mine).with_for_update())).scalar()
-            if previous is None:
-                continue  # removed since the insert saw it: insert again
-            if previous == kind.value:
-                await session.execute(delete(reactions).where(mine))
-                deltas[kind] -= 1
-                return None
-            await session.execute(update(reactions).where(mine).values(kind=kind.value))
-            deltas[ReactionKind(previous)] -= 1
+        previous = (await session.execute(select(reactions.c.kind).where(mine))).scalar()
+        if previous is None:
+            await session.execute(insert(reactions).values(post_id=post_id, user_id=user,
+                                                           kind=kind.value))
             deltas[kind] += 1
             return kind
-        raise ApiError(409, "conflict", "the reaction changed concurrently; try again")
+        if previous == kind.value:
+            await session.execute(delete(reactions).where(mine))
+            deltas[kind] -= 1
+            return None
+        await session.execute(update(reactions).where(mine).values(kind=kind.value))
+        deltas[ReactionKind(previous)] -= 1
+        deltas[kind] += 1
+        return kind
+
+
+def _pair_key(post_id: uuid.UUID, user: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for one (post, user) pair."""
+    digest = hashlib.blake2b(post_id.bytes + user.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
