@@ -186,11 +186,11 @@ async def test_a_slow_reader_cannot_put_back_what_a_write_replaced(
         missing, version = await cache.get(user_id)
         assert missing is None
         await cache.invalidate([user_id])  # a write committed after our database read
-        await cache.fill(user_id, version, {"stale": True})
+        await cache.fill(user_id, version, '{"stale": true}')
         assert (await cache.get(user_id))[0] is None
         _, fresh_version = await cache.get(user_id)
-        await cache.fill(user_id, fresh_version, {"fresh": True})
-        assert (await cache.get(user_id))[0] == {"fresh": True}
+        await cache.fill(user_id, fresh_version, '{"fresh": true}')
+        assert (await cache.get(user_id))[0] == '{"fresh": true}'
     finally:
         await redis.aclose()
 

@@ -1,6 +1,9 @@
 """What the users service consumes: user.created, and post counts exactly once per event."""
 
+import asyncio
+import json
 import uuid
+from typing import Any
 
 import httpx
 
@@ -8,6 +11,7 @@ from devstack.platform import Platform
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.identity import Principal
+from socialhub.users.events import CONSUMER_GROUP
 from tests.support import EventProbe, eventually
 from tests.users.helpers import UsersDb, counts, new_user, profile, publish, someone
 
@@ -78,6 +82,22 @@ async def test_a_post_by_an_author_not_seen_yet_creates_the_profile(
     assert (body["username"], body["postsCount"]) == (author.username, 1)
 
 
+async def dead_letters_of(probe: EventProbe, group: str, seconds: float) -> list[dict[str, Any]]:
+    """Dead letters written by one consumer group (others share the topic) during `seconds`,
+    each with its `reason` header."""
+    found: list[dict[str, Any]] = []
+    async with asyncio.timeout(seconds + 5):
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await probe.consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    headers = {key: value.decode() for key, value in record.headers}
+                    if headers.get("group") == group:
+                        found.append({**json.loads(record.value), "reason": headers["reason"]})
+    return found
+
+
 async def test_invalid_events_go_to_the_dead_letter_topic_and_others_are_skipped(
         users: httpx.AsyncClient, platform: Platform) -> None:
     author = await new_user(users)
@@ -91,8 +111,9 @@ async def test_invalid_events_go_to_the_dead_letter_topic_and_others_are_skipped
         await send_posts(platform, [not_ours, broken, marker], key="same-partition")
         # The marker counted: the batches before it were handled and dead-lettered already.
         await wait_for_posts(users, author, 1)
-        letters = await dead_letters.drain(seconds=1.0)
+        letters = await dead_letters_of(dead_letters, prefix + CONSUMER_GROUP, seconds=1.0)
     ids = [e.get("eventId") for e in letters]
     assert ids.count(broken.event_id) == 1
+    assert "userId" in letters[ids.index(broken.event_id)]["reason"]
     assert not_ours.event_id not in ids
     assert marker.event_id not in ids

@@ -11,12 +11,10 @@ Correctness never depends on Redis:
   when Redis answers again; beyond that, the TTL bounds staleness.
 """
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -39,8 +37,6 @@ if current == ARGV[1] then
 end
 return 0
 """
-
-Profile = dict[str, Any]
 
 
 def create_client(settings: UsersSettings) -> Redis:
@@ -69,8 +65,8 @@ class ProfileCache:
     def version_key(self, user_id: uuid.UUID) -> str:
         return f"{self.prefix}:profile-version:{user_id}"
 
-    async def get(self, user_id: uuid.UUID) -> tuple[Profile | None, str | None]:
-        """The cached profile, or None and the version token to pass to `fill` (None: skip)."""
+    async def get(self, user_id: uuid.UUID) -> tuple[str | None, str | None]:
+        """The cached profile (JSON), or None and the version token for `fill` (None: skip)."""
         if not await self._usable():
             return None, None
         try:
@@ -79,17 +75,16 @@ class ProfileCache:
             self._failed("read", exc)
             return None, None
         if raw is not None:
-            profile: Profile = json.loads(raw)
-            return profile, None
+            return str(raw), None
         return None, str(version or "0")
 
-    async def fill(self, user_id: uuid.UUID, version: str | None, profile: Profile) -> None:
+    async def fill(self, user_id: uuid.UUID, version: str | None, profile: str) -> None:
         if version is None or not await self._usable():
             return
         try:
             await self._set_if_unchanged(
                 keys=[self.key(user_id), self.version_key(user_id)],
-                args=[version, json.dumps(profile, separators=(",", ":")), self.ttl])
+                args=[version, profile, self.ttl])
         except RedisError as exc:
             self._failed("fill", exc)
 

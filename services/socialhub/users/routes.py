@@ -2,9 +2,11 @@
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel
+from pydantic_core import to_json
 
 from socialhub.kit.database import SessionDep
 from socialhub.kit.identity import CurrentUser
@@ -19,7 +21,6 @@ from socialhub.users.pagination import (
 from socialhub.users.schemas import (
     USERNAME_PATTERN,
     BlockState,
-    FollowListItem,
     FollowPage,
     FollowState,
     ProfileOut,
@@ -27,12 +28,12 @@ from socialhub.users.schemas import (
     SearchPage,
     SearchQuery,
 )
-from socialhub.users.service import ProfileData, UsersService, Write
+from socialhub.users.service import UsersService, Write
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-def _service(request: Request) -> UsersService:
+async def _service(request: Request) -> UsersService:
     service: UsersService = request.app.state.users
     return service
 
@@ -52,8 +53,8 @@ async def _changed_profiles(request: Request) -> AsyncIterator[set[uuid.UUID]]:
     await cache.invalidate(changed)
 
 
-def _write(changed: Annotated[set[uuid.UUID], Depends(_changed_profiles, scope="function")],
-           session: SessionDep) -> Write:
+async def _write(changed: Annotated[set[uuid.UUID], Depends(_changed_profiles, scope="function")],
+                 session: SessionDep) -> Write:
     return Write(session, changed)
 
 
@@ -64,89 +65,95 @@ Cursor = Annotated[str | None, Query(min_length=1, description="nextCursor of th
 
 
 @router.get("/me", response_model=ProfileOut)
-async def get_me(me: CurrentUser, session: SessionDep, users: Users) -> ProfileData:
-    return await users.me(session, me)
+async def get_me(me: CurrentUser, session: SessionDep, users: Users) -> Response:
+    return JsonText(await users.me(session, me))
 
 
 @router.patch("/me", response_model=ProfileOut)
 async def update_me(body: ProfileUpdate, me: CurrentUser, write: WriteDep,
-                    users: Users) -> ProfileData:
-    return await users.update_me(write, me, body)
+                    users: Users) -> Response:
+    return JsonText(await users.update_me(write, me, body))
 
 
 @router.get("/search", response_model=SearchPage)
 async def search(me: CurrentUser, session: SessionDep, users: Users, request: Request,
-                 response: Response, q: Annotated[SearchQuery, Query()],
-                 limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> SearchPage:
+                 q: Annotated[SearchQuery, Query()], limit: Limit = DEFAULT_LIMIT,
+                 cursor: Cursor = None) -> Response:
     """Users whose username or name starts with `q` (case-insensitive), by username."""
     after = SearchCursor.decode(cursor) if cursor else None
     items, last = await users.search(session, me.id, q, after, limit)
-    next_cursor = last.encode() if last else None
-    if next_cursor:
-        response.headers["Link"] = next_link(request.url, next_cursor)
-    return SearchPage(items=items, next_cursor=next_cursor)
+    return _page(request, items, last.encode() if last else None)
 
 
 @router.get("/by-username/{username}", response_model=ProfileOut)
 async def get_by_username(
         me: CurrentUser, session: SessionDep, users: Users,
-        username: Annotated[str, Path(pattern=USERNAME_PATTERN)]) -> ProfileData:
-    return await users.profile_by_username(session, username.lower())
+        username: Annotated[str, Path(pattern=USERNAME_PATTERN)]) -> Response:
+    return JsonText(await users.profile_by_username(session, username.lower()))
 
 
 @router.post("/follow/{user_id}", response_model=FollowState)
-async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> FollowState:
+async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Follow a user; following again is not an error and changes nothing."""
-    return await users.follow(write, me, user_id)
+    return _model(await users.follow(write, me, user_id))
 
 
 @router.delete("/follow/{user_id}", response_model=FollowState)
-async def unfollow(user_id: UserId, me: CurrentUser, write: WriteDep,
-                   users: Users) -> FollowState:
-    return await users.unfollow(write, me, user_id)
+async def unfollow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
+    return _model(await users.unfollow(write, me, user_id))
 
 
 @router.post("/block/{user_id}", response_model=BlockState)
-async def block(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> BlockState:
+async def block(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Block a user: follows between you end both ways, and they cannot follow you."""
-    return await users.block(write, me, user_id)
+    return _model(await users.block(write, me, user_id))
 
 
 @router.delete("/block/{user_id}", response_model=BlockState)
-async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> BlockState:
-    return await users.unblock(write, me, user_id)
+async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
+    return _model(await users.unblock(write, me, user_id))
 
 
 @router.get("/{user_id}/followers", response_model=FollowPage)
 async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
-                    request: Request, response: Response, limit: Limit = DEFAULT_LIMIT,
-                    cursor: Cursor = None) -> FollowPage:
+                    request: Request, limit: Limit = DEFAULT_LIMIT,
+                    cursor: Cursor = None) -> Response:
     """Who follows the user, newest first."""
     after = FollowCursor.decode(cursor) if cursor else None
     items, last = await users.followers(session, me.id, user_id, after, limit)
-    return _follow_page(request, response, items, last)
+    return _page(request, items, last.encode() if last else None)
 
 
 @router.get("/{user_id}/following", response_model=FollowPage)
 async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
-                    request: Request, response: Response, limit: Limit = DEFAULT_LIMIT,
-                    cursor: Cursor = None) -> FollowPage:
+                    request: Request, limit: Limit = DEFAULT_LIMIT,
+                    cursor: Cursor = None) -> Response:
     """Whom the user follows, newest first."""
     after = FollowCursor.decode(cursor) if cursor else None
     items, last = await users.following(session, me.id, user_id, after, limit)
-    return _follow_page(request, response, items, last)
+    return _page(request, items, last.encode() if last else None)
 
 
 @router.get("/{user_id}", response_model=ProfileOut)
 async def get_user(user_id: UserId, me: CurrentUser, session: SessionDep,
-                   users: Users) -> ProfileData:
-    return await users.profile(session, user_id)
+                   users: Users) -> Response:
+    return JsonText(await users.profile(session, user_id))
 
 
-def _follow_page(request: Request, response: Response, items: list[FollowListItem],
-                 last: FollowCursor | None
-                 ) -> FollowPage:
-    next_cursor = last.encode() if last else None
+# Answers are serialised here, once: `response_model` only documents them (FastAPI does not
+# validate a returned Response again), which keeps a second validation pass off the hot paths.
+
+class JsonText(Response):
+    media_type = "application/json"
+
+
+def _model(model: BaseModel) -> Response:
+    return JsonText(model.model_dump_json(by_alias=True))
+
+
+def _page(request: Request, items: list[dict[str, Any]], next_cursor: str | None) -> Response:
+    """`{"items": [...], "nextCursor": ...}`, with a `Link` to the next page when there is one."""
+    response = JsonText(to_json({"items": items, "nextCursor": next_cursor}))
     if next_cursor:
         response.headers["Link"] = next_link(request.url, next_cursor)
-    return FollowPage(items=items, next_cursor=next_cursor)
+    return response
