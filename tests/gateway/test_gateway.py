@@ -191,6 +191,20 @@ def test_large_bodies_only_for_posts(client: httpx.Client, account: dict[str, An
     assert seen_by_upstream(upload)["method"] == "POST"
 
 
+def test_bodies_do_not_confuse_the_token_check(client: httpx.Client,
+                                              account: dict[str, Any]) -> None:
+    """The check carries no body, so it must announce none: a stray Content-Length made the auth
+    service read the next check on that keepalive connection as the missing body."""
+    claims = jwt.decode(account["token"], options={"verify_signature": False})
+    for attempt in range(6):  # distinct tokens: every check reaches the auth service
+        forged = jwt.encode({**claims, "jti": f"forged-{attempt}"}, "wrong-secret-" * 4,
+                            algorithm="HS256")
+        response = client.post("/posts/", content=b"x" * 70_000, headers=bearer(forged))
+        assert_error(response, 401, "unauthorized")
+    fresh = login(client, account["user"]["username"])
+    assert seen_by_upstream(client.get("/users/me", headers=bearer(fresh)))["service"] == "users"
+
+
 def test_media_is_public_and_cacheable(client: httpx.Client) -> None:
     response = client.get(f"/media/{MEDIA_FILE}")
     assert response.status_code == 200
