@@ -91,7 +91,7 @@ class Bench:
         tag = uuid.uuid4().hex[:8]
         self.kafka = KafkaSettings(kafka_bootstrap_servers=INFRA.kafka_bootstrap,
                                    kafka_topic_prefix=f"bench{tag}.")
-        self.mongo_url = f"mongodb://{INFRA.host}:{INFRA.mongo_port}/"
+        self.mongo_url = args.mongo_url
         self.database = f"socialhub_bench_{tag}"
         self.redis_url = f"redis://{INFRA.host}:{INFRA.redis_port}/{args.redis_db}"
         self.channel_prefix = f"bench{tag}."
@@ -165,8 +165,10 @@ class Bench:
         print(f"throughput: producing {count} events with the service stopped ...", flush=True)
         for start in range(0, count, 5000):
             await self.produce([make_event() for _ in range(min(5000, count - start))])
-        servers = {"MongoDB server": _pid_listening(INFRA.mongo_port),
-                   "Kafka": _pid_listening(INFRA.kafka_port)}
+        mongo_port = int(self.mongo_url.rstrip("/").rsplit(":", 1)[1])
+        servers = {"MongoDB server": _pid_listening(mongo_port),
+                   "Kafka": _pid_listening(INFRA.kafka_port),
+                   "Redis": _pid_listening(INFRA.redis_port)}
         with self.service() as proc:
             pids = {"service": proc.pid, **servers}
             first_at, first_count, stored = 0.0, 0.0, 0.0
@@ -179,11 +181,12 @@ class Bench:
                     cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
                 await asyncio.sleep(0.05)
             elapsed = time.monotonic() - first_at
-            cpu = {name: (_cpu_seconds(pid) - cpu_before[name]) / elapsed
-                   for name, pid in pids.items()}
+            cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         assert first_at, "nothing was stored"
-        return {"events": stored, "seconds": elapsed, "rate": (stored - first_count) / elapsed,
-                **{f"cpu:{name}": share for name, share in cpu.items()}}
+        drained = stored - first_count
+        return {"events": stored, "seconds": elapsed, "rate": drained / elapsed,
+                **{f"cpu:{name}": seconds / elapsed for name, seconds in cpu.items()},
+                **{f"us:{name}": seconds / drained * 1e6 for name, seconds in cpu.items()}}
 
     async def latency(self) -> dict[str, float]:
         rate, seconds = self.args.rate, self.args.seconds
@@ -196,7 +199,6 @@ class Bench:
         with self.service():
             async with redis.pubsub() as pubsub:
                 await pubsub.psubscribe(f"{self.channel_prefix}push:user:*")
-                before = self.metrics()
 
                 async def receive() -> None:
                     async for message in pubsub.listen():
@@ -208,11 +210,23 @@ class Bench:
                             all_pushed.set()
 
                 receiver = asyncio.create_task(receive())
+
+                async def drained(within: float) -> None:
+                    nonlocal producing
+                    producing = False
+                    if sent:
+                        with suppress(TimeoutError):
+                            await asyncio.wait_for(all_pushed.wait(), within)
+                    all_pushed.clear()
+                    producing = True
+
+                # warm-up, not measured: the consumer has joined its group and stored something
+                await self._paced(100, 1, sent)
+                await drained(60)
+                latencies.clear()
+                before = self.metrics()
                 produced = await self._paced(rate, seconds, sent)
-                producing = False
-                if sent:
-                    with suppress(TimeoutError):
-                        await asyncio.wait_for(all_pushed.wait(), 30)
+                await drained(30)
                 receiver.cancel()
                 await asyncio.gather(receiver, return_exceptions=True)
                 after = self.metrics()
@@ -290,12 +304,15 @@ class Bench:
         load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
         cpu = ", ".join(f"{key[4:]} {value:.0%}" for key, value in drained.items()
                         if key.startswith("cpu:"))
+        per_event = ", ".join(f"{key[3:]} {value:.0f} us" for key, value in drained.items()
+                              if key.startswith("us:"))
         ok = drained["rate"] >= GOAL_RATE and timed["p95"] <= GOAL_P95_MS and not timed["lost"]
         print(f"""
 notification consumer, one instance, batch size {self.args.batch_size}, {os.cpu_count()} cores
   throughput  {drained['rate']:>9,.0f} events/s   (goal {GOAL_RATE:,}/s; {drained['events']:,.0f} \
 events drained in {drained['seconds']:.1f} s)
               CPU while draining (share of one core): {cpu}
+              CPU per event: {per_event}
               load average before/after: {load_before} / {load_after}
   latency at {self.args.rate:,}/s for {self.args.seconds} s: send -> stored -> pushed
               p50 {timed['p50']:.1f} ms  p95 {timed['p95']:.1f} ms  p99 {timed['p99']:.1f} ms  \
@@ -364,6 +381,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="CONSUMER_BATCH_SIZE")
     parser.add_argument("--port", type=int, default=15002)
     parser.add_argument("--redis-db", type=int, default=13)
+    parser.add_argument("--mongo-url", default=f"mongodb://{INFRA.host}:{INFRA.mongo_port}/",
+                        help="the server to store in (default: the devstack one)")
     parser.add_argument("--ceiling", action="store_true",
                         help="also measure the server's own insert_many rate")
     args = parser.parse_args()
