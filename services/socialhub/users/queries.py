@@ -2,8 +2,8 @@
 
 Building and executing a SQLAlchemy statement costs more Python time than PostgreSQL spends
 running these (index-only scans, single-row upserts), so the follow path, list pages and profile
-reads are compiled here once and run through `Prepared` (plain asyncpg calls). `LOCK_PAIR` stays
-an ordinary session statement: it is the first statement of every write and begins the
+reads are compiled here once and run through `Prepared` (plain asyncpg calls). `LOCK_PAIR` is
+the first statement of every write: it runs through SQLAlchemy's connection, which begins the
 transaction the prepared writes then join.
 """
 
@@ -40,10 +40,10 @@ def _counts_moved(by: int, changed: Any) -> Any:
 
 # Both profiles, locked in id order (no deadlock between A->B and B->A); FOR NO KEY UPDATE does
 # not conflict with the foreign-key checks of concurrent follow inserts.
-LOCK_PAIR = (select(Profile.id, Profile.username)
-             .where(Profile.id.in_([ME, TARGET]))
-             .order_by(Profile.id)
-             .with_for_update(key_share=True))
+LOCK_PAIR = Prepared(select(Profile.id, Profile.username)
+                     .where(Profile.id.in_([ME, TARGET]))
+                     .order_by(Profile.id)
+                     .with_for_update(key_share=True))
 
 # Follow (insert, or reactivate a soft-deleted row) unless a block is in the way, and move the
 # counters only if something changed. Returns followed_at, or nothing when nothing changed.

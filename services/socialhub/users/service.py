@@ -263,8 +263,8 @@ class UsersService:
 
     async def _lock_profiles(self, session: AsyncSession, me: uuid.UUID, other: uuid.UUID
                              ) -> dict[uuid.UUID, str]:
-        rows = (await session.execute(queries.LOCK_PAIR, {"me": me, "target": other})).all()
-        return {row.id: row.username for row in rows}
+        rows = await queries.LOCK_PAIR.begin_with(session, {"me": me, "target": other})
+        return {row["id"]: row["username"] for row in rows}
 
     async def _arrived(self, session: AsyncSession, user_id: uuid.UUID) -> bool:
         if self.new_user_wait_seconds <= 0 or self._waiting.locked():

@@ -8,6 +8,9 @@ from socialhub.kit.settings import KafkaSettings, PostgresSettings, RedisSetting
 class UsersSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSettings):
     service_port: int = 5003
     database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:55432/socialhub_users"
+    # Connections beyond the pool are opened and closed per checkout (TLS attempt, SCRAM): the
+    # pool covers the requests one instance really has in PostgreSQL at once under load.
+    database_pool_size: int = Field(default=20, ge=1)
 
     # Profiles with their counts are cached this long; every change deletes the entry sooner.
     profile_cache_ttl_seconds: int = Field(default=300, ge=1)
