@@ -34,14 +34,12 @@ from socialhub.kit.events.envelope import Event
 from socialhub.posts.models import Visibility, follower_counts, follows, posts
 from socialhub.posts.pagination import Position, to_ms
 from socialhub.posts.queries import (
+    FEED_ON_READ,
+    FEED_REBUILD,
+    FEED_VISIBLE,
+    HOME_FEED,
     LIVE_POST,
-    NEWEST_FIRST,
-    fanned_out_on_read,
-    fanned_out_on_write,
-    in_home_feed,
-    older_than,
-    post_columns,
-    shared_by_followed,
+    after,
 )
 from socialhub.posts.settings import PostsSettings
 
@@ -228,66 +226,62 @@ class FeedReader:
         self.cache = cache
         self.threshold = settings.fanout_read_threshold
 
-    async def page(self, session: AsyncSession, viewer: uuid.UUID, after: Position | None,
+    async def page(self, session: AsyncSession, viewer: uuid.UUID, position: Position | None,
                    count: int) -> list[Row[Any]]:
-        """Up to `count` posts after `after`, newest first."""
+        """Up to `count` posts after `position`, newest first."""
         guard = self.cache.guard
         if guard.available:
             try:
-                rows = await self._cached_page(session, viewer, after, count)
+                rows = await self._cached_page(session, viewer, position, count)
             except CACHE_ERRORS as exc:
                 guard.failed(exc)
             else:
                 guard.succeeded()
                 if rows is not None:
                     return rows
-        return await self._database_page(session, viewer, after, count)
+        return await self._database_page(session, viewer, position, count)
 
     async def _database_page(self, session: AsyncSession, viewer: uuid.UUID,
-                             after: Position | None, count: int) -> list[Row[Any]]:
-        return list((await session.execute(
-            post_columns(viewer).where(LIVE_POST, in_home_feed(viewer), older_than(after))
-            .order_by(*NEWEST_FIRST).limit(count))).all())
+                             position: Position | None, count: int) -> list[Row[Any]]:
+        return list((await session.execute(HOME_FEED, {
+            "viewer": viewer, "limit": count, **after(position)})).all())
 
     async def _cached_page(self, session: AsyncSession, viewer: uuid.UUID,
-                           after: Position | None, count: int) -> list[Row[Any]] | None:
+                           position: Position | None, count: int) -> list[Row[Any]] | None:
         """None when the feed is not in the cache even after a rebuild (evicted meanwhile)."""
-        found = await self._from_cache(session, viewer, after, count)
+        found = await self._from_cache(session, viewer, position, count)
         if found is None:
             await self._rebuild(session, viewer)
-            found = await self._from_cache(session, viewer, after, count)
+            found = await self._from_cache(session, viewer, position, count)
             if found is None:
                 return None
         cached, exhausted = found
         # The viewer's own posts and big accounts' posts: fan-out on read.
-        rows = cached + list((await session.execute(
-            post_columns(viewer).where(
-                LIVE_POST, older_than(after),
-                (posts.c.author_id == viewer)
-                | shared_by_followed(fanned_out_on_read(viewer, self.threshold), viewer))
-            .order_by(*NEWEST_FIRST).limit(count))).all())
+        rows = cached + list((await session.execute(FEED_ON_READ, {
+            "viewer": viewer, "threshold": self.threshold, "limit": count,
+            **after(position)})).all())
         if exhausted:
             complete, floor = await self.cache.tail(viewer)
             if not complete:
                 # Older than the oldest cached post (the set is capped): from the database.
-                below = min(after, floor) if after and floor else (floor or after)
+                below = min(position, floor) if position and floor else (floor or position)
                 rows += await self._database_page(session, viewer, below, count)
         unique = {row.id: row for row in rows}
         return sorted(unique.values(), key=Position.of, reverse=True)[:count]
 
     async def _from_cache(self, session: AsyncSession, viewer: uuid.UUID,
-                          after: Position | None, count: int,
+                          position: Position | None, count: int,
                           ) -> tuple[list[Row[Any]], bool] | None:
         """(visible posts, whether the cached set ran out), or None if there is no feed."""
         collected: list[Row[Any]] = []
         offset, chunk = 0, max(2 * count, 40)
         while len(collected) < count:
-            ready, entries = await self.cache.window(viewer, after, offset, chunk)
+            ready, entries = await self.cache.window(viewer, position, offset, chunk)
             if not ready:
                 return None
             offset += len(entries)
             ids = [post_id for ms, post_id in entries
-                   if after is None or Position(ms, post_id) < after]
+                   if position is None or Position(ms, post_id) < position]
             collected += await self._visible(session, viewer, ids)
             if len(entries) < chunk:
                 return collected, True
@@ -298,17 +292,13 @@ class FeedReader:
         """The cached ids the viewer may still see, as full rows, in cache order."""
         if not ids:
             return []
-        rows = (await session.execute(post_columns(viewer).where(
-            posts.c.id.in_(ids), LIVE_POST, in_home_feed(viewer)))).all()
+        rows = (await session.execute(FEED_VISIBLE, {"viewer": viewer, "ids": ids})).all()
         by_id = {row.id: row for row in rows}
         return [by_id[post_id] for post_id in ids if post_id in by_id]
 
     async def _rebuild(self, session: AsyncSession, viewer: uuid.UUID) -> None:
         """Load the newest posts of the fanned-out authors the viewer follows."""
         await self.cache.begin_rebuild(viewer)
-        rows = (await session.execute(
-            select(posts.c.id, posts.c.created_at)
-            .where(LIVE_POST, posts.c.visibility != Visibility.PRIVATE.value,
-                   posts.c.author_id.in_(fanned_out_on_write(viewer, self.threshold)))
-            .order_by(*NEWEST_FIRST).limit(self.cache.size))).all()
+        rows = (await session.execute(FEED_REBUILD, {
+            "viewer": viewer, "threshold": self.threshold, "limit": self.cache.size})).all()
         await self.cache.finish_rebuild(viewer, [(to_ms(r.created_at), r.id) for r in rows])

@@ -9,7 +9,18 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Uuid,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +32,20 @@ from socialhub.posts.pagination import to_ms
 from socialhub.posts.schemas import ReactionOut
 from socialhub.posts.service import PostService
 
-COUNTER = {ReactionKind.LIKE: "like_count", ReactionKind.DISLIKE: "dislike_count"}
+# Not named after columns: UPDATE and DELETE keep those names for their own parameters.
+POST = bindparam("pair_post", type_=Uuid())
+USER = bindparam("pair_user", type_=Uuid())
+MINE = and_(reactions.c.post_id == POST, reactions.c.user_id == USER)
+# Statements built once (see queries.py): a toggle runs several of them.
+TAKE_TURNS = select(func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger())))
+CURRENT = select(reactions.c.kind).where(MINE)
+ADD = insert(reactions)
+REMOVE = delete(reactions).where(MINE)
+SWITCH = update(reactions).where(MINE).values(kind=bindparam("new_kind", type_=String()))
+COUNT = (update(posts).where(posts.c.id == POST)
+         .values(like_count=posts.c.like_count + bindparam("likes", type_=Integer()),
+                 dislike_count=posts.c.dislike_count + bindparam("dislikes", type_=Integer()))
+         .returning(posts.c.like_count, posts.c.dislike_count))
 
 
 class ReactionService:
@@ -41,10 +65,9 @@ class ReactionService:
                 "userId": str(user.id), "username": user.username,
                 "timestamp": to_ms(datetime.now(UTC))}, key=str(post_id))
         # Last, so the post row stays locked only until the commit right after.
-        counts = (await session.execute(
-            update(posts).where(posts.c.id == post_id)
-            .values({COUNTER[k]: getattr(posts.c, COUNTER[k]) + d for k, d in deltas.items()})
-            .returning(posts.c.like_count, posts.c.dislike_count))).one()
+        counts = (await session.execute(COUNT, {
+            "pair_post": post_id, "likes": deltas[ReactionKind.LIKE],
+            "dislikes": deltas[ReactionKind.DISLIKE]})).one()
         return ReactionOut(post_id=post_id, reaction=current, like_count=counts.like_count,
                            dislike_count=counts.dislike_count)
 
@@ -53,19 +76,18 @@ class ReactionService:
                           ) -> ReactionKind | None:
         """The user's toggles on this post take turns (a transaction-scoped advisory lock), so
         what is read next is what the change applies to."""
-        await session.execute(select(func.pg_advisory_xact_lock(_pair_key(post_id, user))))
-        mine = and_(reactions.c.post_id == post_id, reactions.c.user_id == user)
-        previous = (await session.execute(select(reactions.c.kind).where(mine))).scalar()
+        pair = {"pair_post": post_id, "pair_user": user}
+        await session.execute(TAKE_TURNS, {"lock_key": _pair_key(post_id, user)})
+        previous = (await session.execute(CURRENT, pair)).scalar()
         if previous is None:
-            await session.execute(insert(reactions).values(post_id=post_id, user_id=user,
-                                                           kind=kind.value))
+            await session.execute(ADD, {"post_id": post_id, "user_id": user, "kind": kind.value})
             deltas[kind] += 1
             return kind
         if previous == kind.value:
-            await session.execute(delete(reactions).where(mine))
+            await session.execute(REMOVE, pair)
             deltas[kind] -= 1
             return None
-        await session.execute(update(reactions).where(mine).values(kind=kind.value))
+        await session.execute(SWITCH, {**pair, "new_kind": kind.value})
         deltas[ReactionKind(previous)] -= 1
         deltas[kind] += 1
         return kind

@@ -49,7 +49,8 @@ class PostsApi:
     ai_limit: Limit
 
 
-def _api(request: Request) -> PostsApi:
+async def _api(request: Request) -> PostsApi:
+    """async: a plain function dependency would cost a thread-pool hop per request."""
     api: PostsApi = request.app.state.posts
     return api
 

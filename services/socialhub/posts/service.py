@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, select, update
+from sqlalchemy import Row, and_, delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,17 +25,21 @@ from socialhub.posts.media import MediaStorage, StoredMedia
 from socialhub.posts.models import Visibility, comments, posts, reactions
 from socialhub.posts.pagination import Position, now_ms_precision, to_ms
 from socialhub.posts.queries import (
-    LIVE_POST,
-    NEWEST_FIRST,
-    blocked_between,
-    follows_author,
-    older_than,
-    post_columns,
-    visible_to,
+    BY_IDEMPOTENCY_KEY,
+    RELATION,
+    TIMELINE,
+    VISIBLE_POST,
+    VISIBLE_POST_FOR_UPDATE,
+    after,
 )
 from socialhub.posts.schemas import PostOut, UpdatePostRequest
 
 log = logging.getLogger(__name__)
+
+# A retry racing the first request with the same Idempotency-Key inserts nothing.
+INSERT_POST = insert(posts).on_conflict_do_nothing(
+    index_elements=[posts.c.author_id, posts.c.idempotency_key],
+    index_where=posts.c.idempotency_key.is_not(None)).returning(posts.c.id)
 
 
 @dataclass(frozen=True)
@@ -83,11 +87,7 @@ class PostService:
             "media": [m.to_json() for m in stored], "like_count": 0, "dislike_count": 0,
             "comment_count": 0, "created_at": now, "updated_at": now, "deleted_at": None,
             "idempotency_key": idempotency_key, "request_fingerprint": fingerprint}
-        inserted = (await session.execute(
-            insert(posts).values(values).on_conflict_do_nothing(
-                index_elements=[posts.c.author_id, posts.c.idempotency_key],
-                index_where=posts.c.idempotency_key.is_not(None))
-            .returning(posts.c.id))).first()
+        inserted = (await session.execute(INSERT_POST, values)).first()
         if inserted is None:  # a concurrent request with the same key won
             assert idempotency_key is not None
             winner = await self._replay(session, author, idempotency_key, fingerprint)
@@ -102,8 +102,8 @@ class PostService:
 
     async def _replay(self, session: AsyncSession, author: Principal, key: str,
                       fingerprint: str | None) -> Created | None:
-        row = (await session.execute(post_columns(author.id).where(
-            posts.c.author_id == author.id, posts.c.idempotency_key == key))).first()
+        row = (await session.execute(BY_IDEMPOTENCY_KEY, {
+            "viewer": author.id, "idempotency_key": key})).first()
         if row is None:
             return None
         if row.request_fingerprint != fingerprint:
@@ -120,8 +120,8 @@ class PostService:
     async def visible_post(self, session: AsyncSession, viewer: uuid.UUID, post_id: uuid.UUID,
                            ) -> Row[Any]:
         """The post with the viewer's reaction, or 404 if it is gone or not theirs to see."""
-        row = (await session.execute(post_columns(viewer).where(
-            posts.c.id == post_id, LIVE_POST, visible_to(viewer)))).first()
+        row: Row[Any] | None = (await session.execute(
+            VISIBLE_POST, {"viewer": viewer, "post_id": post_id})).first()
         if row is None:
             raise not_found("post")
         return row
@@ -130,27 +130,26 @@ class PostService:
         return PostOut.from_row(await self.visible_post(session, viewer, post_id))
 
     async def timeline(self, session: AsyncSession, viewer: uuid.UUID, author: uuid.UUID,
-                       after: Position | None, limit: int) -> list[PostOut]:
+                       position: Position | None, limit: int) -> list[PostOut]:
         """An author's posts the viewer may see, newest first (limit + 1 to detect more)."""
         if viewer == author:
             allowed = [v.value for v in Visibility]
         else:
-            relation = (await session.execute(select(
-                follows_author(viewer, author).label("follows"),
-                blocked_between(viewer, author).label("blocked")))).one()
+            relation = (await session.execute(RELATION, {"viewer": viewer, "author": author})
+                        ).one()
             if relation.blocked:
                 return []
             allowed = [Visibility.PUBLIC.value]
             if relation.follows:
                 allowed.append(Visibility.FOLLOWERS.value)
-        rows = (await session.execute(post_columns(viewer).where(
-            posts.c.author_id == author, LIVE_POST, posts.c.visibility.in_(allowed),
-            older_than(after)).order_by(*NEWEST_FIRST).limit(limit + 1))).all()
+        rows = (await session.execute(TIMELINE, {
+            "viewer": viewer, "author": author, "allowed": allowed, "limit": limit + 1,
+            **after(position)})).all()
         return [PostOut.from_row(row) for row in rows]
 
     async def home_feed(self, session: AsyncSession, viewer: uuid.UUID,
-                        after: Position | None, limit: int) -> list[PostOut]:
-        rows = await self.feed.page(session, viewer, after, limit + 1)
+                        position: Position | None, limit: int) -> list[PostOut]:
+        rows = await self.feed.page(session, viewer, position, limit + 1)
         return [PostOut.from_row(row) for row in rows]
 
     # -- change ------------------------------------------------------------------------------
@@ -158,9 +157,8 @@ class PostService:
     async def _own_post(self, session: AsyncSession, user: uuid.UUID, post_id: uuid.UUID,
                         action: str) -> Row[Any]:
         """The caller's own live post, locked for the change; 404 or 403 otherwise."""
-        row = (await session.execute(post_columns(user).where(
-            posts.c.id == post_id, LIVE_POST, visible_to(user)).with_for_update(of=posts)
-        )).first()
+        row: Row[Any] | None = (await session.execute(VISIBLE_POST_FOR_UPDATE, {
+            "viewer": user, "post_id": post_id})).first()
         if row is None:
             raise not_found("post")
         if row.author_id != user:
