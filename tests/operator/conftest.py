@@ -22,6 +22,7 @@ from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from devstack import kube_build
 from devstack.install import apt_install
 from devstack.paths import STATE, ensure_dir
 from devstack.servers.kube import KubeCluster, kubectl
@@ -31,6 +32,13 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
 WAIT_SECONDS = 180.0
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the control plane (minutes when cold) before any test runs, outside test timeouts."""
+    if any(item.get_closest_marker("kube") for item in session.items) and not kube_build.built():
+        print("\nbuilding the Kubernetes control plane into the cache (once)", flush=True)
+        kube_build.build()
 
 
 @pytest.fixture(scope="session")
@@ -105,8 +113,9 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
 def namespace(dynamic: DynamicClient) -> Iterator[str]:
     name = f"op-{uuid.uuid4().hex[:8]}"
     namespaces = dynamic.resources.get(api_version="v1", kind="Namespace")
-    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace",
-                            "metadata": {"name": name}})
+    # Restricted pod security: a child whose pods break it never becomes Ready.
+    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
     yield name
     namespaces.delete(name=name)
 

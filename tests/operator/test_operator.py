@@ -90,6 +90,14 @@ def test_sample_creates_every_child_owned_and_reaches_ready(
             ("SocialHub", hub["metadata"]["uid"], True)], f"{kind} {name} is not owned"
 
 
+def test_operator_deployment_is_admitted_under_restricted_pod_security(
+        dynamic: DynamicClient, socialhubs: Any) -> None:
+    """manifests/base labels its namespace `restricted`: the operator pod must comply."""
+    deployments = api(dynamic, "apps/v1", "Deployment")
+    eventually(lambda: deployments.get(name="socialhub-operator",
+                                       namespace="socialhub-system").status.availableReplicas == 1)
+
+
 def test_api_server_defaults_match_the_spec_models(socialhubs: Any, namespace: str) -> None:
     document = sample()
     stored = create(socialhubs, namespace, document)
