@@ -38,12 +38,14 @@ import requests
 from locust import between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 PASSWORD = "BenchPass123!"
-PREFIX = os.environ.get("BENCH_ACCOUNT_PREFIX", "ubench")
+DIRECT = os.environ.get("BENCH_DIRECT", "") == "1"
+# Direct mode makes up its own ids: its accounts must never share a username with real ones.
+PREFIX = os.environ.get("BENCH_ACCOUNT_PREFIX", "ubenchd" if DIRECT else "ubench")
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "300"))
 FOLLOWING = int(os.environ.get("BENCH_FOLLOWING", "50"))
-DIRECT = os.environ.get("BENCH_DIRECT", "") == "1"
 THINK = float(os.environ.get("BENCH_THINK_SECONDS", "0"))
 
 # name -> (design p95 in ms, design req/s per instance)
@@ -80,7 +82,10 @@ def someone_else(me: str) -> str:
 
 
 def prepare_pool(environment: Environment, **_: Any) -> None:
-    """Make sure the pool's profiles exist and learn their ids (before any user starts)."""
+    """Make sure the pool's profiles exist and learn their ids, before the clock starts (the
+    first run through the gateway signs the pool up: bcrypt, a minute or so)."""
+    if isinstance(environment.runner, WorkerRunner):
+        return
     session = requests.Session()
     host = environment.host or ""
     if DIRECT:
@@ -233,5 +238,5 @@ def report(environment: Environment, **_: Any) -> None:
 
 
 # locust leaves these untyped
-events.test_start.add_listener(prepare_pool)  # type: ignore[no-untyped-call]
+events.init.add_listener(prepare_pool)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(report)  # type: ignore[no-untyped-call]

@@ -66,6 +66,7 @@ async def test_user_created_after_a_just_in_time_profile_fills_in_the_name(
     async def named() -> bool:
         return bool((await profile(users, newcomer, newcomer))["name"] == "Real Name")
     await eventually(named, what="name filled in by user.created")
+    assert (await profile(users, newcomer, newcomer))["createdAt"] == "2026-11-25T09:00:00Z"
     assert await users_db.scalar("SELECT count(*) FROM profiles WHERE id = :id",
                                  id=newcomer.id) == 1
     assert await users_db.scalar("SELECT provisional FROM profiles WHERE id = :id",

@@ -114,7 +114,8 @@ async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
         async with session.begin_nested():
             await session.execute(stmt.on_conflict_do_update(
                 index_elements=[Profile.id],
-                set_={"name": stmt.excluded.name, "provisional": False, "updated_at": func.now()},
+                set_={"name": stmt.excluded.name, "created_at": stmt.excluded.created_at,
+                      "provisional": False, "updated_at": func.now()},
                 where=Profile.provisional.is_(True)))
     except IntegrityError:
         return False
