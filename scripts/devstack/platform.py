@@ -4,6 +4,8 @@
 `down` stops exactly what `up` started, by pid file. Data lives in STATE and survives both.
 """
 
+import os
+import pwd
 import secrets
 import signal
 import sys
@@ -121,6 +123,8 @@ class Platform:
             prefix=str(ensure_dir(self.state / "nginx")),
             access_log=str(self.run_dir / "gateway-access.log"),
             error_log=str(self.run_dir / "gateway-error.log"),
+            # nginx workers otherwise drop to `nobody`, who may not read a clone under /root
+            worker_user=pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None,
         )
 
     def gateway_process(self) -> ManagedProcess:
