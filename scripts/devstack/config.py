@@ -68,6 +68,8 @@ class Profile:
     redis_db: int
     # settings that differ from the services' defaults in this profile
     env: tuple[tuple[str, str], ...] = ()
+    # the gateway's per-IP request rate (requests/s) and burst
+    gateway_rate: tuple[int, int] = (50, 100)
 
     def port(self, service: ServiceSpec) -> int:
         return service.default_port + self.port_offset
@@ -91,4 +93,11 @@ PROFILES = {
     # itself. The limits have their own tests with their own settings.
     "test": Profile("test", 20000, _port("SOCIALHUB_TEST_GATEWAY_PORT", 28080), redis_db=1,
                     env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000"))),
+    # `make bench`: load comes from one address, so per-IP limits would measure 429s, and a
+    # JSON access line per request would measure logging.
+    "bench": Profile("bench", 30000, _port("SOCIALHUB_BENCH_GATEWAY_PORT", 38080), redis_db=2,
+                     env=(("SIGNUP_LIMIT_PER_IP", "100000000"),
+                          ("LOGIN_LIMIT_PER_IP", "100000000"), ("ACCESS_LOG", "false"),
+                          ("LOG_LEVEL", "WARNING")),
+                     gateway_rate=(1_000_000, 1_000_000)),
 }

@@ -120,6 +120,8 @@ class Platform:
             listen_port=self.profile.gateway_port,
             upstreams={s.name: [f"{INFRA.host}:{self.profile.port(s)}"] for s in SERVICES},
             media_root=str(ensure_dir(self.media_dir)),
+            rate_limit_per_second=self.profile.gateway_rate[0],
+            rate_limit_burst=self.profile.gateway_rate[1],
             prefix=str(ensure_dir(self.state / "nginx")),
             access_log=str(self.run_dir / "gateway-access.log"),
             error_log=str(self.run_dir / "gateway-error.log"),
