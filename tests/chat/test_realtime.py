@@ -178,5 +178,5 @@ async def test_a_disconnect_removes_the_user_from_presence_everywhere(
     mark = len(e.events)
     await f.close()
     await e.wait_for("room_users", lambda d: user_ids(d) == {erin.id}, since=mark)
-    entries = await redis.hvals(f"chat:presence:{room}")
-    assert [json.loads(v)["userId"] for v in entries] == [erin.id]
+    assert await redis.hvals(f"chat:presence:{room}") == [erin.id]
+    assert list(await redis.hgetall(f"chat:presence-users:{room}")) == [erin.id]

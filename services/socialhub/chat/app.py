@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp
 
 from socialhub.chat.errors import ChatError
@@ -26,6 +27,7 @@ from socialhub.kit.errors import error_response
 
 # Client packets are small (a message is at most a few KB): refuse big ones early.
 MAX_PACKET_BYTES = 64 * 1024
+REDIS_POOL_WAIT_SECONDS = 5.0
 
 
 def create_app(settings: ChatSettings | None = None) -> ASGIApp:
@@ -39,7 +41,9 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with resources(app) as res:
-            redis = await res.redis(settings)
+            redis = _redis(settings)
+            res.stack.push_async_callback(redis.aclose)
+            app.state.readiness_checks["redis"] = redis.ping
             verifier = TokenVerifier(settings.auth_service_url, settings.auth_timeout_seconds)
             res.stack.push_async_callback(verifier.aclose)
             chat = ChatService(settings, redis)
@@ -58,6 +62,15 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
     combined: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=app,
                                          socketio_path=settings.chat_socketio_path.strip("/"))
     return combined
+
+
+def _redis(settings: ChatSettings) -> Redis:
+    """A client whose pool waits for a free connection when all are busy: a burst of joins
+    must queue, not fail with redis-py's "Too many connections" (the kit's default pool)."""
+    pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.chat_redis_connections,
+        timeout=REDIS_POOL_WAIT_SECONDS, decode_responses=True, health_check_interval=30)
+    return Redis.from_pool(pool)
 
 
 async def _on_chat_error(_: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,11 @@
 """Who is in a room, across instances, and how a dead instance's users leave it.
 
-Each connection in a room is one field of `chat:presence:<roomId>` (`<instanceId>|<sid>` ->
-`{"userId","username"}`), so a user with two tabs is one user present twice. Every change
-rewrites the room's `room_users` list and publishes it on the room's channel in the same Lua
-script, so all instances see the lists in the order the changes happened.
+A room's connections are the hash `chat:presence:<roomId>` (`<instanceId>|<sid>` -> userId) and
+its users the hash `chat:presence-users:<roomId>` (userId -> `<connections>|<username>`), so a
+user with two tabs is one user, and a join or leave costs O(1) however big the room. Each change
+publishes the room's `room_users` (`users`: at most `LISTED_USERS` of them, `count`: all) on the
+room's channel in the same Lua script, so all instances see the lists in the order the changes
+happened.
 
 Instances heartbeat into the sorted set `chat:instances` (score: Redis time). One that misses
 its heartbeats for `chat_instance_ttl_seconds` is dead: a surviving instance takes a short lock
@@ -12,7 +14,6 @@ only paused and finds itself purged re-adds its connections.
 """
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import cast
@@ -26,36 +27,65 @@ log = logging.getLogger(__name__)
 
 REGISTRY = "chat:instances"
 REAP_LOCK_SECONDS = 60
+# `room_users` names at most this many users (and counts them all): the list goes to every
+# member on every join and leave.
+LISTED_USERS = 100
 
 _CHANGE = """
-local op, room = ARGV[1], ARGV[5]
-local changed = 0
-if op == 'add' then
-    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-    redis.call('SADD', KEYS[2], room)
-    changed = 1
-elseif op == 'remove' then
-    changed = redis.call('HDEL', KEYS[1], ARGV[2])
-    if ARGV[3] == '1' then redis.call('SREM', KEYS[2], room) end
-else
-    for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-        if string.sub(field, 1, #ARGV[2]) == ARGV[2] then
-            changed = changed + redis.call('HDEL', KEYS[1], field)
+local conns, users, rooms = KEYS[1], KEYS[2], KEYS[3]
+local op, arg, room = ARGV[1], ARGV[2], ARGV[6]
+
+local function drop(field)
+    local user = redis.call('HGET', conns, field)
+    if not user then return 0 end
+    redis.call('HDEL', conns, field)
+    local entry = redis.call('HGET', users, user)
+    if entry then
+        local count, name = string.match(entry, '^(%d+)|(.*)$')
+        if tonumber(count) <= 1 then
+            redis.call('HDEL', users, user)
+        else
+            redis.call('HSET', users, user, (tonumber(count) - 1) .. '|' .. name)
         end
     end
-    redis.call('SREM', KEYS[2], room)
+    return 1
+end
+
+local changed = 0
+if op == 'add' then
+    if redis.call('HSETNX', conns, arg, ARGV[3]) == 1 then
+        local entry = redis.call('HGET', users, ARGV[3])
+        local count = entry and tonumber(string.match(entry, '^(%d+)|')) or 0
+        redis.call('HSET', users, ARGV[3], (count + 1) .. '|' .. ARGV[4])
+    end
+    redis.call('SADD', rooms, room)
+    changed = 1
+elseif op == 'remove' then
+    changed = drop(arg)
+    if ARGV[7] == '1' then redis.call('SREM', rooms, room) end
+else
+    for _, field in ipairs(redis.call('HKEYS', conns)) do
+        if string.sub(field, 1, #arg) == arg then changed = changed + drop(field) end
+    end
+    redis.call('SREM', rooms, room)
 end
 if changed == 0 then return 0 end
-local seen, users = {}, {}
-for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
-    local user = cjson.decode(raw)
-    if not seen[user.userId] then
-        seen[user.userId] = true
-        users[#users + 1] = raw
-    end
+
+local count, cap = redis.call('HLEN', users), tonumber(ARGV[8])
+local entries
+if count <= cap then
+    entries = redis.call('HGETALL', users)
+else
+    entries = redis.call('HSCAN', users, 0, 'COUNT', cap)[2]
 end
-redis.call('PUBLISH', ARGV[4], '{"event":"room_users","data":{"roomId":' .. cjson.encode(room)
-    .. ',"users":[' .. table.concat(users, ',') .. '],"count":' .. #users .. '}}')
+local listed = {}
+for i = 1, #entries - 1, 2 do
+    if #listed >= cap then break end
+    local name = string.match(entries[i + 1], '^%d+|(.*)$')
+    listed[#listed + 1] = cjson.encode({userId = entries[i], username = name})
+end
+redis.call('PUBLISH', ARGV[5], '{"event":"room_users","data":{"roomId":' .. cjson.encode(room)
+    .. ',"users":[' .. table.concat(listed, ',') .. '],"count":' .. count .. '}}')
 return 1
 """
 
@@ -71,6 +101,10 @@ Membership = tuple[str, str, Principal]  # (roomId, sid, user)
 
 def presence_key(room_id: str) -> str:
     return f"chat:presence:{room_id}"
+
+
+def _users_key(room_id: str) -> str:
+    return f"chat:presence-users:{room_id}"
 
 
 def _rooms_key(instance_id: str) -> str:
@@ -92,13 +126,11 @@ class Presence:
 
     async def join(self, room_id: str, sid: str, user: Principal) -> None:
         """Record the connection in the room and publish the room's new `room_users`."""
-        value = json.dumps({"userId": str(user.id), "username": user.username},
-                           separators=(",", ":"))
-        await self._run("add", room_id, self._field(sid), value)
+        await self._run(room_id, "add", self._field(sid), str(user.id), user.username)
 
     async def leave(self, room_id: str, sid: str, *, last_local: bool) -> None:
         """Remove the connection; `last_local`: no other local connection is in the room."""
-        await self._run("remove", room_id, self._field(sid), "1" if last_local else "0")
+        await self._run(room_id, "remove", self._field(sid), last_local=last_local)
 
     async def heartbeat(self, local: Callable[[], Iterable[Membership]]) -> None:
         if self._withdrawn:
@@ -138,17 +170,20 @@ class Presence:
     async def _purge(self, instance: str) -> None:
         rooms = cast(set[str], await self.redis.smembers(_rooms_key(instance)))
         for room_id in rooms:
-            await self._change(keys=[presence_key(room_id), _rooms_key(instance)],
-                               args=["purge", f"{instance}|", "", self.room_channel(room_id),
-                                     room_id])
+            await self._run(room_id, "purge", f"{instance}|", instance=instance)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(_rooms_key(instance))
             pipe.zrem(REGISTRY, instance)
             await pipe.execute()
 
-    async def _run(self, op: str, room_id: str, field: str, value: str) -> None:
-        await self._change(keys=[presence_key(room_id), _rooms_key(self.instance_id)],
-                           args=[op, field, value, self.room_channel(room_id), room_id])
+    async def _run(self, room_id: str, op: str, field: str, user_id: str = "",
+                   username: str = "", *, last_local: bool = False,
+                   instance: str | None = None) -> None:
+        await self._change(
+            keys=[presence_key(room_id), _users_key(room_id),
+                  _rooms_key(instance or self.instance_id)],
+            args=[op, field, user_id, username, self.room_channel(room_id), room_id,
+                  "1" if last_local else "0", LISTED_USERS])
 
     def _field(self, sid: str) -> str:
         return f"{self.instance_id}|{sid}"

@@ -11,6 +11,9 @@ class ChatSettings(ServiceSettings, RedisSettings):
     auth_service_url: str = "http://127.0.0.1:5000"
     auth_timeout_seconds: float = Field(default=3.0, gt=0)
 
+    # Commands in flight to Redis at once; more wait for a free connection.
+    chat_redis_connections: int = Field(default=50, ge=2)
+
     # Socket.IO is served under this path, directly and behind the gateway's /chat/ route.
     chat_socketio_path: str = "/chat/socket.io"
     # Comma-separated origins browsers may connect from; "*" is safe by default because

@@ -14,11 +14,12 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import engineio
 import socketio
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
@@ -45,6 +46,7 @@ REFUSED = Counter("chat_connections_refused_total", "Refused connections, by rea
                   ["reason"])
 
 MAX_ROOMS_PER_CONNECTION = 100
+PRESENCE_INTERVAL = 0.5  # seconds between two `room_users` of one room
 # Socket.IO's own events: a push must not impersonate them.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "error"})
 
@@ -102,6 +104,10 @@ class ChatSockets:
                                  instance_ttl_seconds=settings.chat_instance_ttl_seconds)
         self.connections: dict[str, Connection] = {}
         self.room_sids: dict[str, set[str]] = {}  # local connections per room
+        # `room_users` pacing per room (see _presence_changed)
+        self.presence_sent_at: dict[str, float] = {}
+        self.presence_due: dict[str, Any] = {}
+        self.pending: set[asyncio.Task[None]] = set()
         # room -> sid -> where a connection that just joined stands (see _enter)
         self.joining: dict[str, dict[str, Catchup]] = {}
 
@@ -308,6 +314,7 @@ class ChatSockets:
         sids.discard(conn.sid)
         if not sids:
             self.room_sids.pop(room_id, None)
+            self.presence_sent_at.pop(room_id, None)
         await self.sio.leave_room(conn.sid, room_id)
         try:
             await self.presence.leave(room_id, conn.sid, last_local=not sids)
@@ -336,12 +343,39 @@ class ChatSockets:
                     self._caught_up(room_id, sid)  # later messages are newer still
                 else:
                     skip_sids.append(sid)
-            await self.sio.emit(event, data, room=room_id, skip_sid=skip_sids)
+            await self._broadcast(room_id, event, data, skip_sids)
         elif event == EVICT:
             if isinstance(data, dict):
                 await self._evict(room_id, str(data.get("userId")))
+        elif event == "room_users":
+            await self._presence_changed(room_id, data)
         else:
-            await self.sio.emit(event, data, room=room_id, skip_sid=skip)
+            await self._broadcast(room_id, event, data, (skip,) if skip else ())
+
+    async def _presence_changed(self, room_id: str, data: Any) -> None:
+        """Send `room_users` at once, unless one went out less than PRESENCE_INTERVAL ago: then
+        the latest list goes out when the interval ends. A room filling up with N members
+        would otherwise cost N lists to each of N members."""
+        if room_id in self.presence_due:
+            self.presence_due[room_id] = data  # a newer list replaces the one waiting
+            return
+        now = asyncio.get_running_loop().time()
+        wait = self.presence_sent_at.get(room_id, -PRESENCE_INTERVAL) + PRESENCE_INTERVAL - now
+        if wait <= 0:
+            self.presence_sent_at[room_id] = now
+            await self._broadcast(room_id, "room_users", data)
+            return
+        self.presence_due[room_id] = data
+        task = asyncio.create_task(self._send_due_presence(room_id, wait))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _send_due_presence(self, room_id: str, wait: float) -> None:
+        await asyncio.sleep(wait)
+        latest = self.presence_due.pop(room_id, None)
+        if latest is not None:
+            self.presence_sent_at[room_id] = asyncio.get_running_loop().time()
+            await self._broadcast(room_id, "room_users", latest)
 
     async def _evict(self, room_id: str, user_id: str) -> None:
         """A removed group member's sockets leave the room and are told why."""
@@ -361,7 +395,22 @@ class ChatSockets:
             log.warning("dropped a malformed or reserved push for user %s", user_id)
             return
         event, data, _ = decoded
-        await self.sio.emit(event, data, room=personal_room(user_id))
+        await self._broadcast(personal_room(user_id), event, data)
+
+    async def _broadcast(self, room: str, event: str, data: Any,
+                         skip: Collection[str] = ()) -> None:
+        """Emit to this instance's sockets in `room`, encoding the packet once.
+
+        python-socketio's `emit` creates one asyncio task per recipient; queueing the packet to
+        each socket in turn does the same work without them (queueing never waits): 15%
+        less CPU per delivery (README, "Measurements").
+        """
+        encoded = self.sio.packet_class(socketio.packet.EVENT, namespace="/",
+                                        data=[event, data]).encode()
+        message = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+        for sid, eio_sid in list(self.sio.manager.get_participants("/", room)):
+            if sid not in skip:
+                await self.sio.eio.send_packet(eio_sid, message)
 
 
 def _field(data: Any, name: str) -> str:
