@@ -1,12 +1,13 @@
 """Every kind of bad input gets a 4xx in the JSON error envelope naming the problem, never 5xx."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import httpx
 import pytest
 
+from socialhub.posts.app import create_app
 from socialhub.posts.settings import PostsSettings
 from tests.posts.conftest import api_instance
 from tests.posts.helpers import (
@@ -209,3 +210,28 @@ async def test_unknown_posts_are_404(posts: httpx.AsyncClient) -> None:
     assert_error(await posts.patch(missing, headers=headers, json={"content": "x"}), 404)
     assert_error(await posts.post(f"{missing}/comments", headers=headers,
                                   json={"content": "x"}), 404)
+
+
+async def test_a_client_gone_mid_body_is_no_server_error(posts_settings: PostsSettings) -> None:
+    app = create_app(PostsSettings(**{**posts_settings.model_dump(), "run_workers": False}))
+    sent: list[MutableMapping[str, Any]] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "path": "/posts/", "raw_path": b"/posts/", "query_string": b"",
+             "root_path": "", "scheme": "http", "server": ("testserver", 80),
+             "client": ("127.0.0.1", 4000), "headers": [
+                 (b"content-type", b"application/json"), (b"content-length", b"100"),
+                 *[(k.encode(), v.encode()) for k, v in as_user(ALICE).items()]]}
+    messages: Iterator[dict[str, Any]] = iter([
+        {"type": "http.request", "body": b'{"content": "hal', "more_body": True},
+        {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 400

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from socialhub.kit.errors import ApiError, bad_request
 from socialhub.posts.media import MediaFile, MediaPolicy, Upload
@@ -76,6 +77,8 @@ async def _form(request: Request, policy: MediaPolicy) -> AsyncIterator[FormData
     # that is refused by the parser before it spools them.
     try:
         form = await request.form(max_files=policy.max_files + 1, max_fields=20)
+    except ClientDisconnect:
+        raise _incomplete() from None
     except StarletteHTTPException as exc:
         if "Too many files" in str(exc.detail):
             raise policy.too_many_files(f"more than {policy.max_files + 1}") from None
@@ -89,8 +92,15 @@ async def _form(request: Request, policy: MediaPolicy) -> AsyncIterator[FormData
 async def _json_body(request: Request) -> Any:
     try:
         return json.loads(await request.body())
+    except ClientDisconnect:
+        raise _incomplete() from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
+
+
+def _incomplete() -> ApiError:
+    """The client went away mid-body: nobody reads this answer, but it is no server error."""
+    return bad_request("the request body did not arrive completely")
 
 
 def _split_form(form: FormData) -> tuple[dict[str, Any], list[Upload]]:
