@@ -31,7 +31,7 @@ from socialhub_operator import crd
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
-WAIT_SECONDS = 180.0
+WAIT_SECONDS = 240.0
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

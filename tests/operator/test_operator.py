@@ -16,7 +16,8 @@ from socialhub_operator.render import HASH_ANNOTATION
 from socialhub_operator.spec import COMPONENTS, SocialHubSpec
 from tests.operator.conftest import argo_health, eventually, sample
 
-pytestmark = [pytest.mark.kube, pytest.mark.usefixtures("operator")]
+# Generous bounds for slow, shared machines: a test waits for several reconciliations.
+pytestmark = [pytest.mark.kube, pytest.mark.usefixtures("operator"), pytest.mark.timeout(600)]
 CHILD_KINDS = (("v1", "Service"), ("v1", "ConfigMap"), ("v1", "Secret"), ("apps/v1", "Deployment"),
                ("batch/v1", "Job"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
                ("policy/v1", "PodDisruptionBudget"))
