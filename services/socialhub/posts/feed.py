@@ -300,5 +300,6 @@ class FeedReader:
         """Load the newest posts of the fanned-out authors the viewer follows."""
         await self.cache.begin_rebuild(viewer)
         rows = (await session.execute(FEED_REBUILD, {
-            "viewer": viewer, "threshold": self.threshold, "limit": self.cache.size})).all()
+            "viewer": viewer, "threshold": self.threshold, "limit": self.cache.size,
+            **after(None)})).all()
         await self.cache.finish_rebuild(viewer, [(to_ms(r.created_at), r.id) for r in rows])

@@ -22,9 +22,11 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    cast,
     exists,
     or_,
     select,
+    true,
     tuple_,
 )
 
@@ -51,11 +53,37 @@ def after(position: Position | None) -> dict[str, Any]:
     return {"cursor_at": start.at, "cursor_id": start.id}
 
 
+def my_reaction(post_id: ColumnElement[uuid.UUID]) -> ColumnElement[str | None]:
+    """The viewer's reaction to a post: one primary-key lookup per row returned (PostgreSQL
+    evaluates it after ORDER BY ... LIMIT), never a scan of the viewer's reactions."""
+    return (select(reactions.c.kind)
+            .where(reactions.c.post_id == post_id, reactions.c.user_id == VIEWER)
+            .scalar_subquery().label("my_reaction"))
+
+
 def post_columns() -> Select[tuple[Any, ...]]:
-    """Every column of a post plus `my_reaction`, the viewer's reaction (one join, no N+1)."""
-    return select(*posts.c, reactions.c.kind.label("my_reaction")).select_from(
-        posts.outerjoin(reactions, and_(reactions.c.post_id == posts.c.id,
-                                        reactions.c.user_id == VIEWER)))
+    """Every column of a post plus `my_reaction`."""
+    return select(*posts.c, my_reaction(posts.c.id))
+
+
+def newest_of(authors: Select[tuple[uuid.UUID]]) -> Select[tuple[Any, ...]]:
+    """The newest posts of `authors` after the cursor, merged: each author's own newest LIMIT
+    (an index range on idx_posts_user_created), then the newest LIMIT of those. The cost grows
+    with the number of authors times the page, never with how much they ever posted.
+
+    `authors` must already exclude blocked users; followed authors' private posts are left out.
+    """
+    chosen = authors.subquery("authors")
+    per_author = (select(posts)
+                  .where(posts.c.author_id == chosen.c.author_id, LIVE_POST, OLDER_THAN_CURSOR,
+                         or_(posts.c.author_id == VIEWER,
+                             posts.c.visibility != Visibility.PRIVATE.value))
+                  .order_by(*NEWEST_FIRST).limit(LIMIT).lateral("per_author"))
+    top = (select(per_author).select_from(chosen).join(per_author, true())
+           .order_by(per_author.c.created_at.desc(), per_author.c.id.desc())
+           .limit(LIMIT).subquery("top"))
+    return (select(*top.c, my_reaction(top.c.id))
+            .order_by(top.c.created_at.desc(), top.c.id.desc()))
 
 
 def blocked_between(a: ColumnElement[uuid.UUID],
@@ -81,8 +109,16 @@ def visible_to_viewer() -> ColumnElement[bool]:
 
 
 def followed_authors() -> Select[tuple[uuid.UUID]]:
-    return select(follows.c.following_id).where(follows.c.follower_id == VIEWER,
-                                                follows.c.active)
+    return select(follows.c.following_id.label("author_id")).where(
+        follows.c.follower_id == VIEWER, follows.c.active)
+
+
+def unblocked(authors: Select[tuple[uuid.UUID]]) -> Select[tuple[uuid.UUID]]:
+    return authors.where(~blocked_between(VIEWER, follows.c.following_id))
+
+
+def with_viewer(authors: Select[tuple[uuid.UUID]]) -> Select[tuple[uuid.UUID]]:
+    return select(cast(VIEWER, Uuid()).label("author_id")).union(authors)  # type: ignore[return-value]
 
 
 def fanned_out_on_read() -> Select[tuple[uuid.UUID]]:
@@ -129,17 +165,11 @@ TIMELINE = (post_columns()
                    OLDER_THAN_CURSOR)
             .order_by(*NEWEST_FIRST).limit(LIMIT))
 
-HOME_FEED = (post_columns().where(LIVE_POST, in_home_feed(), OLDER_THAN_CURSOR)
-             .order_by(*NEWEST_FIRST).limit(LIMIT))
+HOME_FEED = newest_of(with_viewer(unblocked(followed_authors())))
 # The part of a feed read at read time: own posts and big accounts' posts.
-FEED_ON_READ = (post_columns()
-                .where(LIVE_POST, OLDER_THAN_CURSOR,
-                       (posts.c.author_id == VIEWER) | shared_by_followed(fanned_out_on_read()))
-                .order_by(*NEWEST_FIRST).limit(LIMIT))
+FEED_ON_READ = newest_of(with_viewer(unblocked(fanned_out_on_read())))
 # Cached ids, checked against the rules as they are now.
 FEED_VISIBLE = post_columns().where(
     posts.c.id.in_(bindparam("ids", expanding=True)), LIVE_POST, in_home_feed())
-FEED_REBUILD = (select(posts.c.id, posts.c.created_at)
-                .where(LIVE_POST, posts.c.visibility != Visibility.PRIVATE.value,
-                       posts.c.author_id.in_(fanned_out_on_write()))
-                .order_by(*NEWEST_FIRST).limit(LIMIT))
+# Every followed author's posts, blocked ones included: reads filter blocks as they are then.
+FEED_REBUILD = newest_of(fanned_out_on_write())
