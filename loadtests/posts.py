@@ -39,8 +39,9 @@ from locust.env import Environment
 
 PASSWORD = "BenchPass123!"
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "50"))
-PREFIX = os.environ.get("BENCH_ACCOUNT_PREFIX", "bench_posts")
 DIRECT = os.environ.get("BENCH_DIRECT", "") == "1"
+# Direct mode makes up user ids: its names must never collide with real accounts'.
+PREFIX = os.environ.get("BENCH_ACCOUNT_PREFIX", "bench_direct" if DIRECT else "bench_posts")
 IMAGE_KB = int(os.environ.get("BENCH_IMAGE_KB", "64"))
 FOLLOWS = int(os.environ.get("BENCH_FOLLOWS", "10"))
 FEED_POSTS = int(os.environ.get("BENCH_FEED_POSTS", "3"))
