@@ -304,3 +304,20 @@ def test_a_deleted_jwt_secret_is_regenerated_and_rolls_auth(
     # auth reads the key when it starts: its pods roll onto the new one.
     eventually(lambda: auth_hash() != before_hash)
     wait_ready(socialhubs, namespace)
+
+
+def test_stalled_rollout_degrades(socialhubs: Any, namespace: str) -> None:
+    create(socialhubs, namespace, sample(progressDeadlineSeconds=30))
+    wait_ready(socialhubs, namespace)
+    # chat has no migration: its new pods start at once and fail, so the rollout never ends.
+    patch_spec(socialhubs, namespace,
+               {"components": {"chat": {"podAnnotations": {FAIL_ANNOTATION: "true"}}}})
+
+    def degraded() -> dict[str, Any] | None:
+        hub = get(socialhubs, namespace)
+        return hub if condition(hub, "Degraded").get("reason") == "RolloutStalled" else None
+    hub = eventually(degraded)
+    assert condition(hub, "Degraded")["status"] == "True"
+    assert "socialhub-chat rollout exceeded its progress deadline" in \
+        condition(hub, "Degraded")["message"]
+    assert condition(hub, "Ready")["status"] == "False"

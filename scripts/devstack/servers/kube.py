@@ -6,8 +6,8 @@ garbage collection, ReplicaSets, Jobs and HPAs; kube-scheduler places pods on on
 kwok plays the kubelet for (pods become Running and Ready, Job pods Succeed), so Deployments and
 Jobs really complete. `KubeCluster` starts them in order and writes an admin kubeconfig.
 
-Fault injection for tests: a pod annotated `kwok.socialhub.dev/fail: "true"` fails (exit 1)
-instead of completing or becoming Ready.
+Fault injection for tests: a pod annotated `kwok.socialhub.dev/fail: "true"` fails: a Job's
+pod exits 1, any other pod crash-loops and never becomes Ready.
 """
 
 import argparse
@@ -254,11 +254,13 @@ FAKE_NODE_MANIFEST = {
                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}},
 }
 
-# Pods annotated for failure end Failed with exit code 1, ahead of the normal stages.
-FAIL_STAGE = f"""apiVersion: kwok.x-k8s.io/v1alpha1
+# Fault injection for pods annotated `FAIL_ANNOTATION: "true"`, ahead of kwok's normal stages:
+# a Job's pod ends Failed with exit code 1; any other pod runs but never becomes Ready, its
+# container in CrashLoopBackOff (a real crash loop keeps the pod, it does not end it).
+FAIL_STAGES = f"""apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
-  name: socialhub-pod-fail
+  name: socialhub-job-pod-fail
 spec:
   resourceRef:
     apiGroup: v1
@@ -268,6 +270,9 @@ spec:
     - key: '.metadata.annotations["{FAIL_ANNOTATION}"]'
       operator: 'In'
       values: ['true']
+    - key: '.metadata.ownerReferences.[].kind'
+      operator: 'In'
+      values: ['Job']
     - key: '.metadata.deletionTimestamp'
       operator: 'DoesNotExist'
     - key: '.status.phase'
@@ -292,6 +297,57 @@ spec:
             startedAt: {{{{ $now | Quote }}}}
       {{{{ end }}}}
       phase: Failed
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: socialhub-pod-crashloop
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.annotations["{FAIL_ANNOTATION}"]'
+      operator: 'In'
+      values: ['true']
+    - key: '.metadata.ownerReferences.[].kind'
+      operator: 'NotIn'
+      values: ['Job']
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Pending']
+  weight: 10000
+  next:
+    statusTemplate: |
+      {{{{ $now := Now }}}}
+      conditions:
+      - lastTransitionTime: {{{{ $now | Quote }}}}
+        status: "True"
+        type: Initialized
+      - lastTransitionTime: {{{{ $now | Quote }}}}
+        status: "False"
+        reason: ContainersNotReady
+        type: Ready
+      - lastTransitionTime: {{{{ $now | Quote }}}}
+        status: "False"
+        reason: ContainersNotReady
+        type: ContainersReady
+      containerStatuses:
+      {{{{ range .spec.containers }}}}
+      - image: {{{{ .image | Quote }}}}
+        name: {{{{ .name | Quote }}}}
+        ready: false
+        restartCount: 5
+        started: false
+        state:
+          waiting:
+            reason: CrashLoopBackOff
+      {{{{ end }}}}
+      phase: Running
+      startTime: {{{{ $now | Quote }}}}
 """
 
 
@@ -310,7 +366,7 @@ class Kwok(_KubeServer):
 
     def prepare(self) -> None:
         stages = sorted((kube_build.kube_dir() / "kwok-stages").glob("*.yaml"))
-        documents = [FAIL_STAGE, *(path.read_text() for path in stages)]
+        documents = [FAIL_STAGES, *(path.read_text() for path in stages)]
         self.config.write_text("\n---\n".join(doc.strip() for doc in documents) + "\n")
         kubectl("apply", "--server-side", "--field-manager=socialhub-devstack", "-f", "-",
                 stdin=json.dumps(FAKE_NODE_MANIFEST))
