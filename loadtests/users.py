@@ -17,11 +17,13 @@ search on later runs. With BENCH_DIRECT=1 the host is the users service itself a
 the `x-user-payload` the gateway would have set: the service's own capacity, without nginx and
 auth.
 
-    locust -f loadtests/users.py --host http://127.0.0.1:8080 --headless -u 32 -r 32 -t 60s \\
-        FollowUser
+    python -m devstack up --profile bench     # gateway on :38080, per-IP limits relaxed
+    locust -f loadtests/users.py --host http://127.0.0.1:38080 --headless --only-summary \\
+        -u 32 -r 32 -t 60s FollowUser
 
 Everything comes from one address: the gateway's per-IP rate limit and the auth service's per-IP
-signup and login limits must be raised (loadtests/README.md). At the end the report prints
+signup and login limits must be raised, as the `bench` profile does (the `dev` gateway on :8080
+allows 50 requests/s per address). At the end the report prints
 p50/p95/p99 and req/s per request next to the targets; the exit code is 1 when a p95 or
 throughput target or the failure budget (1%) is missed.
 """
