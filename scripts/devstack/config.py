@@ -95,7 +95,7 @@ PROFILES = {
                     env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000"))),
     # `make bench`: load comes from one address, so per-IP limits would measure 429s, and a
     # JSON access line per request would measure logging.
-    "bench": Profile("bench", 30000, _port("SOCIALHUB_BENCH_GATEWAY_PORT", 38080), redis_db=2,
+    "bench": Profile("bench", 10000, _port("SOCIALHUB_BENCH_GATEWAY_PORT", 18080), redis_db=2,
                      env=(("SIGNUP_LIMIT_PER_IP", "100000000"),
                           ("LOGIN_LIMIT_PER_IP", "100000000"), ("ACCESS_LOG", "false"),
                           ("LOG_LEVEL", "WARNING")),

@@ -33,7 +33,9 @@ class Database:
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
-            pool_pre_ping=True,
+            # No pre-ping: it costs round trips on every checkout. After a database restart
+            # the first failing statement invalidates the whole pool instead.
+            pool_recycle=1800,
         )
         try:
             yield cls(engine)

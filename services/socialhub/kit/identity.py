@@ -35,13 +35,13 @@ def parse_user_payload(raw: str | None) -> Principal | None:
         return None
 
 
-def _optional_user(
+async def _optional_user(
     x_user_payload: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal | None:
     return parse_user_payload(x_user_payload)
 
 
-def _current_user(principal: Annotated[Principal | None, Depends(_optional_user)]) -> Principal:
+async def _current_user(principal: Annotated[Principal | None, Depends(_optional_user)]) -> Principal:
     if principal is None:
         raise unauthorized()
     return principal

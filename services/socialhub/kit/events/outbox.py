@@ -40,6 +40,8 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+_INSERT = outbox.insert()
+
 PUBLISHED = Counter("outbox_published_total", "Events the outbox relay delivered to Kafka",
                     ["topic"])
 RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay attempts that failed and will retry")
@@ -55,8 +57,8 @@ class Outbox:
     async def emit(self, session: AsyncSession, topic: str, event_type: str,
                    data: dict[str, Any], *, key: str | None = None) -> Event:
         event = Event(event_type=event_type, producer=self.service, data=data)
-        await session.execute(outbox.insert().values(
-            topic=self.kafka.topic(topic), key=key, payload=event.to_json()))
+        await session.execute(_INSERT, {"topic": self.kafka.topic(topic), "key": key,
+                                        "payload": event.to_json()})
         return event
 
 
