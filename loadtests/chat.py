@@ -215,7 +215,8 @@ class Client:
         ws = await connect(url, compression="deflate" if compression else None,
                            max_size=2**22, ping_interval=None, open_timeout=60)
         opened = await ws.recv()
-        assert isinstance(opened, str) and opened.startswith("0"), opened
+        if not (isinstance(opened, str) and opened.startswith("0")):
+            raise RuntimeError(f"not an Engine.IO open packet: {opened!r}")
         await ws.send("40" + json.dumps({"token": token}))
         answer = await ws.recv()
         if not (isinstance(answer, str) and answer.startswith("40")):
@@ -244,19 +245,6 @@ class Client:
             await self.ws.close()
 
 
-async def open_clients(urls: list[str], tokens: list[str], count: int,
-                       on_event: Callable[[int], Callable[[str, Any], None]],
-                       compression: bool = False) -> list[Client]:
-    """`count` clients, the i-th on urls[i % len(urls)] with tokens[i % len(tokens)]."""
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def one(i: int) -> Client:
-        async with gate:
-            return await Client.open(urls[i % len(urls)], tokens[i % len(tokens)], on_event(i),
-                                     compression=compression)
-    return list(await asyncio.gather(*(one(i) for i in range(count))))
-
-
 # -- measurements -------------------------------------------------------------------------------
 
 
@@ -269,6 +257,8 @@ class Deliveries:
     count: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    histories: int = 0  # joins answered
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def reset(self) -> None:
         self.window_start = self.window_end = float("inf")
@@ -276,17 +266,72 @@ class Deliveries:
         self.latencies = []
         self.errors = Counter()
 
-    def handler(self, _: int) -> Callable[[str, Any], None]:
-        def on_event(event: str, data: Any) -> None:
-            if event == "new_message":
-                now = time.monotonic()
-                sent = float(data["message"].split("|", 1)[0])
-                if self.window_start <= sent < self.window_end:
-                    self.count += 1
-                    self.latencies.append(now - sent)
-            elif event == "error":
-                self.errors[f"{data.get('event')}:{data.get('code')}"] += 1
-        return on_event
+    def on_event(self, event: str, data: Any) -> None:
+        if event == "new_message":
+            now = time.monotonic()
+            sent = float(data["message"].split("|", 1)[0])
+            if self.window_start <= sent < self.window_end:
+                self.count += 1
+                self.latencies.append(now - sent)
+        elif event == "message_history":
+            self.histories += 1
+        elif event == "error":
+            self.errors[f"{data.get('event')}:{data.get('code')}"] += 1
+        self.arrived.set()
+
+    async def until(self, done: Callable[[], bool], within: float) -> None:
+        """Wait until `done()` (checked as events arrive), failing on errors or timeout."""
+        async with asyncio.timeout(within):
+            while not done():
+                if self.errors:
+                    raise RuntimeError(f"errors from the server: {dict(self.errors)}")
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+@dataclass
+class Load:
+    """Sockets in rooms of `members` (socket i in room i % rooms); socket r sends to room r."""
+
+    rooms: int
+    members: int
+    deliveries: Deliveries = field(default_factory=Deliveries)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    clients: list[Client] = field(default_factory=list)
+
+    def room(self, i: int) -> str:
+        return f"bench-{self.tag}-{i % self.rooms}"
+
+    async def connect(self, urls: list[str], tokens: list[str], count: int | None = None,
+                      compression: bool = False) -> list[Client]:
+        """`count` more clients (default: rooms x members), the i-th on urls[i % len(urls)]."""
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def one(i: int) -> Client:
+            async with gate:
+                return await Client.open(urls[i % len(urls)], tokens[i % len(tokens)],
+                                         self.deliveries.on_event, compression=compression)
+        opened = await asyncio.gather(*(one(i) for i in range(count or self.rooms * self.members)))
+        self.clients.extend(opened)
+        return list(opened)
+
+    async def join(self) -> None:
+        """Every client joins its room; returns once every history arrived."""
+        joiners = self.clients[:self.rooms * self.members]
+        answered = self.deliveries.histories
+        for i, client in enumerate(joiners):
+            await client.emit("join_room", {"roomId": self.room(i)})
+        await self.deliveries.until(lambda: self.deliveries.histories - answered == len(joiners),
+                                    within=60 + len(joiners) / 50)
+        await asyncio.sleep(1)  # the last presence lists settle
+
+    async def send(self, i: int) -> None:
+        await self.clients[i % self.rooms].emit(
+            "send_message", {"roomId": self.room(i), "message": f"{time.monotonic()!r}|x"})
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -309,12 +354,6 @@ async def paced(rate: float, seconds: float, send: Callable[[int], Awaitable[Non
     return done
 
 
-async def join_all(clients: list[Client], room_of: Callable[[int], str]) -> None:
-    for i, client in enumerate(clients):
-        await client.emit("join_room", {"roomId": room_of(i)})
-    await asyncio.sleep(2 + len(clients) / 1000)  # joins, presence and histories settle
-
-
 def cpu_shares(services: list[Service], before: list[float], elapsed: float) -> str:
     return ", ".join(f"{s.name}:{s.port} {(s.cpu_seconds() - b) / elapsed:.0%}"
                      for s, b in zip(services, before, strict=True))
@@ -327,34 +366,23 @@ async def throughput(args: argparse.Namespace) -> bool:
     with stack(args.redis_db) as running:
         auth = running.start_auth()
         chats = [running.start_chat(auth) for _ in range(args.instances)]
-        tokens = await make_tokens(auth, args.users)
-        deliveries = Deliveries()
-        count = args.rooms * args.members
-        room_tag = uuid.uuid4().hex[:6]
-
-        def room_of(i: int) -> str:
-            return f"bench-{room_tag}-{i % args.rooms}"
-
-        clients = await open_clients([c.url for c in chats], tokens, count, deliveries.handler,
-                                     compression=args.compression)
-        await join_all(clients, room_of)
-        senders = clients[:args.rooms]  # client i is a member of room i % rooms
+        load = Load(args.rooms, args.members)
+        await load.connect([c.url for c in chats], await make_tokens(auth, args.users),
+                           compression=args.compression)
+        await load.join()
+        deliveries = load.deliveries
         print(f"chat throughput: {args.instances} instance(s), {args.rooms} rooms x "
-              f"{args.members} members ({count} sockets), {os.cpu_count()} cores, "
+              f"{args.members} members ({len(load.clients)} sockets), {os.cpu_count()} cores, "
               f"client compression {'on' if args.compression else 'off'}")
         ok = False
         for rate in args.rates:
-            async def send(i: int) -> None:
-                sender = senders[i % len(senders)]
-                await sender.emit("send_message", {"roomId": room_of(i % len(senders)),
-                                                   "message": f"{time.monotonic()!r}|x"})
             deliveries.reset()
-            await paced(rate, 1.0, send)  # warm-up
+            await paced(rate, 1.0, load.send)  # warm-up
             measured = [*chats, auth]
             before = [s.cpu_seconds() for s in measured]
             generator_before = time.process_time()
             deliveries.window_start = time.monotonic()
-            sent = await paced(rate, args.seconds, send)
+            sent = await paced(rate, args.seconds, load.send)
             deliveries.window_end = time.monotonic()
             elapsed = deliveries.window_end - deliveries.window_start
             cpu = cpu_shares(measured, before, elapsed)
@@ -367,14 +395,13 @@ async def throughput(args: argparse.Namespace) -> bool:
             cost = chat_cpu / max(deliveries.count, 1)
             print(f"  {rate:>6} msg/s offered: {deliveries.count}/{expected} delivered, "
                   f"{per_second:,.0f} deliveries/s per instance, p50 {p50:.1f} ms, "
-                  f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {dict(deliveries.errors) or 0}; CPU {cpu}; "
-                  f"chat CPU {cost * 1e6:.0f} us per delivery (= {1 / cost:,.0f} deliveries/s "
-                  f"per busy core); load average {os.getloadavg()[0]:.1f}")
+                  f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {dict(deliveries.errors) or 0};"
+                  f" CPU {cpu}; chat CPU {cost * 1e6:.0f} us per delivery (= {1 / cost:,.0f} "
+                  f"deliveries/s per busy core); load average {os.getloadavg()[0]:.1f}")
             if (per_second >= GOAL_DELIVERIES and p95 <= GOAL_P95_MS
                     and deliveries.count == expected):
                 ok = True
-        for client in clients:
-            await client.close()
+        await load.close()
         print(f"  goal ({GOAL_DELIVERIES:,} deliveries/s per instance, p95 <= {GOAL_P95_MS} ms):",
               "met" if ok else "missed")
         return ok
@@ -385,89 +412,82 @@ async def connections(args: argparse.Namespace) -> bool:
         auth = running.start_auth()
         chat = running.start_chat(auth)
         tokens = await make_tokens(auth, args.users)
-        deliveries = Deliveries()
-        rooms = max(1, args.connections // args.members)
-        room_tag = uuid.uuid4().hex[:6]
-
-        def room_of(i: int) -> str:
-            return f"bench-{room_tag}-{i % rooms}"
-
+        load = Load(max(1, args.connections // args.members), args.members)
         await asyncio.sleep(1)
         idle_rss = chat.rss_bytes()
+        before = [chat.cpu_seconds(), auth.cpu_seconds()]
+        generator_before = time.process_time()
         started = time.monotonic()
-        clients = await open_clients([chat.url], tokens, args.connections, deliveries.handler)
+        await load.connect([chat.url], tokens, args.connections)
         connect_seconds = time.monotonic() - started
+        connect_cpu = cpu_shares([chat, auth], before, connect_seconds)
+        connect_cpu += (f", load generator "
+                        f"{(time.process_time() - generator_before) / connect_seconds:.0%}")
         await asyncio.sleep(2)
         connected_rss = chat.rss_bytes()
-        await join_all(clients, room_of)
+        await load.join()
         joined_rss = chat.rss_bytes()
 
+        deliveries = load.deliveries
         deliveries.window_start = time.monotonic()
-        for i in range(rooms):
-            await clients[i].emit("send_message", {"roomId": room_of(i),
-                                                   "message": f"{time.monotonic()!r}|x"})
+        for room in range(load.rooms):
+            await load.send(room)
         deliveries.window_end = time.monotonic()
-        async with asyncio.timeout(60):
-            while deliveries.count < args.connections:
-                await asyncio.sleep(0.05)
+        expected = load.rooms * load.members
+        await deliveries.until(lambda: deliveries.count >= expected, within=60)
         p95 = quantile(deliveries.latencies, .95) * 1000
-        for client in clients:
-            await client.close()
+        await load.close()
         per_connection = (connected_rss - idle_rss) / args.connections
         per_joined = (joined_rss - idle_rss) / args.connections
         print(f"chat connections: {args.connections} sockets on one instance, rooms of "
-              f"{args.members}, {os.cpu_count()} cores")
+              f"{args.members}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
         print(f"  connected in {connect_seconds:.1f} s ({args.connections / connect_seconds:,.0f}"
-              f"/s, each checked by the auth service)")
+              f"/s, each token checked by the auth service); CPU {connect_cpu}")
         print(f"  instance RSS: {idle_rss / 2**20:.0f} MiB idle, {connected_rss / 2**20:.0f} MiB "
               f"connected, {joined_rss / 2**20:.0f} MiB after joining")
         print(f"  memory per connection: {per_connection / 1024:.1f} KiB connected, "
               f"{per_joined / 1024:.1f} KiB connected and in a room")
-        print(f"  one message in each of the {rooms} rooms: {deliveries.count} deliveries, "
+        print(f"  one message in each of the {load.rooms} rooms: {deliveries.count} deliveries, "
               f"p95 {p95:.1f} ms")
-        ok = deliveries.count == args.connections and args.connections >= GOAL_CONNECTIONS
+        ok = deliveries.count == expected and args.connections >= GOAL_CONNECTIONS
         print(f"  goal ({GOAL_CONNECTIONS:,} connections per instance):",
               "met" if ok else "missed")
         return ok
 
 
+async def fanout_variant(args: argparse.Namespace, variant: str) -> tuple[float, float]:
+    """CPU shares of the busy instance and of the bystander for one fan-out approach."""
+    with stack(args.redis_db) as running:
+        if variant == "AsyncRedisManager":
+            pair = [running.start_redis_manager_server() for _ in range(2)]
+            tokens = ["unchecked"]
+        else:
+            auth = running.start_auth()
+            pair = [running.start_chat(auth) for _ in range(2)]
+            tokens = await make_tokens(auth, args.users)
+        load = Load(args.rooms, args.members)
+        await load.connect([pair[0].url], tokens)
+        # one idle client on the bystander: python-socketio starts a manager's listener with
+        # the first connection, and a real instance has clients of its own
+        await load.connect([pair[1].url], tokens, 1)
+        await load.join()
+        await paced(args.rate, 1.0, load.send)
+        before = [s.cpu_seconds() for s in pair]
+        started = time.monotonic()
+        await paced(args.rate, args.seconds, load.send)
+        elapsed = time.monotonic() - started
+        busy, bystander = ((s.cpu_seconds() - b) / elapsed
+                           for s, b in zip(pair, before, strict=True))
+        await load.close()
+        return busy, bystander
+
+
 async def fanout(args: argparse.Namespace) -> bool:
-    results = {}
-    for variant in ("per-room channels (the chat service)", "AsyncRedisManager"):
-        with stack(args.redis_db) as running:
-            if variant == "AsyncRedisManager":
-                pair = [running.start_redis_manager_server() for _ in range(2)]
-                tokens = ["unchecked"]
-            else:
-                auth = running.start_auth()
-                pair = [running.start_chat(auth) for _ in range(2)]
-                tokens = await make_tokens(auth, args.users)
-            deliveries = Deliveries()
-            count = args.rooms * args.members
-            room_tag = uuid.uuid4().hex[:6]
-
-            def room_of(i: int) -> str:
-                return f"bench-{room_tag}-{i % args.rooms}"
-
-            clients = await open_clients([pair[0].url], tokens, count, deliveries.handler)
-            await join_all(clients, room_of)
-
-            async def send(i: int) -> None:
-                sender = clients[i % args.rooms]
-                await sender.emit("send_message", {"roomId": room_of(i % args.rooms),
-                                                   "message": f"{time.monotonic()!r}|x"})
-            await paced(args.rate, 1.0, send)
-            before = [s.cpu_seconds() for s in pair]
-            started = time.monotonic()
-            deliveries.window_start = started
-            await paced(args.rate, args.seconds, send)
-            elapsed = time.monotonic() - started
-            shares = [(s.cpu_seconds() - b) / elapsed for s, b in zip(pair, before, strict=True)]
-            results[variant] = shares
-            for client in clients:
-                await client.close()
+    variants = ("per-room channels (the chat service)", "AsyncRedisManager")
+    results = {variant: await fanout_variant(args, variant) for variant in variants}
     print(f"fan-out: two instances, {args.rooms} rooms x {args.members} members all on the "
-          f"first, {args.rate} messages/s for {args.seconds} s")
+          f"first, {args.rate} messages/s for {args.seconds} s, load average "
+          f"{os.getloadavg()[0]:.1f}")
     for variant, (busy, bystander) in results.items():
         print(f"  {variant}: busy instance {busy:.0%} CPU, bystander instance {bystander:.1%} "
               f"CPU = {bystander * 1e6 / args.rate:.0f} us per message it had no client for")

@@ -27,7 +27,8 @@ from socialhub.kit.errors import error_response
 
 # Client packets are small (a message is at most a few KB): refuse big ones early.
 MAX_PACKET_BYTES = 64 * 1024
-REDIS_POOL_WAIT_SECONDS = 5.0
+# Past this wait for a free Redis connection a request fails with "unavailable".
+REDIS_POOL_WAIT_SECONDS = 30.0
 
 
 def create_app(settings: ChatSettings | None = None) -> ASGIApp:

@@ -108,6 +108,9 @@ class ChatSockets:
         self.presence_sent_at: dict[str, float] = {}
         self.presence_due: dict[str, Any] = {}
         self.pending: set[asyncio.Task[None]] = set()
+        # Joins take turns, a pool's worth at a time: when thousands of clients reconnect at
+        # once (an instance died), the first are served quickly instead of all slowly.
+        self.join_slots = asyncio.Semaphore(settings.chat_redis_connections)
         # room -> sid -> where a connection that just joined stands (see _enter)
         self.joining: dict[str, dict[str, Catchup]] = {}
 
@@ -199,7 +202,8 @@ class ChatSockets:
                 return {"ok": True, "roomId": room.id, "alreadyJoined": True}
             if len(conn.rooms) >= MAX_ROOMS_PER_CONNECTION:
                 raise invalid(f"a connection joins at most {MAX_ROOMS_PER_CONNECTION} rooms")
-            await self._enter(conn, room.id)
+            async with self.join_slots:
+                await self._enter(conn, room.id)
         return {"ok": True, "roomId": room.id}
 
     async def leave_room(self, conn: Connection, data: Any) -> Ack:
