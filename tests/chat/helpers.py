@@ -110,6 +110,7 @@ class ChatClient:
     def __post_init__(self) -> None:
         self.sio.on("*", self._record)
         self.sio.on("connect_error", self._refused)
+        self.sio.on("disconnect", self._disconnected)
 
     async def _record(self, event: str, data: Any = None) -> None:
         self.events.append((event, data))
@@ -117,6 +118,9 @@ class ChatClient:
 
     async def _refused(self, data: Any = None) -> None:
         self.connect_error = data
+
+    async def _disconnected(self, *_: Any) -> None:
+        await self._record("disconnect")
 
     async def connect(self, base_url: str, token: str | None, *, via: str = "auth",
                       path: str = SOCKETIO_PATH, transport: str = "websocket") -> None:

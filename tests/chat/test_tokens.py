@@ -91,3 +91,24 @@ async def test_connections_are_refused_while_the_auth_service_is_down(
         assert refused["data"]["code"] == "unavailable"
     finally:
         orphan.stop()
+
+
+async def test_a_token_revoked_after_connecting_ends_the_connection(
+        new_chat_instance: Callable[..., Instance], auth_http: httpx.AsyncClient,
+        client: Callable[[], ChatClient]) -> None:
+    user, other = await new_user(auth_http), await new_user(auth_http)
+    quick = new_chat_instance(CHAT_TOKEN_RECHECK_SECONDS="1").start()
+    try:
+        revoked, kept = client(), client()
+        await revoked.connect(quick.url, user.token)
+        await kept.connect(quick.url, other.token)
+        logout = await auth_http.post("/auth/logout",
+                                      headers={"Authorization": f"Bearer {user.token}"})
+        assert logout.status_code == 204
+        told = await revoked.wait_for("error", lambda d: d["event"] == "connect", within=20)
+        assert told == {"event": "connect", "code": "unauthorized", "message": "token revoked"}
+        await revoked.wait_for("disconnect", within=20)
+        assert not revoked.sio.connected
+        assert kept.sio.connected
+    finally:
+        quick.stop()

@@ -54,6 +54,7 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
             res.background("fanout", sockets.fanout.run)
             res.background("presence",
                            lambda: sockets.presence.run(sockets.local_memberships))
+            res.background("token-recheck", sockets.recheck_tokens)
             yield
             await sockets.disconnect_all()
             await sockets.presence.withdraw()

@@ -10,6 +10,8 @@ class ChatSettings(ServiceSettings, RedisSettings):
     # The token check at connect: the auth service's verify endpoint (what the gateway calls).
     auth_service_url: str = "http://127.0.0.1:5000"
     auth_timeout_seconds: float = Field(default=3.0, gt=0)
+    # How long a revoked or expired token keeps an already open connection at most.
+    chat_token_recheck_seconds: float = Field(default=300.0, ge=1)
 
     # Commands in flight to Redis at once; more wait for a free connection.
     chat_redis_connections: int = Field(default=50, ge=2)

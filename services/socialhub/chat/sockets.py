@@ -61,6 +61,8 @@ def _unavailable() -> ChatError:
 class Connection:
     sid: str
     user: Principal
+    token: str  # checked again every chat_token_recheck_seconds
+    checked_at: float  # monotonic
     rooms: set[str] = field(default_factory=set)
     # join, leave and disconnect of one connection run one at a time
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -126,7 +128,8 @@ class ChatSockets:
 
     async def on_connect(self, sid: str, environ: Mapping[str, Any], auth: object) -> None:
         try:
-            user = await self.verifier.verify(token_from(environ, auth))
+            token = token_from(environ, auth)
+            user = await self.verifier.verify(token)
         except TokenRejectedError as exc:
             REFUSED.labels("unauthorized").inc()
             raise socketio.exceptions.ConnectionRefusedError(
@@ -145,7 +148,7 @@ class ChatSockets:
             message = "chat unavailable, retry shortly"
             raise socketio.exceptions.ConnectionRefusedError(
                 message, {"code": "unavailable", "message": message}) from None
-        self.connections[sid] = Connection(sid, user)
+        self.connections[sid] = Connection(sid, user, token, time.monotonic())
         await self.sio.enter_room(sid, personal_room(user.id))
         CONNECTIONS.inc()
 
@@ -167,6 +170,41 @@ class ChatSockets:
         for conn in list(self.connections.values()):
             for room_id in list(conn.rooms):
                 yield room_id, conn.sid, conn.user
+
+    async def recheck_tokens(self) -> None:
+        """Until cancelled: check each connection's token again once per
+        chat_token_recheck_seconds, so a logout, a password reset or the token's expiry ends
+        connections opened before it; and forget connections the transport lost while they
+        were being accepted (python-socketio then reports no disconnect)."""
+        interval = self.settings.chat_token_recheck_seconds
+        while True:
+            await asyncio.sleep(min(interval, 1.0))
+            now = time.monotonic()
+            verdicts: dict[str, str | None] = {}  # token -> why it is refused (None: fine)
+            for conn in list(self.connections.values()):
+                if self._transport_lost(conn.sid):
+                    await self.on_disconnect(conn.sid)
+                    await self.sio.manager.disconnect(conn.sid, "/", ignore_queue=True)
+                    continue
+                if now - conn.checked_at < interval:
+                    continue
+                if conn.token not in verdicts:
+                    try:
+                        await self.verifier.verify(conn.token)
+                        verdicts[conn.token] = None
+                    except TokenRejectedError as exc:
+                        verdicts[conn.token] = str(exc)
+                    except AuthUnavailableError:
+                        continue  # the auth service's trouble is not the user's: next round
+                conn.checked_at = now
+                if (reason := verdicts[conn.token]) is not None:
+                    await self.sio.emit("error", {"event": "connect", "code": "unauthorized",
+                                                  "message": reason}, to=conn.sid)
+                    await self.sio.disconnect(conn.sid)
+
+    def _transport_lost(self, sid: str) -> bool:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        return eio_sid is None or eio_sid not in self.sio.eio.sockets
 
     async def disconnect_all(self) -> None:
         """On shutdown: let clients reconnect elsewhere at once, and clean up after them."""
