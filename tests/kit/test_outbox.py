@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from socialhub.kit.database import Database
 from socialhub.kit.events.outbox import Outbox, OutboxRelay, outbox
@@ -28,6 +28,14 @@ async def running(relay: OutboxRelay) -> AsyncIterator[None]:
 async def pending(database: Database) -> int:
     async with database.transaction() as session:
         return int((await session.execute(select(func.count()).select_from(outbox))).scalar_one())
+
+
+async def relay_locks_held(database: Database) -> int:
+    async with database.transaction() as session:
+        return int((await session.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ))).scalar_one())
 
 
 async def drained(database: Database) -> None:
@@ -75,6 +83,9 @@ async def test_events_written_while_kafka_is_unreachable_are_delivered_later(
                 await events.emit(session, USER_TOPIC, "offline.write", {"n": n}, key=str(n))
         await asyncio.sleep(1.0)  # the relay retries against the dead broker meanwhile
         assert await pending(outbox_db) == 20
+    # Failed attempts and the cancellation left no lock on a pooled connection, which would
+    # keep every other relay of this database waiting forever.
+    assert await relay_locks_held(outbox_db) == 0
 
     async with (EventProbe.on(kafka_settings.kafka_bootstrap_servers,
                               kafka_settings.topic(USER_TOPIC)) as probe,

@@ -90,26 +90,29 @@ class OutboxRelay:
 
     async def _run_while_leader(self) -> None:
         async with self.database.engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            # Standby instances wait here; the lock passes on when the leader's connection ends.
-            await raw.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK_ID)
-            await raw.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.kafka.kafka_bootstrap_servers,
-                enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=10_000)
-            await producer.start()
             try:
-                while True:
-                    if await self._publish_batch(producer) < self.batch_size:
-                        await self._wait_for_rows(raw)
+                raw = (await conn.get_raw_connection()).driver_connection
+                assert raw is not None
+                # Standby instances wait here; the lock passes on when the leader's connection
+                # ends.
+                await raw.execute("SELECT pg_advisory_lock($1)", RELAY_LOCK_ID)
+                await raw.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.kafka.kafka_bootstrap_servers,
+                    enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=10_000)
+                try:
+                    await producer.start()
+                    while True:
+                        if await self._publish_batch(producer) < self.batch_size:
+                            await self._wait_for_rows(raw)
+                finally:
+                    with suppress(Exception):
+                        await producer.stop()
             finally:
+                # The connection is the relay's own: closing it (rather than returning it to
+                # the pool) releases the lock and the listener whatever went wrong.
                 with suppress(Exception):
-                    await producer.stop()
-                with suppress(Exception):
-                    await raw.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                with suppress(Exception):  # the connection goes back to the pool: unlock it
-                    await raw.execute("SELECT pg_advisory_unlock_all()")
+                    await conn.invalidate()
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.database.transaction() as session:
