@@ -82,8 +82,14 @@ def platform(postgres: Postgres, redis_server: Redis, kafka_server: Kafka,
 
 @pytest.fixture(scope="session")
 def running_platform(platform: Platform, mongo_server: Mongo) -> Iterator[Platform]:
-    """Every service as a real process behind the real nginx gateway."""
+    """Every service as a real process behind the real nginx gateway.
+
+    Stops them afterwards only if this session started them (a developer may have started the
+    test profile by hand to debug).
+    """
+    started_here = not any(p.running() for p in platform.service_processes())
     platform.start_services()
     platform.start_gateway()
     yield platform
-    platform.down(infra=False)
+    if started_here:
+        platform.down(infra=False)

@@ -192,13 +192,13 @@ class Platform:
                    on_timeout=lambda: proc.tail())
 
     def down(self, *, infra: bool = True) -> None:
-        for proc in [self.gateway_process(), *self._service_processes()]:
+        for proc in [self.gateway_process(), *self.service_processes()]:
             if proc.stop():
                 print(f"  stopped {proc.name}")
         if infra:
             self.infra.stop()
 
-    def _service_processes(self) -> list[ManagedProcess]:
+    def service_processes(self) -> list[ManagedProcess]:
         """Every service process this profile started, including extra instances."""
         known = {p.name: p for p in (self.service_process(s) for s in SERVICES)}
         for pidfile in sorted(self.run_dir.glob("*.pid")):
@@ -211,7 +211,7 @@ class Platform:
         rows = [{"name": s.name, "state": "running" if s.running() else "stopped",
                  "address": s.address, "log": str(s.process().logfile)}
                 for s in self.infra.servers]
-        for proc in [*self._service_processes(), self.gateway_process()]:
+        for proc in [*self.service_processes(), self.gateway_process()]:
             rows.append({"name": proc.name, "state": "running" if proc.running() else "stopped",
                          "address": self._address_of(proc.name), "log": str(proc.logfile)})
         return rows

@@ -55,7 +55,9 @@ class Postgres(Server):
             argv=[str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
                   "-c", f"listen_addresses={INFRA.host}",
                   "-c", f"unix_socket_directories={self.root}",
-                  "-c", "max_connections=400", "-c", "shared_buffers=256MB"],
+                  "-c", "max_connections=400", "-c", "shared_buffers=256MB",
+                  # JIT compiles for hundreds of ms on short OLTP queries it misjudges as big
+                  "-c", "jit=off"],
             run_dir=INFRA_STATE / "run",
             user=self.user,
             # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, checkpoint, exit.
