@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from devstack.platform import Platform
@@ -21,9 +22,14 @@ def users_settings(platform: Platform) -> UsersSettings:
 
 
 @pytest.fixture(scope="session")
-async def users(users_settings: UsersSettings) -> AsyncIterator[httpx.AsyncClient]:
+def users_app(users_settings: UsersSettings) -> FastAPI:
+    return create_app(users_settings)
+
+
+@pytest.fixture(scope="session")
+async def users(users_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The users service, with its outbox relay and its consumer group running."""
-    async with app_client(create_app(users_settings)) as client:
+    async with app_client(users_app) as client:
         yield client
 
 

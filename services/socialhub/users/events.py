@@ -75,6 +75,7 @@ class EventHandler:
             fresh = set((await session.scalars(
                 pg_insert(ProcessedEvent).values([{"event_id": e.event_id} for e in ours])
                 .on_conflict_do_nothing().returning(ProcessedEvent.event_id))).all())
+            await _lock_profiles(session, [e for e in ours if e.event_id in fresh])
             post_deltas: dict[uuid.UUID, int] = {}
             authors: dict[uuid.UUID, str] = {}
             for event in ours:
@@ -103,6 +104,22 @@ class EventHandler:
         return rejected
 
 
+async def _lock_profiles(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Lock the batch's existing profiles in id order, the order follows and blocks lock
+    theirs in, so a batch and a concurrent follow can never wait on each other in a cycle."""
+    ids = sorted({user_id for event in events if (user_id := _user_id(event)) is not None})
+    if ids:
+        await session.execute(select(Profile.id).where(Profile.id.in_(ids))
+                              .order_by(Profile.id).with_for_update(key_share=True))
+
+
+def _user_id(event: Event) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(event.data.get("userId")))
+    except ValueError:
+        return None
+
+
 async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
     """Create the profile or complete a provisional one; False if the username is taken."""
     values = {"id": user.user_id, "username": user.username, "name": user.name,
@@ -125,7 +142,7 @@ async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
 async def _apply_post_counts(session: AsyncSession, deltas: dict[uuid.UUID, int],
                              authors: dict[uuid.UUID, str]) -> None:
     """Move post counts; an author without a profile yet gets a provisional one."""
-    for user_id, delta in deltas.items():
+    for user_id, delta in sorted(deltas.items()):
         if delta == 0:
             continue
         updated = await session.scalar(
