@@ -176,6 +176,9 @@ class Mongo(Server):
                   # The debug/metrics HTTP listener defaults to 127.0.0.1:8088: keep it off.
                   "--debug-addr=-",
                   "--telemetry=disable",
+                  # insert_many is stored in transactions of this many documents (default 100);
+                  # 1000 nearly doubles the notification consumer's batch inserts
+                  "--test-batch-size=1000",
                   "--log-level=info"],
             run_dir=self.run_dir,
             env={"DO_NOT_TRACK": "1"},
