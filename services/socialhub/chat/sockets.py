@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -204,7 +204,8 @@ class ChatSockets:
 
     def _transport_lost(self, sid: str) -> bool:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-        return eio_sid is None or eio_sid not in self.sio.eio.sockets
+        transport = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        return transport is None or bool(transport.closed)
 
     async def disconnect_all(self) -> None:
         """On shutdown: let clients reconnect elsewhere at once, and clean up after them."""
@@ -388,7 +389,9 @@ class ChatSockets:
             await self._broadcast(room_id, event, data, skip_sids)
         elif event == EVICT:
             if isinstance(data, dict):
-                await self._evict(room_id, str(data.get("userId")))
+                # in a task: it waits for the connections' locks, which a join may hold while
+                # it waits for this listener to confirm a subscription
+                self._spawn(self._evict(room_id, str(data.get("userId"))))
         elif event == "room_users":
             await self._presence_changed(room_id, data)
         else:
@@ -408,7 +411,11 @@ class ChatSockets:
             await self._broadcast(room_id, "room_users", data)
             return
         self.presence_due[room_id] = data
-        task = asyncio.create_task(self._send_due_presence(room_id, wait))
+        self._spawn(self._send_due_presence(room_id, wait))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` beside the listener, which must never wait for it."""
+        task = asyncio.create_task(work)
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
@@ -426,7 +433,10 @@ class ChatSockets:
             if conn is None or str(conn.user.id) != user_id:
                 continue
             async with conn.lock:
-                await self._leave(conn, room_id)
+                try:
+                    await self._leave(conn, room_id)
+                except (RedisError, OSError) as exc:  # it has left locally all the same
+                    log.warning("removing %s from %s failed: %s", sid, room_id, exc)
             await self.sio.emit("error", {"event": "join_room", "code": "removed",
                                           "message": "you were removed from this group",
                                           "roomId": room_id}, to=sid)
