@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from socialhub.chat.presence import LISTED_USERS, REGISTRY, Presence
+from socialhub.chat.presence import LISTED_USERS, Presence
 from socialhub.kit.identity import Principal
 from tests.chat.helpers import open_room
 
 CHANNEL_PREFIX = "test.presence-unit."
+# Not the chat processes' registry: these instances' short TTL would reap the real ones.
+REGISTRY = f"chat:instances:unit-{uuid.uuid4().hex[:8]}"
 
 
 def _principal() -> Principal:
@@ -24,7 +26,7 @@ def _principal() -> Principal:
 
 def _presence(redis: Redis, instance: str, ttl: float = 30.0) -> Presence:
     return Presence(redis, instance, lambda room: f"{CHANNEL_PREFIX}{room}",
-                    heartbeat_seconds=0.1, instance_ttl_seconds=ttl)
+                    heartbeat_seconds=0.1, instance_ttl_seconds=ttl, registry=REGISTRY)
 
 
 class Published(list[dict[str, Any]]):

@@ -113,8 +113,11 @@ def _rooms_key(instance_id: str) -> str:
 
 class Presence:
     def __init__(self, redis: Redis, instance_id: str, room_channel: Callable[[str], str], *,
-                 heartbeat_seconds: float, instance_ttl_seconds: float) -> None:
+                 heartbeat_seconds: float, instance_ttl_seconds: float,
+                 registry: str = REGISTRY) -> None:
         self.redis = redis
+        # the instances that reap each other's presence: all of one deployment
+        self.registry = registry
         self.instance_id = instance_id
         self.room_channel = room_channel
         self.heartbeat_seconds = heartbeat_seconds
@@ -135,7 +138,7 @@ class Presence:
     async def heartbeat(self, local: Callable[[], Iterable[Membership]]) -> None:
         if self._withdrawn:
             return
-        added, dead = await self._heartbeat(keys=[REGISTRY],
+        added, dead = await self._heartbeat(keys=[self.registry],
                                             args=[self.instance_id, self.instance_ttl_ms])
         if added and self._registered:
             log.warning("this instance was taken for dead; restoring its presence")
@@ -173,7 +176,7 @@ class Presence:
             await self._run(room_id, "purge", f"{instance}|", instance=instance)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(_rooms_key(instance))
-            pipe.zrem(REGISTRY, instance)
+            pipe.zrem(self.registry, instance)
             await pipe.execute()
 
     async def _run(self, room_id: str, op: str, field: str, user_id: str = "",
