@@ -71,8 +71,8 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
 
 def _tune_garbage_collector() -> None:
     """Python's cyclic collector rescans every long-lived object (the sockets, queues and tasks
-    of thousands of connections) in each full collection: 150-260 ms pauses several times a
-    minute at 1,000 busy connections, the largest source of latency spikes we measured
+    of thousands of connections) in each full collection: 150-260 ms pauses every few
+    seconds at 1,000 busy connections, the largest source of latency spikes we measured
     (README, "Measurements"). What exists after startup is frozen out of it, and collections
     of the older generations are made rarer."""
     gc.freeze()
