@@ -1,6 +1,8 @@
 """Chat service configuration (environment variables)."""
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from socialhub.kit.settings import RedisSettings, ServiceSettings
 
@@ -39,6 +41,13 @@ class ChatSettings(ServiceSettings, RedisSettings):
     # by the surviving instances.
     chat_heartbeat_seconds: float = Field(default=5.0, gt=0)
     chat_instance_ttl_seconds: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ttl_spans_heartbeats(self) -> Self:
+        if self.chat_instance_ttl_seconds < 2 * self.chat_heartbeat_seconds:
+            raise ValueError("CHAT_INSTANCE_TTL_SECONDS must be at least two heartbeats, or "
+                             "live instances get taken for dead")
+        return self
 
     @property
     def allowed_origins(self) -> str | list[str]:
