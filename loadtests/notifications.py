@@ -379,7 +379,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2_000, help="events/s in the latency run")
     parser.add_argument("--seconds", type=int, default=20, help="duration of the latency run")
     parser.add_argument("--batch-size", type=int, default=1000, help="CONSUMER_BATCH_SIZE")
-    parser.add_argument("--port", type=int, default=15002)
+    parser.add_argument("--port", type=int, default=16002)
     parser.add_argument("--redis-db", type=int, default=13)
     parser.add_argument("--mongo-url", default=f"mongodb://{INFRA.host}:{INFRA.mongo_port}/",
                         help="the server to store in (default: the devstack one)")

@@ -16,19 +16,21 @@ def _port(env: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Infra:
-    postgres_port: int = _port("SOCIALHUB_POSTGRES_PORT", 55432)
-    redis_port: int = _port("SOCIALHUB_REDIS_PORT", 56379)
-    kafka_port: int = _port("SOCIALHUB_KAFKA_PORT", 59092)
-    kafka_controller_port: int = _port("SOCIALHUB_KAFKA_CONTROLLER_PORT", 59093)
-    mongo_port: int = _port("SOCIALHUB_MONGO_PORT", 57017)
-    smtp_port: int = _port("SOCIALHUB_SMTP_PORT", 51025)
+    # All below 32768, outside Linux's range for outgoing connections' local ports, so a busy
+    # machine's client sockets never hold a port a server is about to bind.
+    postgres_port: int = _port("SOCIALHUB_POSTGRES_PORT", 21432)
+    redis_port: int = _port("SOCIALHUB_REDIS_PORT", 21379)
+    kafka_port: int = _port("SOCIALHUB_KAFKA_PORT", 21092)
+    kafka_controller_port: int = _port("SOCIALHUB_KAFKA_CONTROLLER_PORT", 21093)
+    mongo_port: int = _port("SOCIALHUB_MONGO_PORT", 21017)
+    smtp_port: int = _port("SOCIALHUB_SMTP_PORT", 21025)
     # The local Kubernetes control plane (operator tests): kine's etcd API, the API server and
     # the secure (health) ports of the controller manager, the scheduler and kwok.
-    kube_etcd_port: int = _port("SOCIALHUB_KUBE_ETCD_PORT", 56230)
-    kube_apiserver_port: int = _port("SOCIALHUB_KUBE_APISERVER_PORT", 56443)
-    kube_controller_manager_port: int = _port("SOCIALHUB_KUBE_CONTROLLER_MANAGER_PORT", 56257)
-    kube_scheduler_port: int = _port("SOCIALHUB_KUBE_SCHEDULER_PORT", 56259)
-    kwok_port: int = _port("SOCIALHUB_KWOK_PORT", 56247)
+    kube_etcd_port: int = _port("SOCIALHUB_KUBE_ETCD_PORT", 21230)
+    kube_apiserver_port: int = _port("SOCIALHUB_KUBE_APISERVER_PORT", 21443)
+    kube_controller_manager_port: int = _port("SOCIALHUB_KUBE_CONTROLLER_MANAGER_PORT", 21257)
+    kube_scheduler_port: int = _port("SOCIALHUB_KUBE_SCHEDULER_PORT", 21259)
+    kwok_port: int = _port("SOCIALHUB_KWOK_PORT", 21247)
     host: str = "127.0.0.1"
 
     @property

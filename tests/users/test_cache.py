@@ -17,8 +17,9 @@ from devstack.waiting import wait_until
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
+from socialhub.kit.redis_client import connect_redis
 from socialhub.users.app import create_app
-from socialhub.users.cache import ProfileCache, create_client
+from socialhub.users.cache import ProfileCache
 from socialhub.users.settings import UsersSettings
 from tests.support import app_client, eventually
 from tests.users.helpers import (
@@ -179,7 +180,7 @@ async def test_consumed_post_events_invalidate_the_authors_profile(
 async def test_a_slow_reader_cannot_put_back_what_a_write_replaced(
         users_settings: UsersSettings) -> None:
     """Versioned fills: a value read before a write is not cached after it."""
-    redis = create_client(users_settings)
+    redis = connect_redis(users_settings, fail_fast_seconds=users_settings.redis_timeout_seconds)
     cache = ProfileCache(redis, users_settings, prefix=f"test-{uuid.uuid4().hex[:8]}")
     user_id = uuid.uuid4()
     try:

@@ -14,7 +14,7 @@ class MailBackend(StrEnum):
 
 class AuthSettings(JwtSettings, PostgresSettings, RedisSettings, KafkaSettings):
     service_port: int = 5000
-    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:55432/socialhub_auth"
+    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:21432/socialhub_auth"
 
     jwt_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     bcrypt_rounds: int = Field(default=10, ge=4, le=15)
@@ -33,7 +33,7 @@ class AuthSettings(JwtSettings, PostgresSettings, RedisSettings, KafkaSettings):
 
     mail_backend: MailBackend = MailBackend.SMTP
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 51025
+    smtp_port: int = 21025
     smtp_starttls: bool = False
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp
 
 from socialhub.chat.errors import ChatError
@@ -29,7 +28,6 @@ from socialhub.kit.errors import error_response
 # Client packets are small (a message is at most a few KB): refuse big ones early.
 MAX_PACKET_BYTES = 64 * 1024
 # Past this wait for a free Redis connection a request fails with "unavailable".
-REDIS_POOL_WAIT_SECONDS = 30.0
 GC_THRESHOLDS = (10_000, 20, 1_000)  # Python's defaults: (700, 10, 10)
 
 
@@ -44,9 +42,7 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with resources(app) as res:
-            redis = _redis(settings)
-            res.stack.push_async_callback(redis.aclose)
-            app.state.readiness_checks["redis"] = redis.ping
+            redis = await res.redis(settings)
             verifier = TokenVerifier(settings.auth_service_url, settings.auth_timeout_seconds)
             res.stack.push_async_callback(verifier.aclose)
             chat = ChatService(settings, redis)
@@ -77,15 +73,6 @@ def _tune_garbage_collector() -> None:
     of the older generations are made rarer."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def _redis(settings: ChatSettings) -> Redis:
-    """A client whose pool waits for a free connection when all are busy: a burst of joins
-    must queue, not fail with redis-py's "Too many connections" (the kit's default pool)."""
-    pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.chat_redis_connections,
-        timeout=REDIS_POOL_WAIT_SECONDS, decode_responses=True, health_check_interval=30)
-    return Redis.from_pool(pool)
 
 
 async def _on_chat_error(_: Request, exc: Exception) -> JSONResponse:

@@ -16,7 +16,8 @@ class ChatSettings(ServiceSettings, RedisSettings):
     chat_token_recheck_seconds: float = Field(default=300.0, ge=1)
 
     # Commands in flight to Redis at once; more wait for a free connection.
-    chat_redis_connections: int = Field(default=50, ge=2)
+    # a burst of joins queues for Redis connections rather than failing
+    redis_pool_wait_seconds: float = Field(default=30.0, gt=0)
 
     # Socket.IO is served under this path, directly and behind the gateway's /chat/ route.
     chat_socketio_path: str = "/chat/socket.io"

@@ -112,7 +112,7 @@ class ChatSockets:
         self.pending: set[asyncio.Task[None]] = set()
         # Joins take turns, a pool's worth at a time: when thousands of clients reconnect at
         # once (an instance died), the first are served quickly instead of all slowly.
-        self.join_slots = asyncio.Semaphore(settings.chat_redis_connections)
+        self.join_slots = asyncio.Semaphore(settings.redis_max_connections)
         # room -> sid -> where a connection that just joined stands (see _enter)
         self.joining: dict[str, dict[str, Catchup]] = {}
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from socialhub.kit import health
 from socialhub.kit.database import Database
 from socialhub.kit.errors import install_error_handlers
+from socialhub.kit.redis_client import connect_redis
 from socialhub.kit.settings import (
     MongoSettings,
     PostgresSettings,
@@ -60,11 +61,13 @@ class Resources:
         self.app.state.readiness_checks["postgres"] = database.ping
         return database
 
-    async def redis(self, settings: RedisSettings) -> "Redis":
-        client: Redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                                       health_check_interval=30)
+    async def redis(self, settings: RedisSettings, *,
+                    fail_fast_seconds: float | None = None) -> Redis:
+        """A store client (a readiness check), or a cache client with `fail_fast_seconds`."""
+        client = connect_redis(settings, fail_fast_seconds=fail_fast_seconds)
         self.stack.push_async_callback(client.aclose)
-        self.app.state.readiness_checks["redis"] = client.ping
+        if fail_fast_seconds is None:
+            self.app.state.readiness_checks["redis"] = client.ping
         return client
 
     async def mongo(self, settings: MongoSettings) -> AsyncIOMotorDatabase[dict[str, Any]]:

@@ -41,7 +41,9 @@ async def _optional_user(
     return parse_user_payload(x_user_payload)
 
 
-async def _current_user(principal: Annotated[Principal | None, Depends(_optional_user)]) -> Principal:
+async def _current_user(
+    principal: Annotated[Principal | None, Depends(_optional_user)],
+) -> Principal:
     if principal is None:
         raise unauthorized()
     return principal

@@ -44,30 +44,32 @@ class ServiceSettings(BaseSettings):
 
 
 class PostgresSettings(BaseSettings):
-    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:55432/socialhub"
+    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:21432/socialhub"
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
 
 
 class RedisSettings(BaseSettings):
-    redis_url: str = "redis://127.0.0.1:56379/0"
+    redis_url: str = "redis://127.0.0.1:21379/0"
     # Pub/sub channels are global to a Redis server, unlike keys (per database): a prefix keeps
     # deployments sharing one server apart.
     redis_channel_prefix: str = ""
+    redis_max_connections: int = Field(default=50, ge=2)
+    redis_pool_wait_seconds: float = Field(default=10.0, gt=0)
 
     def channel(self, name: str) -> str:
         return f"{self.redis_channel_prefix}{name}"
 
 
 class MongoSettings(BaseSettings):
-    mongo_url: str = "mongodb://127.0.0.1:57017/"
+    mongo_url: str = "mongodb://127.0.0.1:21017/"
     mongo_database: str = "socialhub"
     mongo_timeout_ms: int = Field(default=5000, ge=100)
     mongo_max_pool_size: int = Field(default=50, ge=1)
 
 
 class KafkaSettings(BaseSettings):
-    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    kafka_bootstrap_servers: str = "127.0.0.1:21092"
     kafka_topic_prefix: str = ""
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_topic_replication: int = Field(default=1, ge=1)

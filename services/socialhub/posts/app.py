@@ -10,9 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
@@ -34,17 +31,6 @@ from socialhub.posts.settings import MediaBackend, PostsSettings
 FANOUT_REDIS_TIMEOUT_SECONDS = 10.0
 
 
-def _redis(settings: PostsSettings, timeout: float) -> Redis:
-    """A client that fails fast instead of retrying: a missing cache is answered around.
-
-    Redis is not a readiness check of this service: without it feeds come from PostgreSQL.
-    """
-    client: Redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                                   socket_timeout=timeout, socket_connect_timeout=timeout,
-                                   retry=Retry(NoBackoff(), 0))
-    return client
-
-
 def create_app(settings: PostsSettings | None = None) -> FastAPI:
     settings = settings or PostsSettings()
 
@@ -52,10 +38,10 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with resources(app) as res:
             database = await res.postgres(settings)
-            redis = _redis(settings, settings.redis_timeout_seconds)
-            res.stack.push_async_callback(redis.aclose)
-            fanout_redis = _redis(settings, FANOUT_REDIS_TIMEOUT_SECONDS)
-            res.stack.push_async_callback(fanout_redis.aclose)
+            # Redis only holds feeds, rebuilt from PostgreSQL: no readiness check, fail fast.
+            redis = await res.redis(settings, fail_fast_seconds=settings.redis_timeout_seconds)
+            fanout_redis = await res.redis(settings,
+                                           fail_fast_seconds=FANOUT_REDIS_TIMEOUT_SECONDS)
             if settings.media is MediaBackend.LOCAL:
                 settings.media_dir.mkdir(parents=True, exist_ok=True)
             storage = create_storage(settings)

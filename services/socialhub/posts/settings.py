@@ -18,7 +18,7 @@ class MediaBackend(StrEnum):
 
 class PostsSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSettings):
     service_port: int = 5001
-    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:55432/socialhub_posts"
+    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:21432/socialhub_posts"
 
     # Media: local disk unless CLOUDINARY_URL is set (or MEDIA_BACKEND says otherwise).
     media_backend: MediaBackend | None = None

@@ -11,7 +11,7 @@ from socialhub.kit.app import resources
 from socialhub.kit.events.consumer import BatchConsumer
 from socialhub.kit.events.outbox import Outbox, OutboxRelay
 from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
-from socialhub.users.cache import ProfileCache, create_client
+from socialhub.users.cache import ProfileCache
 from socialhub.users.events import CONSUMER_GROUP, EventHandler, prune_processed_events
 from socialhub.users.routes import router
 from socialhub.users.service import UsersService
@@ -25,10 +25,8 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with resources(app) as res:
             database = await res.postgres(settings)
-            # Not `res.redis`: Redis is only a cache here, so it is no readiness check either;
-            # an instance without Redis still answers (from PostgreSQL).
-            redis = create_client(settings)
-            res.stack.push_async_callback(redis.aclose)
+            # Redis is only a cache here: an instance without it answers from PostgreSQL.
+            redis = await res.redis(settings, fail_fast_seconds=settings.redis_timeout_seconds)
             cache = ProfileCache(redis, settings)
             app.state.profile_cache = cache
             app.state.users = UsersService(cache, Outbox("users", settings),

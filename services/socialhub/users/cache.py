@@ -17,9 +17,7 @@ import uuid
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from socialhub.users.settings import UsersSettings
 
@@ -37,16 +35,6 @@ if current == ARGV[1] then
 end
 return 0
 """
-
-
-def create_client(settings: UsersSettings) -> Redis:
-    """A client that fails fast: one immediate reconnect attempt, short socket timeouts."""
-    client: Redis = Redis.from_url(
-        settings.redis_url, decode_responses=True,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        retry=Retry(NoBackoff(), 1), health_check_interval=30)
-    return client
 
 
 class ProfileCache:

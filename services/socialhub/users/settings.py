@@ -7,7 +7,7 @@ from socialhub.kit.settings import KafkaSettings, PostgresSettings, RedisSetting
 
 class UsersSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSettings):
     service_port: int = 5003
-    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:55432/socialhub_users"
+    database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:21432/socialhub_users"
     # Connections beyond the pool are opened and closed per checkout (TLS attempt, SCRAM): the
     # pool covers the requests one instance really has in PostgreSQL at once under load.
     database_pool_size: int = Field(default=20, ge=1)
