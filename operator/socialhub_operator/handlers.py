@@ -25,11 +25,13 @@ Key = tuple[str, str]  # namespace, name
 WORKERS = 2
 RESYNC_SECONDS = 60.0
 RETRY_SECONDS = 5.0
+# Strimzi's KafkaTopics are not watched: their CRD may come and go with Strimzi, and kopf
+# ends the whole operator when a watched resource's API disappears mid-watch (seen: "404 page
+# not found"). The resync puts a hand-deleted KafkaTopic back within RESYNC_SECONDS.
 CHILDREN = (("", "v1", "services"), ("", "v1", "configmaps"), ("", "v1", "secrets"),
             ("apps", "v1", "deployments"), ("batch", "v1", "jobs"),
             ("autoscaling", "v2", "horizontalpodautoscalers"),
-            ("policy", "v1", "poddisruptionbudgets"),
-            ("kafka.strimzi.io", "v1beta2", "kafkatopics"))
+            ("policy", "v1", "poddisruptionbudgets"))
 
 
 class WorkQueue:

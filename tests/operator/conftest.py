@@ -88,6 +88,17 @@ def service_account_kubeconfig(kubeconfig: Path, namespace: str, account: str) -
     return path
 
 
+OPERATOR_PROCESSES: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _operator_still_running() -> Iterator[None]:
+    """A test that ends the operator fails itself, not the tests after it."""
+    yield
+    for process in OPERATOR_PROCESSES:
+        assert process.poll() is None, f"the operator exited ({process.returncode})"
+
+
 @pytest.fixture(scope="session")
 def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
     """`socialhub run` as the operator's own ServiceAccount, so its RBAC is what is tested.
@@ -100,7 +111,9 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "socialhub_operator.cli", "run"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
+    OPERATOR_PROCESSES.append(process)
     yield log
+    OPERATOR_PROCESSES.remove(process)
     process.terminate()
     try:
         process.wait(timeout=30)
