@@ -5,9 +5,10 @@ leaves the developer's platform alone. Tests use the `test` profile (its own dat
 database, Mongo database and Kafka topic prefix), never the `dev` data.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
+import httpx
 import pytest
 
 from devstack.config import PROFILES
@@ -93,3 +94,11 @@ def running_platform(platform: Platform, mongo_server: Mongo) -> Iterator[Platfo
     yield platform
     if started_here:
         platform.down(infra=False)
+
+
+@pytest.fixture(scope="module")
+async def gateway(running_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the running platform's gateway: what a user of `make up` talks to.
+    (tests/gateway overrides this with the nginx it tests against stand-in upstreams.)"""
+    async with httpx.AsyncClient(base_url=running_platform.gateway_url, timeout=15) as client:
+        yield client

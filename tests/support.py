@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -56,9 +57,31 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10
         raise AssertionError(f"{what} did not happen within {within}s") from None
 
 
+def free_port() -> int:
+    """A port nothing listens on right now, for a server a test starts itself."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def unique(prefix: str = "u") -> str:
     """A fresh lowercase name, safe as a username (<= 30 chars)."""
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+PASSWORD = "SecurePass123!"
+
+
+async def sign_up(client: httpx.AsyncClient, prefix: str = "u",
+                  name: str = "Test User") -> tuple[dict[str, Any], str]:
+    """A new account through `POST /auth/signup`: its user object and token."""
+    username = unique(prefix)
+    response = await client.post("/auth/signup", json={
+        "name": name, "email": f"{username}@example.com", "username": username,
+        "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return response.json()["user"], response.json()["token"]
 
 
 class EventProbe:
@@ -112,3 +135,27 @@ class EventProbe:
             batches = await self.consumer.getmany(timeout_ms=int(left * 1000) or 1)
             found.extend(json.loads(r.value) for records in batches.values() for r in records)
         return found
+
+
+Record = tuple[bytes, dict[str, bytes]]
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, *,
+                     then_wait_ms: int = 0) -> list[Record]:
+    """The first `count` records of a topic from its start (value, headers), then whatever
+    arrives within `then_wait_ms`: a test that expects exactly `count` sees any extra ones."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    found: list[Record] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    found.extend((r.value, dict(r.headers)) for r in records)
+        if then_wait_ms:
+            extra = await consumer.getmany(timeout_ms=then_wait_ms)
+            found.extend((r.value, dict(r.headers)) for records in extra.values() for r in records)
+    finally:
+        await consumer.stop()
+    return found

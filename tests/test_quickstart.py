@@ -5,23 +5,13 @@ PostgreSQL, Redis, Kafka and the MongoDB-compatible server.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 import socketio
 
 from devstack.platform import Platform
-from tests.support import unique
-
-PASSWORD = "SecurePass123!"
-
-
-@pytest.fixture(scope="module")
-async def gateway(running_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=running_platform.gateway_url, timeout=10) as client:
-        yield client
+from tests.support import PASSWORD, unique
 
 
 async def register_and_login(gateway: httpx.AsyncClient) -> tuple[dict[str, Any], str]:

@@ -2,9 +2,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import unique
-
-PASSWORD = "SecurePass123!"
+from tests.support import PASSWORD, unique
 
 
 async def signup(client: httpx.AsyncClient, **fields: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from devstack.platform import Platform
 from socialhub.auth.app import create_app
 from socialhub.auth.settings import AuthSettings
-from tests.auth.helpers import PASSWORD, signup
-from tests.support import asgi_transport, random_ip, settings_for, unique
+from tests.auth.helpers import signup
+from tests.support import PASSWORD, asgi_transport, random_ip, settings_for, unique
 
 
 @pytest.fixture(scope="module")

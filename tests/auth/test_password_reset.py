@@ -6,7 +6,8 @@ import re
 import httpx
 
 from devstack.servers.mailsink import MailSink
-from tests.auth.helpers import PASSWORD, bearer, signup
+from tests.auth.helpers import bearer, signup
+from tests.support import PASSWORD
 
 NEW_PASSWORD = "EvenBetter456?"
 

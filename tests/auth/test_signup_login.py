@@ -5,8 +5,8 @@ import pytest
 
 from devstack.platform import Platform
 from socialhub.kit.events.topics import USER_TOPIC
-from tests.auth.helpers import PASSWORD, bearer, signup
-from tests.support import EventProbe, unique
+from tests.auth.helpers import bearer, signup
+from tests.support import PASSWORD, EventProbe, unique
 
 
 async def test_signup_returns_a_token_and_the_user(auth: httpx.AsyncClient) -> None:

@@ -9,7 +9,8 @@ import httpx
 import jwt
 
 from socialhub.auth.settings import AuthSettings
-from tests.auth.helpers import PASSWORD, bearer, signup
+from tests.auth.helpers import bearer, signup
+from tests.support import PASSWORD
 
 VERIFY = "/api/v1/auth/verify-user"
 

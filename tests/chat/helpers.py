@@ -4,7 +4,6 @@ Socket.IO client that records every event it receives."""
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import Callable
@@ -18,8 +17,8 @@ from devstack.config import SERVICES, ServiceSpec
 from devstack.paths import ROOT
 from devstack.platform import Platform, wait_healthy
 from devstack.process import ManagedProcess
+from tests.support import free_port, sign_up
 
-PASSWORD = "SecurePass123!"
 SOCKETIO_PATH = "/chat/socket.io"
 WAIT_SECONDS = 15.0
 
@@ -28,11 +27,6 @@ def spec(name: str) -> ServiceSpec:
     return next(s for s in SERVICES if s.name == name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -84,13 +78,8 @@ class User:
 
 
 async def new_user(auth: httpx.AsyncClient) -> User:
-    username = f"c_{uuid.uuid4().hex[:12]}"
-    response = await auth.post("/auth/signup", json={
-        "name": "Chat Tester", "email": f"{username}@example.com", "username": username,
-        "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return User(body["user"]["id"], username, body["token"])
+    user, token = await sign_up(auth, "c", name="Chat Tester")
+    return User(user["id"], user["username"], token)
 
 
 def open_room() -> str:

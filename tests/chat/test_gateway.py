@@ -2,37 +2,22 @@
 design document's "Testing Chat with Postman" steps, the HTTP API, and a notification pushed to
 an online user."""
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 import socketio
 
 from devstack.platform import Platform
-from tests.chat.helpers import PASSWORD, ChatClient, open_room, user_ids
-from tests.support import unique
-
-
-@pytest.fixture(scope="module")
-async def gateway(running_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=running_platform.gateway_url, timeout=10) as client:
-        yield client
-
-
-async def signup(gateway: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
-    username = unique("chat")
-    response = await gateway.post("/auth/signup", json={
-        "name": "Gateway Chatter", "email": f"{username}@example.com", "username": username,
-        "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    return response.json()["user"], response.json()["token"]
+from tests.chat.helpers import ChatClient, open_room, user_ids
+from tests.support import sign_up
 
 
 async def test_the_postman_steps_through_the_gateway(
         running_platform: Platform, gateway: httpx.AsyncClient,
         client: Callable[[], ChatClient]) -> None:
-    (alice, alice_token), (bob, bob_token) = await signup(gateway), await signup(gateway)
+    alice, alice_token = await sign_up(gateway, "chat")
+    bob, bob_token = await sign_up(gateway, "chat")
     # URL http://localhost:8080/chat/socket.io/ with an Authorization: Bearer header
     a, b = client(), client()
     await a.connect(running_platform.gateway_url, alice_token, via="header")
@@ -58,7 +43,8 @@ async def test_the_postman_steps_through_the_gateway(
 async def test_history_and_groups_over_http_through_the_gateway(
         running_platform: Platform, gateway: httpx.AsyncClient,
         client: Callable[[], ChatClient]) -> None:
-    (owner, owner_token), (_, outsider_token) = await signup(gateway), await signup(gateway)
+    owner, owner_token = await sign_up(gateway, "chat")
+    _, outsider_token = await sign_up(gateway, "chat")
     owner_auth = {"Authorization": f"Bearer {owner_token}"}
     created = await gateway.post("/chat/rooms", headers=owner_auth,
                                  json={"name": "Gateway group", "members": []})
@@ -84,8 +70,8 @@ async def test_history_and_groups_over_http_through_the_gateway(
 async def test_following_an_online_user_pushes_them_a_notification(
         running_platform: Platform, gateway: httpx.AsyncClient,
         client: Callable[[], ChatClient]) -> None:
-    (followed, followed_token), (follower, follower_token) = (await signup(gateway),
-                                                            await signup(gateway))
+    (followed, followed_token), (follower, follower_token) = (await sign_up(gateway, "chat"),
+                                                            await sign_up(gateway, "chat"))
     online = client()
     await online.connect(running_platform.gateway_url, followed_token)
     response = await gateway.post(f"/users/follow/{followed['id']}",

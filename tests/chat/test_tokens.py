@@ -11,7 +11,8 @@ import socketio
 
 from devstack.platform import Platform
 from socialhub.auth.tokens import TokenCodec
-from tests.chat.helpers import ChatClient, Instance, free_port, new_user, open_room
+from tests.chat.helpers import ChatClient, Instance, new_user, open_room
+from tests.support import free_port
 
 
 async def _refusal(client: ChatClient, url: str, token: str | None,

@@ -1,7 +1,6 @@
 """The devstack Kafka is a real broker: admin, idempotent producers, groups, persistence."""
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from aiokafka.errors import UnknownTopicOrPartitionError
 
 from devstack.config import PROFILES
 from devstack.servers.kafka import Kafka
+from tests.support import free_port
 
 PARTITIONS = 3
 
@@ -124,11 +124,6 @@ async def test_topics_are_not_created_on_first_use(kafka: str) -> None:
         await admin.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

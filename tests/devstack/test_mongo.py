@@ -6,7 +6,6 @@ so a FerretDB upgrade that changes it shows up here first.
 
 import asyncio
 import datetime as dt
-import socket
 import statistics
 import time
 import uuid
@@ -22,6 +21,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 
 from devstack.config import PROFILES
 from devstack.servers.mongo import Mongo
+from tests.support import free_port
 
 Document = dict[str, Any]
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -194,11 +194,6 @@ async def test_id_lookups_use_the_id_index(database: Any, notifications: Any) ->
     assert any("USING INDEX" in step for step in explained["queryPlanner"]["Plan"])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

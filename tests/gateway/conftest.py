@@ -10,7 +10,6 @@ import os
 import pwd
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from devstack.servers.postgres import Postgres
 from devstack.servers.redis import Redis
 from devstack.waiting import http_ok, wait_until
 from socialhub.gateway import GatewayConfig, render
+from tests.support import free_port
 
 NGINX = "/usr/sbin/nginx"
 AUTH_DATABASE = "socialhub_auth_gateway_test"
@@ -37,11 +37,6 @@ MEDIA_FILE = "2026/avatar.jpg"
 MEDIA_BYTES = b"\xff\xd8\xff\xe0 not really a jpeg"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def worker_user() -> str | None:

@@ -14,9 +14,9 @@ import pytest
 from websockets.sync.client import connect
 
 from devstack.waiting import wait_until
-from tests.gateway.conftest import MEDIA_BYTES, MEDIA_FILE, Gateway, free_port, start_gateway
+from tests.gateway.conftest import MEDIA_BYTES, MEDIA_FILE, Gateway, start_gateway
+from tests.support import PASSWORD, free_port
 
-PASSWORD = "SecurePass123!"
 SPOOFED = '{"id":"00000000-0000-0000-0000-000000000000","username":"admin"}'
 
 

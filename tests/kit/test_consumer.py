@@ -4,14 +4,14 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from socialhub.kit.events.consumer import BatchConsumer, Handler, Rejected
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.settings import KafkaSettings
-from tests.support import eventually
+from tests.support import eventually, read_topic
 
 
 class Recorder:
@@ -69,22 +69,6 @@ async def committed_offsets(settings: KafkaSettings, group: str) -> int:
                if tp.topic == settings.topic(POST_TOPIC))
 
 
-async def dead_letters(settings: KafkaSettings, count: int) -> list[tuple[bytes, dict[str, bytes]]]:
-    consumer = AIOKafkaConsumer(settings.topic(DEAD_LETTER_TOPIC),
-                                bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list[tuple[bytes, dict[str, bytes]]] = []
-    try:
-        async with asyncio.timeout(20):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found.extend((r.value, dict(r.headers)) for r in records)
-    finally:
-        await consumer.stop()
-    return found
-
-
 async def test_poison_and_rejected_messages_go_to_the_dead_letter_topic(
         kafka_settings: KafkaSettings) -> None:
     good = [event() for _ in range(3)]
@@ -97,7 +81,8 @@ async def test_poison_and_rejected_messages_go_to_the_dead_letter_topic(
             return len(recorder.seen) == 3
         await eventually(all_good_seen, what="valid events after the poison one")
     assert recorder.seen == [e.event_id for e in good]
-    letters = await dead_letters(kafka_settings, 2)
+    letters = await read_topic(kafka_settings.kafka_bootstrap_servers,
+                               kafka_settings.topic(DEAD_LETTER_TOPIC), 2)
     assert [value for value, _ in letters] == [b"{not json", rejected.to_bytes()]
     assert letters[0][1]["reason"].startswith(b"unparseable")
     assert letters[1][1]["reason"] == b"unknown event type"

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from socialhub.kit.events.consumer import BatchConsumer, Rejected
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC, USER_TOPIC
+from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.notifications.app import CONSUMER_GROUP, TOPICS, create_app
 from socialhub.notifications.ingest import NotificationIngest, push_channel
 from socialhub.notifications.settings import NotificationSettings
@@ -32,7 +32,7 @@ from tests.notifications.helpers import (
     simple,
     uid,
 )
-from tests.support import app_client, eventually
+from tests.support import app_client, eventually, read_topic
 
 Collection = AsyncIOMotorCollection[Document]
 
@@ -125,7 +125,8 @@ async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
         await settled(isolated)
     await assert_exactly(isolated_collection, [before, after])
 
-    letters = await _read_all(isolated, DEAD_LETTER_TOPIC, 3)
+    letters = await read_topic(isolated.kafka_bootstrap_servers,
+                               isolated.topic(DEAD_LETTER_TOPIC), 3, then_wait_ms=500)
     assert [value for value, _ in letters] == [b"{not json", unknown.to_bytes(), broken.to_bytes()]
     reasons = [headers["reason"].decode() for _, headers in letters]
     assert reasons[0].startswith("unparseable")
@@ -244,32 +245,9 @@ async def _next_message(pubsub: object, within: float = 20.0) -> Document:
                 return decoded
 
 
-async def _read_all(settings: NotificationSettings, topic: str,
-                    count: int) -> list[tuple[bytes, dict[str, bytes]]]:
-    consumer = AIOKafkaConsumer(settings.topic(topic),
-                                bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    found: list[tuple[bytes, dict[str, bytes]]] = []
-    try:
-        async with asyncio.timeout(20):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=200)).values():
-                    found.extend((r.value, dict(r.headers)) for r in records)
-        # nothing beyond the expected letters
-        extra = await consumer.getmany(timeout_ms=500)
-        found.extend((r.value, dict(r.headers)) for records in extra.values() for r in records)
-    finally:
-        await consumer.stop()
-    return found
-
-
 def _sample(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
 
 def _dead_lettered(group: str, topic: str) -> float:
     return _sample("events_dead_lettered_total", {"group": group, "topic": topic})
-
-
-__all__ = ["USER_TOPIC"]

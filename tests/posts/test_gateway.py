@@ -6,7 +6,6 @@ The design document's Quick Start step C is run as written, with curl.
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,17 +13,10 @@ import pytest
 
 from devstack.platform import Platform
 from tests.posts.helpers import png
-from tests.support import unique
-
-PASSWORD = "SecurePass123!"
+from tests.support import PASSWORD, unique
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 
-
-@pytest.fixture(scope="module")
-async def gateway(running_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=running_platform.gateway_url, timeout=15) as client:
-        yield client
 
 
 async def login(gateway: httpx.AsyncClient) -> tuple[dict[str, Any], str]:

@@ -1,7 +1,6 @@
 """Profiles and counts from Redis: hits, invalidation on every change, and life without Redis."""
 
 import asyncio
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -21,7 +20,7 @@ from socialhub.kit.redis_client import connect_redis
 from socialhub.users.app import create_app
 from socialhub.users.cache import ProfileCache
 from socialhub.users.settings import UsersSettings
-from tests.support import app_client, eventually
+from tests.support import app_client, eventually, free_port
 from tests.users.helpers import (
     UsersDb,
     as_user,
@@ -38,11 +37,6 @@ BEHIND = "written behind the cache's back"
 PAUSE_SECONDS = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class OwnRedis:

@@ -4,32 +4,16 @@ The design document's Quick Start step D as written: sign up, then follow a user
 nothing but the bearer token.
 """
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
-from devstack.platform import Platform
-from tests.support import unique
-
-PASSWORD = "SecurePass123!"
-
-
-@pytest.fixture(scope="module")
-async def gateway(running_platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=running_platform.gateway_url, timeout=10) as client:
-        yield client
+from tests.support import sign_up
 
 
 async def signup(gateway: httpx.AsyncClient) -> tuple[dict[str, Any], dict[str, str]]:
-    username = unique("gw")
-    response = await gateway.post("/auth/signup", json={
-        "name": "Gateway User", "email": f"{username}@example.com", "username": username,
-        "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return body["user"], {"Authorization": f"Bearer {body['token']}"}
+    user, token = await sign_up(gateway, "gw")
+    return user, {"Authorization": f"Bearer {token}"}
 
 
 async def test_quick_start_d_follow_a_user_by_id(gateway: httpx.AsyncClient) -> None:

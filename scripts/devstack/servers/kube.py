@@ -125,6 +125,31 @@ class _KubeServer(Server):
                               run_dir=RUN_DIR)
 
 
+class _KubeController(_KubeServer):
+    """A control-plane component that reaches the API server by kubeconfig and serves health."""
+
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"https://{INFRA.host}:{self.port}"
+
+    def _component_flags(self, state_dir: str) -> list[str]:
+        return [
+            f"--kubeconfig={KUBECONFIG}",
+            f"--authentication-kubeconfig={KUBECONFIG}",
+            f"--authorization-kubeconfig={KUBECONFIG}",
+            f"--bind-address={INFRA.host}",
+            f"--secure-port={self.port}",
+            f"--cert-dir={KUBE_STATE / state_dir}",
+            "--leader-elect=false",
+        ]
+
+    def ready(self) -> bool:
+        # The components serve their health port with a self-signed certificate.
+        return _https_ok(f"{self.address}/healthz", verify=False)
+
+
 class Kine(_KubeServer):
     name = "kube-kine"
 
@@ -188,25 +213,16 @@ class KubeApiserver(_KubeServer):
         return _https_ok(f"{self.address}/readyz", verify=True)
 
 
-class KubeControllerManager(_KubeServer):
+class KubeControllerManager(_KubeController):
     name = "kube-controller-manager"
-
-    @property
-    def address(self) -> str:
-        return f"https://{INFRA.host}:{INFRA.kube_controller_manager_port}"
+    port = INFRA.kube_controller_manager_port
 
     def process(self) -> ManagedProcess:
         return self._process("kube-controller-manager", [
-            f"--kubeconfig={KUBECONFIG}",
-            f"--authentication-kubeconfig={KUBECONFIG}",
-            f"--authorization-kubeconfig={KUBECONFIG}",
-            f"--bind-address={INFRA.host}",
-            f"--secure-port={INFRA.kube_controller_manager_port}",
-            f"--cert-dir={KUBE_STATE / 'controller-manager'}",
+            *self._component_flags("controller-manager"),
             f"--service-account-private-key-file={PKI / 'sa.key'}",
             f"--root-ca-file={PKI / 'ca.crt'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--leader-elect=false",
             "--use-service-account-credentials=false",
             # No node heartbeats to judge here (kwok's node never dies); the rest are defaults.
             "--controllers=*,-nodelifecycle",
@@ -215,30 +231,13 @@ class KubeControllerManager(_KubeServer):
             "--concurrent-gc-syncs=20",
         ])
 
-    def ready(self) -> bool:
-        return _https_ok(f"{self.address}/healthz", verify=False)
 
-
-class KubeScheduler(_KubeServer):
+class KubeScheduler(_KubeController):
     name = "kube-scheduler"
-
-    @property
-    def address(self) -> str:
-        return f"https://{INFRA.host}:{INFRA.kube_scheduler_port}"
+    port = INFRA.kube_scheduler_port
 
     def process(self) -> ManagedProcess:
-        return self._process("kube-scheduler", [
-            f"--kubeconfig={KUBECONFIG}",
-            f"--authentication-kubeconfig={KUBECONFIG}",
-            f"--authorization-kubeconfig={KUBECONFIG}",
-            f"--bind-address={INFRA.host}",
-            f"--secure-port={INFRA.kube_scheduler_port}",
-            f"--cert-dir={KUBE_STATE / 'scheduler'}",
-            "--leader-elect=false",
-        ])
-
-    def ready(self) -> bool:
-        return _https_ok(f"{self.address}/healthz", verify=False)
+        return self._process("kube-scheduler", self._component_flags("scheduler"))
 
 
 FAKE_NODE_MANIFEST = {
