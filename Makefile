@@ -33,7 +33,7 @@ lint: venv ## ruff, mypy and the architecture contracts (import-linter)
 
 test: venv lint ## install, start the servers the tests need, run every test suite
 	@$(PY) -m devstack install
-	@$(PY) -m devstack.kube_build  # the operator's tests run on a real API server (cold: ~15 min)
+	@$(PY) -m devstack.kube_build  # the operator's tests run on a real API server (cold: 6-15 min)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv ## run the Locust load tests against a local platform and write the report
