@@ -1,6 +1,7 @@
 """What the users service consumes: user.created, and post counts exactly once per event."""
 
 import asyncio
+import itertools
 import json
 import uuid
 from typing import Any
@@ -11,7 +12,7 @@ from devstack.platform import Platform
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.identity import Principal
-from socialhub.users.events import CONSUMER_GROUP
+from socialhub.users.events import CONSUMER_GROUP, PostCountChange
 from tests.support import EventProbe, eventually
 from tests.users.helpers import UsersDb, counts, new_user, profile, publish, someone
 
@@ -65,6 +66,20 @@ async def test_post_count_never_goes_below_zero(users: httpx.AsyncClient,
     await send_posts(platform, [post_deleted(author, post_id), post_created(author, post_id)],
                      key=post_id)
     await wait_for_posts(users, author, 1)
+
+
+def test_a_batch_of_post_count_steps_ends_where_one_at_a_time_would() -> None:
+    for length in range(1, 7):
+        for steps in itertools.product((+1, -1), repeat=length):
+            change = PostCountChange()
+            for step in steps:
+                change.step(step)
+            for start in range(4):
+                one_at_a_time = start
+                for step in steps:
+                    one_at_a_time = max(one_at_a_time + step, 0)
+                batched = max(start + change.total, change.from_zero)  # what new_count computes
+                assert batched == one_at_a_time, (start, steps)
 
 
 async def test_a_post_by_an_author_not_seen_yet_creates_the_profile(

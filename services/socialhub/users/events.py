@@ -12,7 +12,9 @@ types on these topics (the users service's own, posts' likes...) are not ours an
 import asyncio
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +24,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 
 from socialhub.kit.database import Database
 from socialhub.kit.events.consumer import Rejected
@@ -58,6 +61,36 @@ class PostDeleted(_EventData):
     user_id: uuid.UUID
 
 
+@dataclass
+class PostCountChange:
+    """Steps of +1/-1 applied in order to an author's post count, which never goes below zero.
+
+    Summing a batch's steps would be wrong: a delete then a create on a count of 0 gives 1 one
+    at a time (the delete stops at 0) but 0 summed. One at a time, a count c becomes
+    `max(c + total, total - lowest)`, where `lowest` is the lowest running total (at most 0),
+    so a whole batch still takes one UPDATE per author.
+    """
+
+    total: int = 0
+    lowest: int = 0
+
+    def step(self, delta: int) -> None:
+        self.total += delta
+        self.lowest = min(self.lowest, self.total)
+
+    @property
+    def moves_anything(self) -> bool:
+        return self.total != 0 or self.lowest != 0
+
+    @property
+    def from_zero(self) -> int:
+        return self.total - self.lowest
+
+    @property
+    def new_count(self) -> ColumnElement[int]:
+        return func.greatest(Profile.posts_count + self.total, self.from_zero)
+
+
 class EventHandler:
     """The `BatchConsumer` handler; profile caches are invalidated after each batch commits."""
 
@@ -76,7 +109,7 @@ class EventHandler:
                 pg_insert(ProcessedEvent).values([{"event_id": e.event_id} for e in ours])
                 .on_conflict_do_nothing().returning(ProcessedEvent.event_id))).all())
             await _lock_profiles(session, [e for e in ours if e.event_id in fresh])
-            post_deltas: dict[uuid.UUID, int] = {}
+            post_counts: defaultdict[uuid.UUID, PostCountChange] = defaultdict(PostCountChange)
             authors: dict[uuid.UUID, str] = {}
             for event in ours:
                 if event.event_id not in fresh:
@@ -90,16 +123,16 @@ class EventHandler:
                         changed.add(created.user_id)
                     elif event.event_type == POST_CREATED:
                         post = PostCreated.model_validate(event.data)
-                        post_deltas[post.user_id] = post_deltas.get(post.user_id, 0) + 1
+                        post_counts[post.user_id].step(+1)
                         authors.setdefault(post.user_id, post.username)
                     else:
                         deleted = PostDeleted.model_validate(event.data)
-                        post_deltas[deleted.user_id] = post_deltas.get(deleted.user_id, 0) - 1
+                        post_counts[deleted.user_id].step(-1)
                 except ValidationError as exc:
                     rejected.append(Rejected(event, f"invalid {event.event_type} data: "
                                                     f"{_first_error(exc)}"))
-            await _apply_post_counts(session, post_deltas, authors)
-            changed.update(post_deltas)
+            await _apply_post_counts(session, post_counts, authors)
+            changed.update(post_counts)
         await self.cache.invalidate(changed)
         return rejected
 
@@ -139,25 +172,25 @@ async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
     return True
 
 
-async def _apply_post_counts(session: AsyncSession, deltas: dict[uuid.UUID, int],
+async def _apply_post_counts(session: AsyncSession, changes: dict[uuid.UUID, PostCountChange],
                              authors: dict[uuid.UUID, str]) -> None:
     """Move post counts; an author without a profile yet gets a provisional one."""
-    for user_id, delta in sorted(deltas.items()):
-        if delta == 0:
+    for user_id, change in sorted(changes.items()):
+        if not change.moves_anything:
             continue
         updated = await session.scalar(
             sql_update(Profile).where(Profile.id == user_id)
-            .values(posts_count=func.greatest(Profile.posts_count + delta, 0))
+            .values(posts_count=change.new_count)
             .returning(Profile.id))
         if updated is None and user_id in authors:
             username = authors[user_id]
             stmt = pg_insert(Profile).values(id=user_id, username=username, name=username,
-                                             provisional=True, posts_count=max(delta, 0))
+                                             provisional=True, posts_count=change.from_zero)
             try:
                 async with session.begin_nested():  # a racing just-in-time insert may win
                     await session.execute(stmt.on_conflict_do_update(
                         index_elements=[Profile.id],
-                        set_={"posts_count": func.greatest(Profile.posts_count + delta, 0)}))
+                        set_={"posts_count": change.new_count}))
             except IntegrityError:
                 log.warning("post count of %s lost: username %r belongs to another user",
                             user_id, username)
