@@ -1,13 +1,16 @@
 """`make bench`: every benchmark against a local platform, and one report.
 
-    python -m loadtests [--seconds 30] [--only auth,users,posts,notifications,chat] [--strict]
+    python -m loadtests [--seconds 30] [--only auth,users,posts,gateway,notifications,chat]
+                        [--strict]
 
 Starts the `bench` profile (devstack: its own databases and ports, per-IP limits raised because
 all load comes from 127.0.0.1, no access logs), measures the bcrypt ceiling, runs each Locust
-scenario headless for `--seconds`, then the notification and chat benchmarks (they start their
-own service processes), and writes `loadtests/results/<time>/report.md` with every figure next to
-the design document's, plus each run's full output. The load generator shares the machine's
-cores with the platform: the figures are what this machine does, generator included.
+scenario headless for `--seconds`, then the gateway's token check with wrk (installed if
+missing; its own nginx in front of the profile's auth service) and the notification and chat
+benchmarks (they start their own service processes), and writes
+`loadtests/results/<time>/report.md` with every figure next to the design document's, plus each
+run's full output. The load generator shares the machine's cores with the platform: the figures
+are what this machine does, generator included.
 Exits 1 with --strict when a target is missed, or whenever a run fails outright.
 """
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.config import PROFILES
+from devstack.install import apt_install
 from devstack.paths import ROOT
 from devstack.platform import Platform
 
@@ -50,6 +54,8 @@ SCENARIOS = (
       for users in (LIGHT, HEAVY)),
 )
 SCRIPTS = {
+    # wrk, closed loop: 4 connections for latency below saturation, 32 for throughput
+    "gateway": [["token_check.py", "--connections", "4,32"]],
     "notifications": [["notifications.py", "--events", "20000", "--rate", "1000",
                        "--seconds", "15", "--ceiling"]],
     "chat": [["chat.py", "throughput", "--rooms", "100", "--members", "10",
@@ -61,7 +67,7 @@ SCRIPTS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=30)
-    parser.add_argument("--only", default="auth,users,posts,notifications,chat")
+    parser.add_argument("--only", default="auth,users,posts,gateway,notifications,chat")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--keep-running", action="store_true",
                         help="leave the bench platform up afterwards")
@@ -72,6 +78,8 @@ def main() -> int:
 
     platform = Platform(PROFILES["bench"])
     platform.up()
+    if "gateway" in suites:
+        apt_install("wrk")  # only the token check needs it; `make test` does not
     sections = [_machine()]
     failed = missed = False
     try:

@@ -51,7 +51,7 @@ def test_crd_schema_carries_defaults_bounds_and_cel() -> None:
     assert "$ref" not in yaml.safe_dump(schema)
 
 
-def test_capacity_table_follows_the_design_document() -> None:
+def test_concurrent_user_sizing_follows_the_design_document() -> None:
     design = Capacity(concurrent_users=10_000, logins_per_second=0, token_checks_per_second=0,
                       posts_per_second=0, follows_per_second=0, chat_connections=0,
                       chat_messages_per_second=0, notification_events_per_second=0)
@@ -61,10 +61,11 @@ def test_capacity_table_follows_the_design_document() -> None:
 
 
 def test_replicas_come_from_the_largest_target() -> None:
-    capacity = Capacity(concurrent_users=0, logins_per_second=1_200, token_checks_per_second=0,
-                        burst_factor=2)
+    logins_for_ten = 10 * PER_INSTANCE["auth"]["logins_per_second"]
+    capacity = Capacity(concurrent_users=10_000, logins_per_second=int(logins_for_ten),
+                        burst_factor=2)  # users alone need 3 auth instances, logins 10
     bounds = replica_bounds("auth", capacity, Component())
-    assert (bounds.minimum, bounds.maximum) == (3, 6)  # 1,200 / 500 per instance
+    assert (bounds.minimum, bounds.maximum) == (10, 20)
 
 
 def test_overrides_win_and_keep_min_below_max() -> None:
