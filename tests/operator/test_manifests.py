@@ -1,4 +1,4 @@
-"""What ships around the operator: the kustomize base, Argo CD's health check, Dockerfiles and
+"""What ships around the operator: the kustomize base, Argo CD's health check, the Dockerfile and
 the Terraform module (checked by terraform's own parser; `init` needs provider downloads)."""
 
 import re
@@ -94,14 +94,18 @@ def test_argocd_health_check(lua: str, tmp_path: Path, obj: dict[str, Any],
     assert argo_health(lua, obj, tmp_path) == expected
 
 
-@pytest.mark.parametrize("dockerfile", ["services/Dockerfile", "operator/Dockerfile"])
-def test_dockerfiles_pin_their_bases_and_drop_root(dockerfile: str) -> None:
-    text = (ROOT / dockerfile).read_text()
-    bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
-    assert bases
-    for base in bases:
-        assert re.search(r":\d+(\.\d+)+", base), f"{base} is not pinned to a version"
-    assert re.search(r"^USER 10001:10001$", text, flags=re.MULTILINE)
+def test_dockerfile_pins_its_bases_and_both_images_drop_root() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM (\S+) AS (\S+)$", text, flags=re.MULTILINE)
+    assert len(stages) == len(re.findall(r"^FROM ", text, flags=re.MULTILINE))
+    names = {name for _, name in stages}
+    for base, _ in stages:
+        if base not in names:  # an image from a registry, not an earlier stage
+            assert re.search(r":\d+(\.\d+)+", base), f"{base} is not pinned to a version"
+    images = {name: base for base, name in stages if name in {"services", "operator"}}
+    assert images == {"services": "runtime", "operator": "runtime"}
+    runtime = text.split(" AS runtime", 1)[1].split("\nFROM ", 1)[0]
+    assert re.search(r"^USER 10001:10001$", runtime, flags=re.MULTILINE)
     assert "uv sync --frozen --no-dev" in text
 
 
