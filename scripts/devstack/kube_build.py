@@ -17,22 +17,19 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from devstack.golang import go_env, run_go
 from devstack.paths import CACHE, ensure_dir
 
 KUBE_VERSION = os.environ.get("SOCIALHUB_KUBE_VERSION", "v1.33.13")
 KINE_VERSION = os.environ.get("SOCIALHUB_KINE_VERSION", "v0.17.5")
-GO = os.environ.get("SOCIALHUB_GO", "/usr/local/go/bin/go")
 KWOK_VERSION = os.environ.get("SOCIALHUB_KWOK_VERSION", "v0.8.0")
 # The scheduler places pods on kwok's fake node, where kwok plays the kubelet; kubectl comes
 # along at the same version (machines may have none, or another version).
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 TOOLS = ("kine", "kwok")
-GO_CACHE = CACHE / "go"
 
 
 def kube_dir(version: str = KUBE_VERSION) -> Path:
@@ -45,28 +42,6 @@ def binary(name: str, version: str = KUBE_VERSION) -> Path:
 
 def built(version: str = KUBE_VERSION) -> bool:
     return all(binary(name, version).exists() for name in (*KUBE_COMMANDS, *TOOLS))
-
-
-def go_env(*, cgo: bool) -> dict[str, str]:
-    """Go caches under the project cache; the module proxy is the only network we use."""
-    return {
-        **os.environ,
-        "GOMODCACHE": str(GO_CACHE / "mod"),
-        "GOCACHE": str(GO_CACHE / "build"),
-        "GOPATH": str(GO_CACHE / "path"),
-        "GOFLAGS": "-mod=mod",
-        "GOTOOLCHAIN": "local",
-        "CGO_ENABLED": "1" if cgo else "0",
-    }
-
-
-def _go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> str:
-    result = subprocess.run([GO, *args], cwd=cwd, env=dict(env), text=True,
-                            capture_output=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"go {' '.join(args)} failed ({result.returncode}) in {cwd}:\n"
-                           f"{result.stdout}{result.stderr}")
-    return result.stdout
 
 
 def staging_modules(kubernetes_go_mod: str) -> list[str]:
@@ -99,22 +74,22 @@ def build_kube(version: str = KUBE_VERSION) -> None:
     out = ensure_dir(kube_dir(version) / "bin")
     if all((out / name).exists() for name in KUBE_COMMANDS):
         return
-    env = go_env(cgo=False)
+    env = go_env(goflags="-mod=mod", cgo=False)  # the wrapper module's go.sum starts empty
     wrapper = kube_dir(version) / "wrapper"
     shutil.rmtree(wrapper, ignore_errors=True)
     ensure_dir(wrapper)
     (wrapper / "go.mod").write_text("module socialhub.local/kubebuild\n\ngo 1.24.0\n")
-    download = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
-                              cwd=wrapper, env=env))
+    download = json.loads(run_go(["mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+                                 cwd=wrapper, env=env))
     pinned = staging_modules(Path(download["GoMod"]).read_text())
     staged = staging_version(version)
     edits = [f"-replace={module}={module}@{staged}" for module in pinned]
-    _go(["mod", "edit", f"-require=k8s.io/kubernetes@{version}", *edits], cwd=wrapper, env=env)
+    run_go(["mod", "edit", f"-require=k8s.io/kubernetes@{version}", *edits], cwd=wrapper, env=env)
     packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
-    _go(["get", *[f"{package}@{version}" for package in packages]], cwd=wrapper, env=env)
+    run_go(["get", *[f"{package}@{version}" for package in packages]], cwd=wrapper, env=env)
     staging = ensure_dir(kube_dir(version) / "bin.partial")
-    _go(["build", "-trimpath", "-ldflags", version_ldflags(version), "-o", f"{staging}/",
-         *packages], cwd=wrapper, env=env)
+    run_go(["build", "-trimpath", "-ldflags", version_ldflags(version), "-o", f"{staging}/",
+            *packages], cwd=wrapper, env=env)
     for name in KUBE_COMMANDS:
         (staging / name).replace(out / name)
     staging.rmdir()
@@ -127,9 +102,9 @@ def install_tool(name: str, module_path: str, version: str, *, cgo: bool,
     if target.exists():
         return
     staging = ensure_dir(kube_dir(kube_version) / f"{name}.partial")
-    env = {**go_env(cgo=cgo), "GOBIN": str(staging), "GOFLAGS": ""}
-    _go(["install", "-trimpath", "-ldflags", "-s -w", f"{module_path}@{version}"],
-        cwd=ensure_dir(kube_dir(kube_version)), env=env)
+    env = {**go_env(goflags="", cgo=cgo), "GOBIN": str(staging)}
+    run_go(["install", "-trimpath", "-ldflags", "-s -w", f"{module_path}@{version}"],
+           cwd=ensure_dir(kube_dir(kube_version)), env=env)
     (staging / name).replace(target)
     staging.rmdir()
 
@@ -152,9 +127,8 @@ def build_kwok(version: str = KUBE_VERSION) -> None:
         return
     # kwok needs its stages (what a "kubelet" does to nodes and pods) in its configuration; the
     # module ships the upstream ones as YAML next to its source.
-    env = go_env(cgo=False)
-    source = json.loads(_go(["mod", "download", "-json", f"sigs.k8s.io/kwok@{KWOK_VERSION}"],
-                            cwd=kube_dir(version), env={**env, "GOFLAGS": ""}))["Dir"]
+    source = json.loads(run_go(["mod", "download", "-json", f"sigs.k8s.io/kwok@{KWOK_VERSION}"],
+                               cwd=kube_dir(version), env=go_env(goflags="", cgo=False)))["Dir"]
     partial = ensure_dir(kube_dir(version) / "kwok-stages.partial")
     for relative in KWOK_STAGES:
         shutil.copyfile(Path(source) / "kustomize" / "stage" / relative,

@@ -58,6 +58,16 @@ async def unfollow(client: httpx.AsyncClient, follower: Principal,
     return await client.delete(f"/users/follow/{target.id}", headers=as_user(follower))
 
 
+async def block(client: httpx.AsyncClient, blocker: Principal,
+                blocked: Principal) -> httpx.Response:
+    return await client.post(f"/users/block/{blocked.id}", headers=as_user(blocker))
+
+
+async def unblock(client: httpx.AsyncClient, blocker: Principal,
+                  blocked: Principal) -> httpx.Response:
+    return await client.delete(f"/users/block/{blocked.id}", headers=as_user(blocker))
+
+
 async def list_ids(client: httpx.AsyncClient, viewer: Principal, user: Principal,
                    which: str, limit: int = 100) -> list[str]:
     """Every id on a followers/following list, following the cursors."""

@@ -8,27 +8,18 @@ import httpx
 
 from devstack.platform import Platform
 from socialhub.kit.events.topics import USER_TOPIC
-from socialhub.kit.identity import Principal
 from tests.support import EventProbe
 from tests.users.helpers import (
     UsersDb,
     as_user,
+    block,
     counts,
     follow,
     list_ids,
     new_user,
+    unblock,
     unfollow,
 )
-
-
-async def block(users: httpx.AsyncClient, blocker: Principal,
-                blocked: Principal) -> httpx.Response:
-    return await users.post(f"/users/block/{blocked.id}", headers=as_user(blocker))
-
-
-async def unblock(users: httpx.AsyncClient, blocker: Principal,
-                  blocked: Principal) -> httpx.Response:
-    return await users.delete(f"/users/block/{blocked.id}", headers=as_user(blocker))
 
 
 async def test_block_ends_follows_both_ways_with_events_once(

@@ -32,14 +32,13 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from devstack.config import INFRA
+from devstack.golang import go_env, run_go
 from devstack.paths import CACHE, INFRA_STATE, ensure_dir
 from devstack.process import ManagedProcess
 from devstack.servers.base import Server
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = os.environ.get("SOCIALHUB_FERRETDB_VERSION", "v1.24.2")
-GO = os.environ.get("SOCIALHUB_GO", "/usr/local/go/bin/go")
-GO_CACHE = CACHE / "go"
 PATCHES = sorted(Path(__file__).with_name("ferretdb-patches").glob("*.patch"))
 
 
@@ -51,28 +50,10 @@ def build_recipe(version: str) -> str:
     return digest.hexdigest()
 
 
-def _go_env() -> dict[str, str]:
-    """Go caches under the project cache; the module proxy is the only network we use."""
-    return {
-        **os.environ,
-        "GOMODCACHE": str(GO_CACHE / "mod"),
-        "GOCACHE": str(GO_CACHE / "build"),
-        "GOPATH": str(GO_CACHE / "path"),
-        # FerretDB's go.sum is complete: build exactly the versions it pins.
-        "GOFLAGS": "-mod=readonly -buildvcs=false",
-        "GOTOOLCHAIN": "local",
-        # modernc.org/sqlite is pure Go, so the binary is static and needs no C toolchain.
-        "CGO_ENABLED": "0",
-    }
-
-
 def _go(args: Sequence[str], *, cwd: Path) -> str:
-    result = subprocess.run([GO, *args], cwd=cwd, env=_go_env(), text=True,
-                            capture_output=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"go {' '.join(args)} failed ({result.returncode}) in {cwd}:\n"
-                           f"{result.stdout}{result.stderr}")
-    return result.stdout
+    # FerretDB's go.sum is complete: build exactly the versions it pins. modernc.org/sqlite is
+    # pure Go, so the binary is static and needs no C toolchain.
+    return run_go(args, cwd=cwd, env=go_env(goflags="-mod=readonly -buildvcs=false", cgo=False))
 
 
 @contextmanager
