@@ -1,6 +1,7 @@
 """Helpers the test suites share: settings for the test profile, in-process apps, event probes."""
 
 import asyncio
+import ipaddress
 import json
 import socket
 import uuid
@@ -42,8 +43,12 @@ def asgi_transport(app: FastAPI, client_ip: str) -> httpx.ASGITransport:
 
 
 def random_ip() -> str:
-    """A documentation-range address (RFC 5737), so each test can be its own client."""
-    return f"198.51.100.{uuid.uuid4().int % 254 + 1}"
+    """A documentation-range address (RFC 3849), so each test can be its own client.
+
+    IPv6, because the per-IP limits' counters outlive a test run (Redis keeps them for their
+    window): among IPv4's 254 documentation addresses a later run soon meets a spent one.
+    """
+    return str(ipaddress.IPv6Address(0x2001_0DB8 << 96 | uuid.uuid4().int >> 32))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10.0,
