@@ -2,8 +2,9 @@
 
 Kopf's change handlers keep per-object progress in the object itself and its daemons need
 finalizers; neither is needed here. Every event (a spec change, a child edited, deleted or
-progressing) only queues its SocialHub; workers run one reconciliation per SocialHub at a time
-(a burst of events collapses into one), and a periodic resync catches anything missed.
+progressing, a Secret its pods read changed) only queues its SocialHub; workers run one
+reconciliation per SocialHub at a time (a burst of events collapses into one), and a periodic
+resync catches anything missed.
 """
 
 import asyncio
@@ -28,9 +29,9 @@ RETRY_SECONDS = 5.0
 # Strimzi's KafkaTopics are not watched: their CRD may come and go with Strimzi, and kopf
 # ends the whole operator when a watched resource's API disappears mid-watch (seen: "404 page
 # not found"). The resync puts a hand-deleted KafkaTopic back within RESYNC_SECONDS.
-CHILDREN = (("", "v1", "services"), ("", "v1", "configmaps"), ("", "v1", "secrets"),
-            ("apps", "v1", "deployments"), ("batch", "v1", "jobs"),
-            ("autoscaling", "v2", "horizontalpodautoscalers"),
+# Secrets have their own handler below.
+CHILDREN = (("", "v1", "services"), ("", "v1", "configmaps"), ("apps", "v1", "deployments"),
+            ("batch", "v1", "jobs"), ("autoscaling", "v2", "horizontalpodautoscalers"),
             ("policy", "v1", "poddisruptionbudgets"))
 
 
@@ -69,6 +70,8 @@ class Runtime:
         self.queue = WorkQueue()
         self.tasks: list[asyncio.Task[None]] = []
         self.reconciler: Reconciler | None = None
+        # The Secrets each SocialHub's pods read, as its last reconciliation found them.
+        self.secrets_read: dict[Key, frozenset[str]] = {}
 
     async def start(self) -> None:
         try:
@@ -91,7 +94,7 @@ class Runtime:
             key = await self.queue.get()
             try:
                 assert self.reconciler is not None
-                await asyncio.to_thread(self.reconciler.reconcile, *key)
+                self.secrets_read[key] = await asyncio.to_thread(self.reconciler.reconcile, *key)
             except DynamicApiError as error:
                 # e.g. 403 while the namespace terminates: the API's answer says enough.
                 log.warning("reconciling %s/%s failed (%s: %s); retrying in %.0fs", *key,
@@ -131,6 +134,7 @@ async def _socialhub_event(type: str, namespace: str | None, name: str, **_: Any
     key = (namespace or "", name)
     if type == "DELETED":
         RUNTIME.queue.known.discard(key)
+        RUNTIME.secrets_read.pop(key, None)
         return
     RUNTIME.queue.known.add(key)
     RUNTIME.queue.add(key)
@@ -145,3 +149,12 @@ async def _child_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None
 for _group, _version, _plural in CHILDREN:
     kopf.on.event(_group, _version, _plural,
                   labels={"app.kubernetes.io/managed-by": MANAGED_BY})(_child_event)
+
+
+@kopf.on.event("", "v1", "secrets")
+async def _secret_event(meta: kopf.Meta, namespace: str | None, name: str, **_: Any) -> None:
+    """The generated JWT Secret is a child; any Secret may be one a SocialHub's pods read."""
+    await _child_event(meta=meta, namespace=namespace)
+    for key, names in list(RUNTIME.secrets_read.items()):
+        if key[0] == namespace and name in names:
+            RUNTIME.queue.add(key)

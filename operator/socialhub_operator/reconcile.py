@@ -6,12 +6,11 @@ garbage collector removes them with their SocialHub; children the plan no longer
 pruned here.
 """
 
-import base64
-import hashlib
 import logging
 import secrets
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client as k8s
@@ -71,47 +70,61 @@ class Reconciler:
             return False
         return True
 
-    def ensure_jwt_secret(self, instance: Instance, owner: Manifest) -> str:
-        """Create the signing key once; returns a digest of it (rolls pods when regenerated)."""
+    def ensure_jwt_secret(self, instance: Instance, owner: Manifest) -> None:
+        """Create the signing key once (a deleted one is generated again, rolling its pods)."""
         secrets_api = self._resource("v1", "Secret")
         try:
-            existing = secrets_api.get(name=instance.jwt_secret_name,
-                                       namespace=instance.namespace).to_dict()
-            value = base64.b64decode(existing.get("data", {}).get(render.GENERATED_JWT_KEY, ""))
+            secrets_api.get(name=instance.jwt_secret_name, namespace=instance.namespace)
         except NotFoundError:
             generated = secrets.token_urlsafe(48)
             secret = render.owned(render.jwt_secret(instance, generated), owner)
             secrets_api.create(body=secret, namespace=instance.namespace)
             log.info("generated JWT secret %s/%s", instance.namespace, instance.jwt_secret_name)
-            value = generated.encode()
-        return hashlib.sha256(value).hexdigest()[:16]
 
-    def reconcile(self, namespace: str, name: str) -> None:
+    def secret_digests(self, namespace: str, names: Iterable[str]) -> dict[str, str]:
+        """A digest of each Secret's data; a missing Secret is left out (it counts as empty)."""
+        secrets_api = self._resource("v1", "Secret")
+        digests: dict[str, str] = {}
+        for name in sorted(names):
+            try:
+                data = secrets_api.get(name=name, namespace=namespace).to_dict().get("data")
+            except NotFoundError:
+                continue
+            digests[name] = render.digest(data or {})
+        return digests
+
+    def reconcile(self, namespace: str, name: str) -> frozenset[str]:
+        """Returns the names of the Secrets the SocialHub's pods read (none when it is gone)."""
         api = self._resource(API_VERSION, KIND)
         try:
             body = api.get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
-            return
+            return frozenset()
         if body["metadata"].get("deletionTimestamp"):
-            return
+            return frozenset()
         try:
             spec = SocialHubSpec.model_validate(body.get("spec", {}))
         except ValidationError as error:
             self._report(body, [Verdict("Ready", False, "InvalidSpec", str(error)),
                                 Verdict("Progressing", False, "InvalidSpec", ""),
                                 Verdict("Degraded", True, "InvalidSpec", str(error))], {}, None)
-            return
+            return frozenset()
         instance = Instance(name=name, namespace=namespace, spec=spec)
         owner = render.owner_reference(name, body["metadata"]["uid"])
-        jwt_digest = "" if spec.jwt_secret else self.ensure_jwt_secret(instance, owner)
+        if not spec.jwt_secret:
+            self.ensure_jwt_secret(instance, owner)
         jobs = {job["metadata"]["name"]: job
                 for job in self._list("batch/v1", "Job", namespace, name)}
         succeeded = frozenset(job_name for job_name, job in jobs.items()
                               if any(c.get("type") == "Complete" and c.get("status") == "True"
                                      for c in (job.get("status") or {}).get("conditions") or []))
         strimzi = self.strimzi_installed()
-        plan = render.plan(instance, ClusterFacts(succeeded_jobs=succeeded, strimzi=strimzi,
-                                                  jwt_digest=jwt_digest))
+        facts = ClusterFacts(succeeded_jobs=succeeded, strimzi=strimzi)
+        # Which Secrets the pods read does not depend on their contents: render once to learn
+        # them, then again with their digests in the config hashes.
+        read = frozenset(render.secrets_read(render.plan(instance, facts).apply))
+        plan = render.plan(instance, replace(
+            facts, secret_digests=self.secret_digests(namespace, read)))
         for manifest in plan.apply:
             self.apply(render.owned(manifest, owner))
         self._prune(instance, body["metadata"]["uid"], plan, strimzi=strimzi)
@@ -127,6 +140,7 @@ class Reconciler:
         expected |= {held_name: None for _, held_name in plan.held}
         found = verdicts(plan, deployments, jobs, expected)
         self._report(body, found, _components(instance, plan, deployments), spec.version)
+        return read
 
     def _prune(self, instance: Instance, uid: str, plan: render.Plan, *, strimzi: bool) -> None:
         wanted = {(m["kind"], m["metadata"]["name"]) for m in plan.apply} | set(plan.held)

@@ -6,8 +6,8 @@ cover the logic directly. The operator adds owner references and applies the pla
 
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from socialhub_operator import gateway
@@ -75,8 +75,9 @@ class ClusterFacts:
     # False renders every Deployment at once (GitOps output: the sync order gates instead).
     gate_on_migrations: bool = True
     strimzi: bool = False
-    # A digest of the generated JWT secret, so regenerating it rolls the pods that read it.
-    jwt_digest: str = ""
+    # A digest of each Secret the pods read, by name (see `secrets_read`): rotating one rolls
+    # the pods that read it. A Secret missing here counts as empty.
+    secret_digests: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -362,12 +363,33 @@ def jwt_secret(instance: Instance, value: str) -> Manifest:
     }
 
 
+def _secret_names(pod_spec: Manifest) -> set[str]:
+    """Secrets a pod reads: env `secretKeyRef`s, `envFrom` and secret volumes."""
+    names = {volume["secret"]["secretName"] for volume in pod_spec.get("volumes", [])
+             if "secret" in volume}
+    for container in pod_spec.get("containers", []):
+        names |= {item["valueFrom"]["secretKeyRef"]["name"] for item in container.get("env", [])
+                  if "secretKeyRef" in item.get("valueFrom", {})}
+        names |= {source["secretRef"]["name"] for source in container.get("envFrom", [])
+                  if "secretRef" in source}
+    return names
+
+
+def secrets_read(manifests: Iterable[Manifest]) -> set[str]:
+    """Every Secret the Deployments among `manifests` read: what the operator digests."""
+    return {name for manifest in manifests if manifest["kind"] == "Deployment"
+            for name in _secret_names(manifest["spec"]["template"]["spec"])}
+
+
+def _config_hash(pod_spec: Manifest, facts: ClusterFacts, *config: object) -> str:
+    read = {name: facts.secret_digests.get(name, "") for name in sorted(_secret_names(pod_spec))}
+    return digest([pod_spec, read, *config])
+
+
 def _service_deployment(instance: Instance, service: str, facts: ClusterFacts) -> Manifest:
     container = _service_container(instance, service, "serve")
     pod_spec = _pod_spec(instance, [container], [])
-    jwt_digest = facts.jwt_digest if "jwt" in STORES[service] and not instance.spec.jwt_secret \
-        else ""
-    return _deployment(instance, service, pod_spec, digest([pod_spec, jwt_digest]))
+    return _deployment(instance, service, pod_spec, _config_hash(pod_spec, facts))
 
 
 def gateway_config_map(instance: Instance) -> Manifest:
@@ -380,7 +402,7 @@ def gateway_config_map(instance: Instance) -> Manifest:
     }
 
 
-def _gateway_deployment(instance: Instance, config_map: Manifest) -> Manifest:
+def _gateway_deployment(instance: Instance, config_map: Manifest, facts: ClusterFacts) -> Manifest:
     spec = instance.spec
     tls = bool(spec.gateway.tls_secret_name)
     ports = [{"name": "gateway", "containerPort": gateway.LISTEN_PORT, "protocol": "TCP"}]
@@ -409,7 +431,8 @@ def _gateway_deployment(instance: Instance, config_map: Manifest) -> Manifest:
         "livenessProbe": {"tcpSocket": {"port": "gateway"}, "periodSeconds": 10},
     }
     pod_spec = _pod_spec(instance, [container], volumes)
-    return _deployment(instance, GATEWAY, pod_spec, digest([pod_spec, config_map["data"]]))
+    return _deployment(instance, GATEWAY, pod_spec,
+                       _config_hash(pod_spec, facts, config_map["data"]))
 
 
 def _gateway_service(instance: Instance) -> Manifest:
@@ -451,7 +474,7 @@ def plan(instance: Instance, facts: ClusterFacts) -> Plan:
             held.add(("Deployment", instance.child(service)))
             continue
         deployments.append(_service_deployment(instance, service, facts))
-    deployments.append(_gateway_deployment(instance, config_map))
+    deployments.append(_gateway_deployment(instance, config_map, facts))
     apply += deployments
     apply += [_autoscaler(instance, component, bounds[component]) for component in COMPONENTS]
     apply += [_disruption_budget(instance, component) for component in COMPONENTS]

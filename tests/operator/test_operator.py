@@ -59,6 +59,13 @@ def patch_spec(socialhubs: Any, namespace: str, spec: dict[str, Any]) -> None:
                      content_type="application/merge-patch+json")
 
 
+def template_hash(dynamic: DynamicClient, namespace: str, component: str) -> str:
+    deployment = api(dynamic, "apps/v1", "Deployment").get(name=f"{INSTANCE}-{component}",
+                                                           namespace=namespace)
+    value: str = deployment.spec.template.metadata.annotations[HASH_ANNOTATION]
+    return value
+
+
 def wait_ready(socialhubs: Any, namespace: str) -> dict[str, Any]:
     def ready() -> dict[str, Any] | None:
         hub = get(socialhubs, namespace)
@@ -159,30 +166,47 @@ def test_gateway_settings_roll_the_gateway(
         dynamic: DynamicClient, socialhubs: Any, namespace: str) -> None:
     create(socialhubs, namespace, sample())
     wait_ready(socialhubs, namespace)
-    deployments = api(dynamic, "apps/v1", "Deployment")
     replica_sets = api(dynamic, "apps/v1", "ReplicaSet")
     name = f"{INSTANCE}-gateway"
-
-    def template_hash(deployment_name: str) -> str:
-        deployment = deployments.get(name=deployment_name, namespace=namespace)
-        value: str = deployment.spec.template.metadata.annotations[HASH_ANNOTATION]
-        return value
 
     def gateway_replica_sets() -> set[str]:
         items = replica_sets.get(namespace=namespace,
                                  label_selector="app.kubernetes.io/component=gateway").items
         return {item.metadata.labels["pod-template-hash"] for item in items}
 
-    gateway_before, users_before = template_hash(name), template_hash(f"{INSTANCE}-users")
+    gateway_before = template_hash(dynamic, namespace, "gateway")
+    users_before = template_hash(dynamic, namespace, "users")
     sets_before = gateway_replica_sets()
     patch_spec(socialhubs, namespace, {"gateway": {"rateLimitPerSecond": 77}})
 
     config_maps = api(dynamic, "v1", "ConfigMap")
     eventually(lambda: "rate=77r/s" in config_maps.get(name=name, namespace=namespace)
                .data["nginx.conf"])
-    eventually(lambda: template_hash(name) != gateway_before)
+    eventually(lambda: template_hash(dynamic, namespace, "gateway") != gateway_before)
     eventually(lambda: gateway_replica_sets() - sets_before)  # a new ReplicaSet rolls out
-    assert template_hash(f"{INSTANCE}-users") == users_before
+    assert template_hash(dynamic, namespace, "users") == users_before
+    wait_ready(socialhubs, namespace)
+
+
+def test_a_rotated_backing_secret_rolls_the_pods_that_read_it(
+        dynamic: DynamicClient, socialhubs: Any, namespace: str) -> None:
+    secrets = api(dynamic, "v1", "Secret")
+    mongo = sample()["spec"]["backing"]["mongo"]["secretName"]
+    secrets.create(namespace=namespace, body={
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": mongo},
+        "stringData": {"url": "mongodb://old-password@mongo:27017"}})
+    create(socialhubs, namespace, sample())
+    wait_ready(socialhubs, namespace)
+    before = {component: template_hash(dynamic, namespace, component)
+              for component in COMPONENTS}
+    secrets.patch(name=mongo, namespace=namespace,
+                  body={"stringData": {"url": "mongodb://new-password@mongo:27017"}},
+                  content_type="application/merge-patch+json")
+    eventually(lambda: template_hash(dynamic, namespace, "notifications")
+               != before["notifications"])
+    after = {component: template_hash(dynamic, namespace, component)
+             for component in COMPONENTS}
+    assert {c for c in COMPONENTS if after[c] != before[c]} == {"notifications"}
     wait_ready(socialhubs, namespace)
 
 

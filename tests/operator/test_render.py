@@ -154,12 +154,29 @@ def test_gateway_settings_change_the_gateway_hash_only() -> None:
     assert "hub-auth.ns.svc.cluster.local:5000" in conf
 
 
-def test_a_regenerated_jwt_secret_rolls_auth() -> None:
+def test_a_changed_secret_rolls_exactly_the_pods_that_read_it() -> None:
     hub = instance()
-    one, two = ClusterFacts(gate_on_migrations=False, jwt_digest="a"), \
-        ClusterFacts(gate_on_migrations=False, jwt_digest="b")
-    assert _template_hash(hub, "hub-auth", one) != _template_hash(hub, "hub-auth", two)
-    assert _template_hash(hub, "hub-users", one) == _template_hash(hub, "hub-users", two)
+    mongo, jwt = hub.spec.backing.mongo.secret_name, hub.jwt_secret_name
+    base = {mongo: "a", jwt: "a"}
+    one = ClusterFacts(gate_on_migrations=False, secret_digests=base)
+    rotated = ClusterFacts(gate_on_migrations=False, secret_digests=base | {mongo: "b"})
+    regenerated = ClusterFacts(gate_on_migrations=False, secret_digests=base | {jwt: "b"})
+    changed = {name for name in ("hub-auth", "hub-users", "hub-notifications", "hub-gateway")
+               if _template_hash(hub, name, one) != _template_hash(hub, name, rotated)}
+    assert changed == {"hub-notifications"}
+    assert _template_hash(hub, "hub-auth", one) != _template_hash(hub, "hub-auth", regenerated)
+    assert _template_hash(hub, "hub-users", one) == _template_hash(hub, "hub-users", regenerated)
+
+
+def test_the_secrets_read_are_every_secret_a_deployment_refers_to() -> None:
+    extra = {"name": "EXTRA", "valueFrom": {"secretKeyRef": {"name": "extra", "key": "k"}}}
+    hub = instance(gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
+                   components={"posts": {"env": [extra]}})
+    backing = hub.spec.backing
+    stores = {backing.postgres.secret_name, backing.mongo.secret_name,
+              backing.redis.secret_name, backing.kafka.secret_name}
+    read = render.secrets_read(render.plan(hub, ClusterFacts(gate_on_migrations=False)).apply)
+    assert read == stores | {hub.jwt_secret_name, "gateway-tls", "extra"}
 
 
 def test_strimzi_topics_replace_the_topic_job() -> None:
