@@ -2,8 +2,8 @@
 
 Each instance serves the API and, unless RUN_WORKERS=false, runs in the background: the outbox
 relay (one active per database), one member of `posts-service` (the follow-graph replica,
-USER_TOPIC) and one member of `posts-feed` (fan-out of new posts into followers' cached feeds,
-POST_TOPIC).
+USER_TOPIC), one member of `posts-feed` (fan-out of new posts into followers' cached feeds,
+POST_TOPIC) and the sweep that removes the media of deleted posts.
 """
 
 from collections.abc import AsyncIterator
@@ -22,6 +22,7 @@ from socialhub.posts.comments import CommentService
 from socialhub.posts.feed import FANOUT_CONSUMER_GROUP, FanOut, FeedCache, FeedReader
 from socialhub.posts.graph import CONSUMER_GROUP, GraphReplica
 from socialhub.posts.media import MediaPolicy, create_storage
+from socialhub.posts.purge import sweep_deleted_media
 from socialhub.posts.reactions import ReactionService
 from socialhub.posts.routes import PostsApi, router
 from socialhub.posts.service import PostService
@@ -60,6 +61,8 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
                     settings, topics=[POST_TOPIC], group=FANOUT_CONSUMER_GROUP,
                     handler=FanOut(database, FeedCache(fanout_redis, settings), settings).handle,
                     batch_size=settings.consumer_batch_size).run)
+                res.background("media-purge",
+                               lambda: sweep_deleted_media(database, storage, settings))
             app.state.posts = PostsApi(
                 posts=posts,
                 comments=CommentService(posts, outbox, settings),

@@ -167,8 +167,8 @@ class MediaStorage(Protocol):
 
     async def store(self, files: Sequence[MediaFile]) -> list[StoredMedia]: ...
 
-    async def remove(self, media: Sequence[StoredMedia]) -> None:
-        """Best effort: what cannot be removed now is logged, never raised."""
+    async def remove(self, media: Sequence[StoredMedia]) -> list[StoredMedia]:
+        """Best effort, never raises: returns (and logs) what could not be removed now."""
 
     async def close(self) -> None: ...
 
@@ -216,12 +216,15 @@ class LocalMediaStorage:
         return StoredMedia(url=f"{self.base_url}/{key}", kind=media.kind,
                            mime_type=media.mime_type, size=media.upload.size, key=key)
 
-    async def remove(self, media: Sequence[StoredMedia]) -> None:
+    async def remove(self, media: Sequence[StoredMedia]) -> list[StoredMedia]:
+        left = []
         for item in media:
             try:
                 await asyncio.to_thread((self.root / item.key).unlink, missing_ok=True)
             except OSError as exc:
                 log.warning("could not remove media file %s: %r", item.key, exc)
+                left.append(item)
+        return left
 
     async def close(self) -> None:
         return None
@@ -283,14 +286,17 @@ class CloudinaryMediaStorage:
                            mime_type=media.mime_type, size=media.upload.size,
                            key=str(result["public_id"]))
 
-    async def remove(self, media: Sequence[StoredMedia]) -> None:
+    async def remove(self, media: Sequence[StoredMedia]) -> list[StoredMedia]:
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self._destroy, item) for item in media),
             return_exceptions=True)
+        left = []
         for item, result in zip(media, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("could not remove Cloudinary asset %s: %r", item.key, result)
+                left.append(item)
+        return left
 
     def _destroy(self, media: StoredMedia) -> None:
         cloudinary.uploader.destroy(media.key, resource_type=media.kind.value, invalidate=True,

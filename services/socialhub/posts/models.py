@@ -44,6 +44,7 @@ class ReactionKind(StrEnum):
 
 
 LIVE = text("deleted_at IS NULL")
+MEDIA_TO_PURGE = text("deleted_at IS NOT NULL AND media <> '[]'::jsonb")
 
 
 class Post(Base):
@@ -59,6 +60,8 @@ class Post(Base):
         # A retried create (same user, same Idempotency-Key) finds the first post.
         Index("uq_posts_idempotency_key", "author_id", "idempotency_key", unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),
+        # Deleted posts whose files are still in the media storage (socialhub.posts.purge).
+        Index("idx_posts_media_to_purge", "deleted_at", postgresql_where=MEDIA_TO_PURGE),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

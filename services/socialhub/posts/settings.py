@@ -34,6 +34,11 @@ class PostsSettings(ServiceSettings, PostgresSettings, RedisSettings, KafkaSetti
     max_video_bytes: int = Field(default=50 * MB, ge=1)
     # All files of one post together; the gateway accepts 60 MB bodies on /posts/.
     max_post_media_bytes: int = Field(default=50 * MB, ge=1)
+    # Files of deleted posts are removed from the storage this long after the delete, by a
+    # sweep every `media_purge_interval_seconds` (socialhub.posts.purge).
+    media_purge_grace_seconds: int = Field(default=3600, ge=0)
+    media_purge_interval_seconds: float = Field(default=300.0, gt=0)
+    media_purge_batch_size: int = Field(default=100, ge=1, le=10_000)
 
     # Home feeds: Redis sorted sets of post ids, newest `feed_cache_size` per user; feeds not
     # read for `feed_cache_ttl_seconds` expire and are rebuilt from PostgreSQL when next read.
