@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
@@ -83,6 +83,19 @@ class Resources:
     def background(self, name: str, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = asyncio.create_task(_log_crash(name, work), name=name)
         self.tasks.append(task)
+
+    def periodic(self, name: str, work: Callable[[], Awaitable[object]], *,
+                 every_seconds: float) -> None:
+        """Run `work` every `every_seconds` until shutdown; a failed run (its store away for a
+        while) is logged and the next run tries again."""
+        async def loop() -> None:
+            while True:
+                try:
+                    await work()
+                except Exception as exc:
+                    log.warning("%s failed; next run in %.0fs: %r", name, every_seconds, exc)
+                await asyncio.sleep(every_seconds)
+        self.background(name, loop)
 
     async def _cancel_tasks(self) -> None:
         for task in self.tasks:

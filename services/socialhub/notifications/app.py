@@ -6,7 +6,6 @@ share the topics' partitions, so any number up to the partition count consume in
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from fastapi import FastAPI
 
@@ -38,8 +37,8 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             redis = await res.redis(settings)
             store = NotificationStore(database, ttl_days=settings.notification_ttl_days)
             if not await store.ensure_indexes():
-                res.background("expiry-sweep", partial(
-                    store.sweep_forever, settings.expiry_sweep_interval_seconds))
+                res.periodic("expiry-sweep", store.expire,
+                             every_seconds=settings.expiry_sweep_interval_seconds)
             ingest = NotificationIngest(store, redis, settings)
             res.background("notification-consumer", consumer_for(settings, ingest).run)
             app.state.notifications = store

@@ -4,7 +4,6 @@ Uses only what both MongoDB and FerretDB support (the local server is FerretDB);
 TTL indexes, is detected at startup and replaced by a periodic sweep (`expire_before`).
 """
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,13 +141,8 @@ class NotificationStore:
         result = await self.collection.delete_many({"createdAt": {"$lt": cutoff}})
         return result.deleted_count
 
-    async def sweep_forever(self, interval_seconds: float) -> None:
+    async def expire(self) -> None:
         """What a TTL index does, for servers without one: delete expired notifications."""
-        while True:
-            try:
-                expired = await self.expire_before(datetime.now(UTC) - self.ttl)
-                if expired:
-                    log.info("expired %d notifications", expired)
-            except Exception as exc:  # the next sweep catches up
-                log.warning("expiry sweep failed: %r", exc)
-            await asyncio.sleep(interval_seconds)
+        expired = await self.expire_before(datetime.now(UTC) - self.ttl)
+        if expired:
+            log.info("expired %d notifications", expired)

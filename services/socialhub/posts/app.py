@@ -61,8 +61,9 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
                     settings, topics=[POST_TOPIC], group=FANOUT_CONSUMER_GROUP,
                     handler=FanOut(database, FeedCache(fanout_redis, settings), settings).handle,
                     batch_size=settings.consumer_batch_size).run)
-                res.background("media-purge",
-                               lambda: sweep_deleted_media(database, storage, settings))
+                res.periodic("media-purge",
+                             lambda: sweep_deleted_media(database, storage, settings),
+                             every_seconds=settings.media_purge_interval_seconds)
             app.state.posts = PostsApi(
                 posts=posts,
                 comments=CommentService(posts, outbox, settings),

@@ -6,7 +6,6 @@ drain), and keeps in the row whatever the storage could not remove, for the next
 claimed with SKIP LOCKED, so every instance may sweep without two removing the same files.
 """
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -44,13 +43,9 @@ async def purge_deleted_media(database: Database, storage: MediaStorage, *,
 
 async def sweep_deleted_media(database: Database, storage: MediaStorage,
                               settings: PostsSettings) -> None:
-    grace = timedelta(seconds=settings.media_purge_grace_seconds)
-    while True:
-        try:
-            removed = await purge_deleted_media(database, storage, grace=grace,
-                                                batch_size=settings.media_purge_batch_size)
-            if removed:
-                log.info("removed %d media files of deleted posts", removed)
-        except Exception:  # the database may be away for a while: the next sweep retries
-            log.exception("sweeping media of deleted posts failed")
-        await asyncio.sleep(settings.media_purge_interval_seconds)
+    """One sweep with the configured grace and batch (the app runs it periodically)."""
+    removed = await purge_deleted_media(
+        database, storage, grace=timedelta(seconds=settings.media_purge_grace_seconds),
+        batch_size=settings.media_purge_batch_size)
+    if removed:
+        log.info("removed %d media files of deleted posts", removed)

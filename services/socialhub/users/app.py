@@ -17,6 +17,8 @@ from socialhub.users.routes import router
 from socialhub.users.service import UsersService
 from socialhub.users.settings import UsersSettings
 
+PRUNE_EVERY_SECONDS = 3600.0  # processed event ids live for days: hourly is plenty
+
 
 def create_app(settings: UsersSettings | None = None) -> FastAPI:
     settings = settings or UsersSettings()
@@ -36,8 +38,9 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
                                      group=CONSUMER_GROUP, handler=EventHandler(database, cache))
             res.background("event-consumer", consumer.run)
             retention = timedelta(days=settings.processed_events_retention_days)
-            res.background("processed-events-pruner",
-                           lambda: prune_processed_events(database, retention))
+            res.periodic("processed-events-pruner",
+                         lambda: prune_processed_events(database, retention),
+                         every_seconds=PRUNE_EVERY_SECONDS)
             yield
 
     return create_service_app("users", settings, lifespan=lifespan, routers=[router])

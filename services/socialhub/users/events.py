@@ -9,7 +9,6 @@ delivered again (Kafka is at-least-once) finds its id there and changes nothing.
 types on these topics (the users service's own, posts' likes...) are not ours and are skipped.
 """
 
-import asyncio
 import logging
 import uuid
 from collections import defaultdict
@@ -202,15 +201,12 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {error.get('msg', 'invalid')}"
 
 
-async def prune_processed_events(database: Database, retention: timedelta, *,
-                                 every_seconds: float = 3600.0) -> None:
+async def prune_processed_events(database: Database, retention: timedelta) -> None:
     """Forget event ids older than Kafka keeps events: they cannot be delivered again."""
-    while True:
-        async with database.transaction() as session:
-            cutoff = select(func.now() - retention).scalar_subquery()
-            result = await session.execute(
-                delete(ProcessedEvent).where(ProcessedEvent.processed_at < cutoff))
-            removed = getattr(result, "rowcount", 0)
-        if removed:
-            log.info("forgot %d processed event ids", removed)
-        await asyncio.sleep(every_seconds)
+    async with database.transaction() as session:
+        cutoff = select(func.now() - retention).scalar_subquery()
+        result = await session.execute(
+            delete(ProcessedEvent).where(ProcessedEvent.processed_at < cutoff))
+        removed = getattr(result, "rowcount", 0)
+    if removed:
+        log.info("forgot %d processed event ids", removed)
