@@ -41,7 +41,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -59,7 +58,9 @@ from redis import Redis as SyncRedis
 from websockets.asyncio.client import ClientConnection, connect
 
 from devstack.config import INFRA
+from devstack.process import cpu_seconds
 from devstack.servers.postgres import Postgres
+from devstack.waiting import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_DELIVERIES = 10_000
@@ -73,13 +74,6 @@ CONNECT_CONCURRENCY = 50
 # -- processes ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((INFRA.host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Service:
     name: str
@@ -91,8 +85,7 @@ class Service:
         return f"http://{INFRA.host}:{self.port}"
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -122,10 +115,10 @@ class Stack:
     def start_auth(self) -> Service:
         postgres = Postgres()
         postgres.create_database(AUTH_DATABASE)
-        port = free_port()
+        port = free_port(INFRA.host)
         env = {**self.base_env(port), "DATABASE_URL": postgres.url(AUTH_DATABASE),
                # events stay in the outbox: Kafka is not part of this benchmark
-               "KAFKA_BOOTSTRAP_SERVERS": f"{INFRA.host}:{free_port()}",
+               "KAFKA_BOOTSTRAP_SERVERS": f"{INFRA.host}:{free_port(INFRA.host)}",
                "MAIL_BACKEND": "log", "SIGNUP_LIMIT_PER_IP": "1000000",
                "LOGIN_LIMIT_PER_IP": "1000000", "BCRYPT_ROUNDS": "4"}
         subprocess.run([sys.executable, "-m", "socialhub.auth", "migrate"], env=env, cwd=ROOT,
@@ -133,14 +126,14 @@ class Stack:
         return self._start("auth", [sys.executable, "-m", "socialhub.auth", "serve"], env)
 
     def start_chat(self, auth: Service, **extra: str) -> Service:
-        port = free_port()
+        port = free_port(INFRA.host)
         env = {**self.base_env(port), "AUTH_SERVICE_URL": auth.url,
                "CHAT_SEND_LIMIT": "1000000000", **extra}
         return self._start("chat", [sys.executable, "-m", "socialhub.chat", "serve"], env)
 
     def start_redis_manager_server(self) -> Service:
         """The alternative under comparison: python-socketio's AsyncRedisManager."""
-        port = free_port()
+        port = free_port(INFRA.host)
         return self._start("redis-manager", [sys.executable, __file__, "redis-manager-server",
                                              "--port", str(port)], self.base_env(port))
 

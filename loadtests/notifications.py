@@ -46,6 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from devstack.config import INFRA
+from devstack.process import cpu_seconds
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import ALL_TOPICS, POST_TOPIC, USER_TOPIC, ensure_topics
 from socialhub.kit.settings import KafkaSettings
@@ -178,10 +179,10 @@ class Bench:
                 stored = self.metrics().get("notifications_stored_total", 0.0)
                 if not first_at and stored > 0:
                     first_at, first_count = time.monotonic(), stored
-                    cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+                    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
                 await asyncio.sleep(0.05)
             elapsed = time.monotonic() - first_at
-            cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         assert first_at, "nothing was stored"
         drained = stored - first_count
         return {"events": stored, "seconds": elapsed, "rate": drained / elapsed,
@@ -334,13 +335,6 @@ def _pid_listening(port: int) -> int:
                              text=True, check=True).stdout
         return int(out.split("pid=")[1].split(",")[0])
     return 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    if not pid:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -44,7 +44,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,9 +58,9 @@ import httpx
 
 from devstack.config import INFRA, PROFILES, SERVICES
 from devstack.platform import Platform
-from devstack.process import ManagedProcess
+from devstack.process import ManagedProcess, cpu_seconds
 from devstack.servers.redis import Redis
-from devstack.waiting import http_ok, wait_until
+from devstack.waiting import free_port, http_ok, wait_until
 from socialhub.gateway import GatewayConfig, render
 
 NGINX = "/usr/sbin/nginx"
@@ -131,13 +130,6 @@ http {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((INFRA.host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 # -- tokens ------------------------------------------------------------------------------------
 
 
@@ -192,7 +184,7 @@ def running(process: ManagedProcess, health_url: str) -> Iterator[ManagedProcess
 
 def stand_in(directory: Path, worker_user: str | None) -> tuple[ManagedProcess, int]:
     """A tiny nginx answering 200 to everything: every upstream but auth."""
-    prefix, port = directory / "stand-in", free_port()
+    prefix, port = directory / "stand-in", free_port(INFRA.host)
     prefix.mkdir(parents=True)
     user = f"user {worker_user};\n" if worker_user else ""
     (prefix / "nginx.conf").write_text(STAND_IN_CONF.format(user=user, prefix=prefix, port=port))
@@ -205,7 +197,7 @@ def gateway(bench: GatewayConfig, directory: Path, auth: str, upstream: str,
     in `directory`, every upstream but auth replaced by the stand-in; rendered to nginx.conf."""
     config = dataclasses.replace(
         bench,
-        listen_port=free_port(),
+        listen_port=free_port(INFRA.host),
         upstreams={spec.name: [auth if spec.name == "auth" else upstream] for spec in SERVICES},
         prefix=str(directory / "gateway"),
         access_log=str(directory / "gateway-access.log"),
@@ -214,17 +206,6 @@ def gateway(bench: GatewayConfig, directory: Path, auth: str, upstream: str,
     Path(config.prefix).mkdir(parents=True)
     (Path(config.prefix) / "nginx.conf").write_text(render(config))
     return config
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of one process (all its threads)."""
-    if not pid:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:

@@ -3,7 +3,6 @@
 import asyncio
 import ipaddress
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -60,14 +59,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"{what} did not happen within {within}s") from None
-
-
-def free_port() -> int:
-    """A port nothing listens on right now, for a server a test starts itself."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def unique(prefix: str = "u") -> str:

@@ -94,6 +94,17 @@ class ManagedProcess:
             return ""
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (all its threads); 0 for none or one that is gone."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,4 +1,5 @@
-"""Polling helpers: wait until a port accepts connections or an HTTP endpoint answers 200."""
+"""Ports and polling: find a free port, wait until a port accepts connections or an HTTP
+endpoint answers 200."""
 
 import socket
 import time
@@ -16,6 +17,14 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
         time.sleep(0.1)
     detail = on_timeout() if on_timeout else ""
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s\n{detail}".rstrip())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for a server started next to the usual ones."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -17,7 +17,8 @@ from devstack.config import SERVICES, ServiceSpec
 from devstack.paths import ROOT
 from devstack.platform import Platform, wait_healthy
 from devstack.process import ManagedProcess
-from tests.support import free_port, sign_up
+from devstack.waiting import free_port
+from tests.support import sign_up
 
 SOCKETIO_PATH = "/chat/socket.io"
 WAIT_SECONDS = 15.0

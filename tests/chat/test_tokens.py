@@ -10,9 +10,9 @@ import pytest
 import socketio
 
 from devstack.platform import Platform
+from devstack.waiting import free_port
 from socialhub.auth.tokens import TokenCodec
 from tests.chat.helpers import ChatClient, Instance, new_user, open_room
-from tests.support import free_port
 
 
 async def _refusal(client: ChatClient, url: str, token: str | None,

@@ -12,7 +12,7 @@ from aiokafka.errors import UnknownTopicOrPartitionError
 
 from devstack.config import PROFILES
 from devstack.servers.kafka import Kafka
-from tests.support import free_port
+from devstack.waiting import free_port
 
 PARTITIONS = 3
 

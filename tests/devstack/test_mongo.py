@@ -21,7 +21,7 @@ from pymongo.errors import BulkWriteError, OperationFailure
 
 from devstack.config import PROFILES
 from devstack.servers.mongo import Mongo
-from tests.support import free_port
+from devstack.waiting import free_port
 
 Document = dict[str, Any]
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -25,9 +25,8 @@ import pytest
 from devstack.process import ManagedProcess
 from devstack.servers.postgres import Postgres
 from devstack.servers.redis import Redis
-from devstack.waiting import http_ok, wait_until
+from devstack.waiting import free_port, http_ok, wait_until
 from socialhub.gateway import GatewayConfig, render
-from tests.support import free_port
 
 NGINX = "/usr/sbin/nginx"
 AUTH_DATABASE = "socialhub_auth_gateway_test"

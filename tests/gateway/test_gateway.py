@@ -13,9 +13,9 @@ import jwt
 import pytest
 from websockets.sync.client import connect
 
-from devstack.waiting import wait_until
+from devstack.waiting import free_port, wait_until
 from tests.gateway.conftest import MEDIA_BYTES, MEDIA_FILE, Gateway, start_gateway
-from tests.support import PASSWORD, free_port
+from tests.support import PASSWORD
 
 SPOOFED = '{"id":"00000000-0000-0000-0000-000000000000","username":"admin"}'
 

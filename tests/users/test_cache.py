@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from devstack.platform import Platform
-from devstack.waiting import wait_until
+from devstack.waiting import free_port, wait_until
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
@@ -20,7 +20,7 @@ from socialhub.kit.redis_client import connect_redis
 from socialhub.users.app import create_app
 from socialhub.users.cache import ProfileCache
 from socialhub.users.settings import UsersSettings
-from tests.support import app_client, eventually, free_port
+from tests.support import app_client, eventually
 from tests.users.helpers import (
     UsersDb,
     as_user,
