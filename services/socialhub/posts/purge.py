@@ -9,18 +9,14 @@ claimed with SKIP LOCKED, so every instance may sweep without two removing the s
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from socialhub.kit.database import Database
 from socialhub.posts.media import MediaStorage, StoredMedia
-from socialhub.posts.models import posts
+from socialhub.posts.models import MEDIA_TO_PURGE, posts
 from socialhub.posts.settings import PostsSettings
 
 log = logging.getLogger(__name__)
-
-# The partial index `idx_posts_media_to_purge` covers exactly these rows.
-HOLDS_MEDIA = posts.c.media != text("'[]'::jsonb")
-
 
 async def purge_deleted_media(database: Database, storage: MediaStorage, *,
                               grace: timedelta, batch_size: int) -> int:
@@ -29,7 +25,8 @@ async def purge_deleted_media(database: Database, storage: MediaStorage, *,
     async with database.transaction() as session:
         rows = (await session.execute(
             select(posts.c.id, posts.c.media)
-            .where(posts.c.deleted_at < func.now() - grace, HOLDS_MEDIA)
+            # MEDIA_TO_PURGE is the predicate of the index `idx_posts_media_to_purge`.
+            .where(MEDIA_TO_PURGE, posts.c.deleted_at < func.now() - grace)
             .order_by(posts.c.deleted_at).limit(batch_size)
             .with_for_update(skip_locked=True))).all()
         for post_id, media in rows:
