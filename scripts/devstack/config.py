@@ -31,6 +31,17 @@ class Infra:
     kube_controller_manager_port: int = _port("SOCIALHUB_KUBE_CONTROLLER_MANAGER_PORT", 21257)
     kube_scheduler_port: int = _port("SOCIALHUB_KUBE_SCHEDULER_PORT", 21259)
     kwok_port: int = _port("SOCIALHUB_KWOK_PORT", 21247)
+    # The real node (devstack.servers.node): the kubelet's API and health ports, kube-proxy's
+    # metrics and health ports, metrics-server's API and CoreDNS's health and readiness ports.
+    kubelet_port: int = _port("SOCIALHUB_KUBELET_PORT", 21250)
+    kubelet_healthz_port: int = _port("SOCIALHUB_KUBELET_HEALTHZ_PORT", 21248)
+    kube_proxy_metrics_port: int = _port("SOCIALHUB_KUBE_PROXY_METRICS_PORT", 21256)
+    kube_proxy_healthz_port: int = _port("SOCIALHUB_KUBE_PROXY_HEALTHZ_PORT", 21249)
+    metrics_server_port: int = _port("SOCIALHUB_METRICS_SERVER_PORT", 21251)
+    coredns_health_port: int = _port("SOCIALHUB_COREDNS_HEALTH_PORT", 21252)
+    coredns_ready_port: int = _port("SOCIALHUB_COREDNS_READY_PORT", 21253)
+    # Kafka's listener for pods: bound on 127.0.0.1, advertised at the node's address.
+    kafka_node_port: int = _port("SOCIALHUB_KAFKA_NODE_PORT", 21094)
     host: str = "127.0.0.1"
 
     @property
@@ -39,6 +50,27 @@ class Infra:
 
 
 INFRA = Infra()
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    """The real node's network: a bridge of our own, private addresses that stay on this machine.
+
+    The node's address is the bridge's: the API server, CoreDNS, the kubelet and metrics-server
+    listen there, and pods reach the backing servers (on 127.0.0.1) through it.
+    """
+
+    bridge: str = "shbr0"
+    node_ip: str = "10.244.0.1"
+    pod_cidr: str = "10.244.0.0/24"
+    service_cidr: str = "10.96.0.0/16"
+    # The first address of the service range is the `kubernetes` Service (the API server).
+    api_service_ip: str = "10.96.0.1"
+    node_name: str = "socialhub-node"
+    cluster_domain: str = "cluster.local"
+
+
+NODE_NETWORK = NodeNetwork()
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,12 @@
 No registry we can reach ships `kube-apiserver`, so we compile it: a throw-away wrapper module
 requires `k8s.io/kubernetes` and replaces every staging module it pins at v0.0.0 with the
 published `k8s.io/<name>@v0.<minor>.<patch>` (`go install ...@version` refuses modules with
-replace directives); kube-apiserver, kube-controller-manager, kube-scheduler and kubectl are
-built from it in one `go build`. kine (the etcd API on SQLite) and kwok (a fake kubelet, so
-pods "run") come from their own modules, because their newer dependencies would otherwise
-upgrade the apiserver's. Binaries land in `$SOCIALHUB_CACHE/kube/<version>/bin/`, the Go caches
+replace directives); the control plane, kubectl and the node's kubelet and kube-proxy are built
+from it in one `go build`. kine (the etcd API on SQLite), kwok (a fake kubelet, so simulated
+pods "run"), metrics-server and CoreDNS come from their own modules, because their newer
+dependencies would otherwise upgrade the apiserver's. CoreDNS is built from a small main package
+with only the plugins a cluster DNS needs (all of them pull in every cloud provider's SDK).
+Binaries land in `$SOCIALHUB_CACHE/kube/<version>/bin/`, the Go caches
 in `$SOCIALHUB_CACHE/go/`, so fresh clones reuse them. `python -m devstack.kube_build` builds
 what is missing (a no-op once built) and records the seconds each step took in
 `build-seconds.json` next to the binaries.
@@ -26,10 +28,16 @@ from devstack.paths import CACHE, ensure_dir
 KUBE_VERSION = os.environ.get("SOCIALHUB_KUBE_VERSION", "v1.33.13")
 KINE_VERSION = os.environ.get("SOCIALHUB_KINE_VERSION", "v0.17.5")
 KWOK_VERSION = os.environ.get("SOCIALHUB_KWOK_VERSION", "v0.8.0")
-# The scheduler places pods on kwok's fake node, where kwok plays the kubelet; kubectl comes
-# along at the same version (machines may have none, or another version).
-KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-TOOLS = ("kine", "kwok")
+METRICS_SERVER_VERSION = os.environ.get("SOCIALHUB_METRICS_SERVER_VERSION", "v0.8.0")
+COREDNS_VERSION = os.environ.get("SOCIALHUB_COREDNS_VERSION", "v1.12.4")
+# The scheduler places pods on kwok's fake node (simulated pods) or on the real node, whose
+# kubelet and kube-proxy come from the same module; kubectl comes along at the same version
+# (machines may have none, or another version).
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+                 "kubelet", "kube-proxy")
+TOOLS = ("kine", "kwok", "metrics-server", "coredns")
+# The Corefile of `devstack.servers.node.CoreDns` uses exactly these plugins.
+COREDNS_PLUGINS = ("bind", "errors", "health", "ready", "kubernetes", "cache", "loadbalance")
 
 
 def kube_dir(version: str = KUBE_VERSION) -> Path:
@@ -136,11 +144,43 @@ def build_kwok(version: str = KUBE_VERSION) -> None:
     partial.rename(stages)
 
 
+def build_metrics_server(version: str = KUBE_VERSION) -> None:
+    install_tool("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server",
+                 METRICS_SERVER_VERSION, cgo=False, kube_version=version)
+
+
+def coredns_main(plugins: tuple[str, ...] = COREDNS_PLUGINS) -> str:
+    """CoreDNS's own `main`, importing only `plugins` (the full set is about 60)."""
+    imports = "\n".join(f'\t_ "github.com/coredns/coredns/plugin/{name}"' for name in plugins)
+    return ("package main\n\nimport (\n\t\"github.com/coredns/coredns/coremain\"\n"
+            f"{imports}\n)\n\nfunc main() {{ coremain.Run() }}\n")
+
+
+def build_coredns(version: str = KUBE_VERSION) -> None:
+    target = binary("coredns", version)
+    if target.exists():
+        return
+    env = go_env(goflags="-mod=mod", cgo=False)
+    wrapper = kube_dir(version) / "coredns-wrapper"
+    shutil.rmtree(wrapper, ignore_errors=True)
+    ensure_dir(wrapper)
+    (wrapper / "go.mod").write_text("module socialhub.local/coredns\n\ngo 1.24.0\n")
+    (wrapper / "main.go").write_text(coredns_main())
+    run_go(["get", f"github.com/coredns/coredns@{COREDNS_VERSION}"], cwd=wrapper, env=env)
+    run_go(["mod", "tidy"], cwd=wrapper, env=env)
+    partial = kube_dir(version) / "coredns.partial"
+    run_go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "."],
+           cwd=wrapper, env=env)
+    partial.replace(target)
+
+
 def build(version: str = KUBE_VERSION) -> dict[str, Path]:
     """Build whatever is missing; returns the binaries by name. Idempotent."""
     ensure_dir(kube_dir(version) / "bin")
     timings = _load_timings(version)
-    for name, step in (("kine", build_kine), ("kwok", build_kwok), ("kube", build_kube)):
+    steps = (("kine", build_kine), ("kwok", build_kwok), ("metrics-server", build_metrics_server),
+             ("coredns", build_coredns), ("kube", build_kube))
+    for name, step in steps:
         started = time.monotonic()
         names = KUBE_COMMANDS if name == "kube" else (name,)
         was_built = all(binary(each, version).exists() for each in names)

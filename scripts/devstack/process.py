@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from devstack.paths import ensure_dir
 
@@ -26,6 +27,7 @@ class ManagedProcess:
     user: str | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 20.0
+    START_MARKER: ClassVar[str] = "--- starting"
 
     @property
     def pidfile(self) -> Path:
@@ -53,7 +55,7 @@ class ManagedProcess:
         ensure_dir(self.run_dir)
         env = {**os.environ, **self.env}
         with self.logfile.open("ab") as log:
-            log.write(f"\n--- starting {self.name}: {' '.join(self.argv)}\n".encode())
+            log.write(f"\n{self.START_MARKER} {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
             proc = subprocess.Popen(
                 list(self.argv),
@@ -86,6 +88,14 @@ class ManagedProcess:
                 time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
         return True
+
+    def log_since_start(self) -> str:
+        """What the process logged since its latest start (the log file keeps every run)."""
+        try:
+            text = self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return text[text.rfind(self.START_MARKER):]
 
     def tail(self, lines: int = 30) -> str:
         try:

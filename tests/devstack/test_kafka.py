@@ -129,7 +129,8 @@ async def test_topics_are_not_created_on_first_use(kafka: str) -> None:
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[Kafka]:
     """A second broker with its own ports and state, so restarting it disturbs nobody."""
-    server = Kafka(port=free_port(), controller_port=free_port(), state_dir=tmp_path)
+    server = Kafka(port=free_port(), controller_port=free_port(), state_dir=tmp_path,
+                   node_port=None)
     yield server
     server.stop()
 

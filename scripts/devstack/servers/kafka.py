@@ -14,7 +14,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from devstack.config import INFRA
+from devstack.config import INFRA, NODE_NETWORK
 from devstack.install import apt_install
 from devstack.paths import CACHE, INFRA_STATE, ensure_dir
 from devstack.process import ManagedProcess, run
@@ -57,9 +57,11 @@ class Kafka(Server):
 
     def __init__(self, port: int = INFRA.kafka_port,
                  controller_port: int = INFRA.kafka_controller_port,
-                 state_dir: Path = INFRA_STATE) -> None:
+                 state_dir: Path = INFRA_STATE,
+                 node_port: int | None = INFRA.kafka_node_port) -> None:
         self.port = port
         self.controller_port = controller_port
+        self.node_port = node_port
         self.version = kafka_version()
         self.home = CACHE / "kafka" / self.version
         self.libs = self.home / "libs"
@@ -162,6 +164,12 @@ class Kafka(Server):
             # Nobody else is about to join: do not hold the first rebalance of a group for 3 s.
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.node_port is not None:
+            # For pods on the real node: bound on loopback like the others, advertised at the
+            # node's address, which `devstack.servers.network` forwards here.
+            settings["listeners"] += f",NODE://{host}:{self.node_port}"
+            settings["advertised.listeners"] += f",NODE://{NODE_NETWORK.node_ip}:{self.node_port}"
+            settings["listener.security.protocol.map"] += ",NODE:PLAINTEXT"
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 

@@ -1,13 +1,16 @@
-"""A real Kubernetes control plane on 127.0.0.1, built from source by `devstack.kube_build`.
+"""A real Kubernetes control plane on this machine, built from source by `devstack.kube_build`.
 
-kine serves the etcd API from SQLite; kube-apiserver runs with RBAC, service-account keys and a
-serving certificate generated under `.state/infra/kube/pki`; kube-controller-manager brings
-garbage collection, ReplicaSets, Jobs and HPAs; kube-scheduler places pods on one fake node that
-kwok plays the kubelet for (pods become Running and Ready, Job pods Succeed), so Deployments and
-Jobs really complete. `KubeCluster` starts them in order and writes an admin kubeconfig.
+kine serves the etcd API from SQLite; kube-apiserver runs with RBAC, service-account keys,
+aggregation (metrics-server) and a serving certificate generated under `.state/infra/kube/pki`,
+on the real node's bridge address (`devstack.servers.network`), where pods reach it too;
+kube-controller-manager brings garbage collection, ReplicaSets, Jobs and HPAs; kube-scheduler
+places pods on the real node (`devstack.servers.node`, when started) or on one fake node that
+kwok plays the kubelet for (pods become Running and Ready, Job pods Succeed). The fake node is
+tainted: only namespaces created with `SIMULATED_NAMESPACE_ANNOTATIONS` land there, and nothing
+else does. `KubeCluster` starts them in order and writes an admin kubeconfig.
 
-Fault injection for tests: a pod annotated `kwok.socialhub.dev/fail: "true"` fails: a Job's
-pod exits 1, any other pod crash-loops and never becomes Ready.
+Fault injection for simulated pods: a pod annotated `kwok.socialhub.dev/fail: "true"` fails: a
+Job's pod exits 1, any other pod crash-loops and never becomes Ready.
 """
 
 import argparse
@@ -16,12 +19,14 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from devstack import kube_build
-from devstack.config import INFRA
+from devstack.config import INFRA, NODE_NETWORK
 from devstack.paths import INFRA_STATE, ensure_dir
 from devstack.process import ManagedProcess, run
+from devstack.servers import network
 from devstack.servers.base import Server
 from devstack.waiting import port_open
 
@@ -29,9 +34,17 @@ KUBE_STATE = INFRA_STATE / "kube"
 PKI = KUBE_STATE / "pki"
 KUBECONFIG = KUBE_STATE / "admin.kubeconfig"
 RUN_DIR = INFRA_STATE / "run"
-SERVICE_CIDR = "10.96.0.0/16"
+FRONT_PROXY_CLIENT = "front-proxy-client"
 FAKE_NODE = "kwok-node-0"
 FAIL_ANNOTATION = "kwok.socialhub.dev/fail"
+SIMULATED_TAINT = {"key": "socialhub.dev/node", "value": "simulated", "effect": "NoSchedule"}
+# A namespace with these annotations has its pods placed on kwok's fake node (admission plugins
+# PodNodeSelector and PodTolerationRestriction): many simulated pods, no real containers.
+SIMULATED_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{**SIMULATED_TAINT, "operator": "Equal"}]),
+}
 
 
 def _openssl(*args: str) -> None:
@@ -45,12 +58,16 @@ def ensure_pki() -> None:
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
                  "-subj", "/CN=socialhub-local-ca", "-keyout", str(PKI / "ca.key"),
                  "-out", str(PKI / "ca.crt"))
-    sans = ("subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,"
-            "DNS:kubernetes.default,DNS:kubernetes.default.svc,"
-            "DNS:kubernetes.default.svc.cluster.local")
+    net = NODE_NETWORK
+    sans = (f"subjectAltName=IP:127.0.0.1,IP:{net.node_ip},IP:{net.api_service_ip},"
+            "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+            f"DNS:kubernetes.default.svc.{net.cluster_domain}")
     _sign("apiserver", "/CN=kube-apiserver", extension=sans)
-    # system:masters is the admin group; the controllers use the same identity locally.
+    # system:masters is the admin group; the controllers and the node use the same identity.
     _sign("admin", "/O=system:masters/CN=socialhub-admin",
+          extension="extendedKeyUsage=clientAuth")
+    # The aggregator's identity towards metrics-server (`--requestheader-allowed-names`).
+    _sign("front-proxy-client", f"/CN={FRONT_PROXY_CLIENT}",
           extension="extendedKeyUsage=clientAuth")
     if not (PKI / "sa.key").exists():
         _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
@@ -59,7 +76,10 @@ def ensure_pki() -> None:
 
 
 def _sign(name: str, subject: str, *, extension: str) -> None:
-    if (PKI / f"{name}.crt").exists():
+    """A certificate signed by the local CA; signed again when its subject or extension change."""
+    inputs = PKI / f"{name}.inputs"
+    if (PKI / f"{name}.crt").exists() and inputs.exists() and \
+            inputs.read_text() == f"{subject}\n{extension}\n":
         return
     key, csr = PKI / f"{name}.key", PKI / f"{name}.csr"
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(key),
@@ -71,10 +91,11 @@ def _sign(name: str, subject: str, *, extension: str) -> None:
              "-extfile", str(extfile), "-out", str(PKI / f"{name}.crt"))
     csr.unlink()
     extfile.unlink()
+    inputs.write_text(f"{subject}\n{extension}\n")
 
 
 def api_url() -> str:
-    return f"https://{INFRA.host}:{INFRA.kube_apiserver_port}"
+    return f"https://{NODE_NETWORK.node_ip}:{INFRA.kube_apiserver_port}"
 
 
 def write_kubeconfig() -> Path:
@@ -104,7 +125,7 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
     return result.stdout
 
 
-def _https_ok(url: str, *, verify: bool) -> bool:
+def https_ok(url: str, *, verify: bool) -> bool:
     context = ssl.create_default_context(cafile=str(PKI / "ca.crt")) if verify \
         else ssl._create_unverified_context()  # the controllers serve self-signed health ports
     try:
@@ -147,7 +168,7 @@ class _KubeController(_KubeServer):
 
     def ready(self) -> bool:
         # The components serve their health port with a self-signed certificate.
-        return _https_ok(f"{self.address}/healthz", verify=False)
+        return https_ok(f"{self.address}/healthz", verify=False)
 
 
 class Kine(_KubeServer):
@@ -186,10 +207,12 @@ class KubeApiserver(_KubeServer):
         write_kubeconfig()
 
     def process(self) -> ManagedProcess:
+        net = NODE_NETWORK
         return self._process("kube-apiserver", [
             f"--etcd-servers=http://{INFRA.host}:{INFRA.kube_etcd_port}",
-            f"--bind-address={INFRA.host}",
-            f"--advertise-address={INFRA.host}",
+            # The bridge's address: this machine and its pods reach it, nothing else does.
+            f"--bind-address={net.node_ip}",
+            f"--advertise-address={net.node_ip}",
             f"--secure-port={INFRA.kube_apiserver_port}",
             f"--cert-dir={PKI}",
             f"--tls-cert-file={PKI / 'apiserver.crt'}",
@@ -198,19 +221,32 @@ class KubeApiserver(_KubeServer):
             f"--service-account-key-file={PKI / 'sa.pub'}",
             f"--service-account-signing-key-file={PKI / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={net.service_cidr}",
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
             "--enable-priority-and-fairness=false",
             "--profiling=false",
-            "--endpoint-reconciler-type=none",
+            # logs, exec and port-forward: the API server calls the kubelet as admin.
+            f"--kubelet-client-certificate={PKI / 'admin.crt'}",
+            f"--kubelet-client-key={PKI / 'admin.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            # Aggregation, for metrics-server (the HPAs' CPU metrics).
+            f"--requestheader-client-ca-file={PKI / 'ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={PKI / 'front-proxy-client.crt'}",
+            f"--proxy-client-key-file={PKI / 'front-proxy-client.key'}",
+            "--enable-aggregator-routing=true",
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             # Nodes would start tainted not-ready until the node lifecycle controller, which
             # judges kubelet heartbeats, clears it; kwok's fake node has no kubelet to judge.
             "--disable-admission-plugins=TaintNodesByCondition",
         ])
 
     def ready(self) -> bool:
-        return _https_ok(f"{self.address}/readyz", verify=True)
+        return https_ok(f"{self.address}/readyz", verify=True)
 
 
 class KubeControllerManager(_KubeController):
@@ -222,7 +258,7 @@ class KubeControllerManager(_KubeController):
             *self._component_flags("controller-manager"),
             f"--service-account-private-key-file={PKI / 'sa.key'}",
             f"--root-ca-file={PKI / 'ca.crt'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={NODE_NETWORK.service_cidr}",
             "--use-service-account-credentials=false",
             # No node heartbeats to judge here (kwok's node never dies); the rest are defaults.
             "--controllers=*,-nodelifecycle",
@@ -249,6 +285,7 @@ FAKE_NODE_MANIFEST = {
         "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux",
                    "kubernetes.io/arch": "amd64", "type": "kwok"},
     },
+    "spec": {"taints": [SIMULATED_TAINT]},
     "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
                "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}},
 }
@@ -377,8 +414,9 @@ class Kwok(_KubeServer):
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--server-address={INFRA.host}:{INFRA.kwok_port}",
-            "--node-ip=10.244.0.1",
-            "--cidr=10.244.0.0/16",
+            # Fake addresses outside the real node's pod network.
+            "--node-ip=10.245.0.1",
+            "--cidr=10.245.0.0/16",
         ])
 
     def ready(self) -> bool:
@@ -391,25 +429,34 @@ class Kwok(_KubeServer):
 
 
 class KubeCluster:
-    """The control plane as one unit: started in dependency order, stopped in reverse."""
+    """The control plane, and the real node when given, as one unit.
 
-    def __init__(self) -> None:
-        self.servers: list[Server] = [Kine(), KubeApiserver(), KubeControllerManager(),
-                                      KubeScheduler(), Kwok()]
+    Started in dependency order (the bridge first: the API server listens on it), stopped in
+    reverse. `node` is `devstack.servers.node.real_node(...)`: containerd, kubelet,
+    kube-proxy, CoreDNS and metrics-server.
+    """
+
+    def __init__(self, node: Sequence[Server] = ()) -> None:
+        self.control_plane: list[Server] = [Kine(), KubeApiserver(), KubeControllerManager(),
+                                            KubeScheduler(), Kwok()]
+        self.servers: list[Server] = [*self.control_plane, *node]
 
     @property
     def kubeconfig(self) -> Path:
         return KUBECONFIG
 
-    def start(self) -> Path:
+    def start(self, progress: Callable[[str], None] = lambda _: None) -> Path:
+        network.ensure()
         for server in self.servers:
             if not server.running():
+                progress(f"  starting {server.name} ...")
                 server.start()
         return KUBECONFIG
 
-    def stop(self) -> None:
+    def stop(self, progress: Callable[[str], None] = lambda _: None) -> None:
         for server in reversed(self.servers):
-            server.stop()
+            if server.stop():
+                progress(f"  stopped {server.name}")
 
     def running(self) -> bool:
         return all(server.running() for server in self.servers)

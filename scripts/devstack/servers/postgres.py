@@ -5,7 +5,7 @@ import pwd
 import signal
 from pathlib import Path
 
-from devstack.config import INFRA
+from devstack.config import INFRA, NODE_NETWORK
 from devstack.install import apt_install
 from devstack.paths import INFRA_STATE, ensure_dir
 from devstack.process import ManagedProcess, run
@@ -38,8 +38,19 @@ class Postgres(Server):
             apt_install("postgresql-15")
 
     def prepare(self) -> None:
-        if (self.data / "PG_VERSION").exists():
-            return
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb()
+        self._allow_pods()
+
+    def _allow_pods(self) -> None:
+        """Pods on the real node connect from the pod network (through the node's address)."""
+        hba = self.data / "pg_hba.conf"
+        line = f"host all all {NODE_NETWORK.pod_cidr} scram-sha-256\n"
+        if line not in hba.read_text():
+            with hba.open("a") as out:
+                out.write(line)
+
+    def _initdb(self) -> None:
         ensure_dir(self.root)
         self._own(self.root)
         pwfile = self.root / "pwfile"
