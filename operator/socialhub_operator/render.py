@@ -292,9 +292,14 @@ def _disruption_budget(instance: Instance, component: str) -> Manifest:
 
 
 def _job(instance: Instance, component: str, purpose: str, container: Manifest) -> Manifest:
-    """A run-once Job named after a digest of what it runs: new inputs, new Job."""
+    """A run-once Job named after a digest of what it runs: new inputs, new Job.
+
+    Its pods get their own component label (`auth-migrate`), outside every Deployment's,
+    Service's and budget's selector: a budget that also counted finished Job pods would make
+    the disruption controller fail and refuse every eviction.
+    """
     spec = instance.spec
-    pod_labels = {**labels(instance, component), JOB_KIND_LABEL: purpose}
+    pod_labels = {**labels(instance, f"{component}-{purpose}"), JOB_KIND_LABEL: purpose}
     annotations = dict(spec.components.of(component).pod_annotations) \
         if component in COMPONENTS else {}
     pod_spec = _pod_spec(instance, [container], [], restart_policy="Never")

@@ -92,6 +92,28 @@ def test_every_child_is_rendered_with_common_labels() -> None:
         assert manifest["metadata"]["namespace"] == "ns"
 
 
+def _selects(selector: dict[str, str], pod_labels: dict[str, str]) -> bool:
+    return selector.items() <= pod_labels.items()
+
+
+def test_selectors_pick_only_their_deployments_pods() -> None:
+    """A budget counting finished Job pods breaks the disruption controller (no evictions)."""
+    plan = render.plan(instance(), ClusterFacts(gate_on_migrations=False))
+    selectors = [m["spec"]["selector"].get("matchLabels", m["spec"]["selector"])
+                 for m in plan.apply if m["kind"] in ("Deployment", "Service",
+                                                      "PodDisruptionBudget")]
+    jobs = by_kind(plan.apply, "Job").values()
+    assert len(jobs) == 4
+    for job in jobs:
+        pod_labels = job["spec"]["template"]["metadata"]["labels"]
+        assert pod_labels[render.JOB_KIND_LABEL] in ("migrate", "topics")
+        assert not any(_selects(selector, pod_labels) for selector in selectors), pod_labels
+    for deployment in by_kind(plan.apply, "Deployment").values():
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        owners = [s for s in selectors if _selects(s, pod_labels)]
+        assert owners == [deployment["spec"]["selector"]["matchLabels"]] * 3  # its own three
+
+
 def test_deployments_wait_for_their_migration() -> None:
     hub = instance()
     gated = render.plan(hub, ClusterFacts())
