@@ -10,7 +10,9 @@ from devstack.platform import Platform
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("command", choices=["install", "up", "down", "status"])
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
+    parser.add_argument("--profile", default="dev",
+                        choices=sorted(name for name, profile in PROFILES.items()
+                                       if profile.local))
     parser.add_argument("--keep-infra", action="store_true",
                         help="with down: leave the shared backing servers running")
     args = parser.parse_args()

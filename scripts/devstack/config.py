@@ -104,6 +104,9 @@ class Profile:
     env: tuple[tuple[str, str], ...] = ()
     # the gateway's per-IP request rate (requests/s) and burst
     gateway_rate: tuple[int, int] = (50, 100)
+    # False: the profile runs on the real node (`devstack.cluster`), not as local processes;
+    # its gateway port is then the gateway Service's NodePort on 127.0.0.1.
+    local: bool = True
 
     def port(self, service: ServiceSpec) -> int:
         return service.default_port + self.port_offset
@@ -134,4 +137,11 @@ PROFILES = {
                           ("LOGIN_LIMIT_PER_IP", "100000000"), ("ACCESS_LOG", "false"),
                           ("LOG_LEVEL", "WARNING")),
                      gateway_rate=(1_000_000, 1_000_000)),
+    # `make cluster` and the tests on the real node (devstack.cluster): the same backing
+    # servers, data of their own.
+    "cluster": Profile("cluster", 0, _port("SOCIALHUB_CLUSTER_GATEWAY_PORT", 30080), redis_db=3,
+                       local=False),
+    "e2e": Profile("e2e", 0, _port("SOCIALHUB_E2E_GATEWAY_PORT", 30081), redis_db=4,
+                   env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000")),
+                   gateway_rate=(100_000, 100_000), local=False),
 }

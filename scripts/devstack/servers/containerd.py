@@ -68,7 +68,7 @@ def ctr(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 class Containerd(Server):
     name = "containerd"
 
-    def __init__(self, pause_image: str) -> None:
+    def __init__(self, pause_image: str | None = None) -> None:
         self.pause_image = pause_image
 
     @property
@@ -79,6 +79,8 @@ class Containerd(Server):
         apt_install("containerd", "runc", "containernetworking-plugins")
 
     def prepare(self) -> None:
+        if self.pause_image is None:
+            raise ValueError("containerd starts with a pause image (devstack.images)")
         ensure_dir(ROOT)
         (ROOT / "config.toml").write_text(containerd_config(self.pause_image))
         net_d = ensure_dir(ROOT / "net.d")

@@ -247,7 +247,7 @@ class MetricsServer(_NodeServer):
             check=False).stdout.strip() == "True"
 
 
-def real_node(pause_image: str) -> list[Server]:
+def real_node(pause_image: str | None = None) -> list[Server]:
     """The node's servers in start order (for `KubeCluster(node=...)`): the kubelet needs
-    containerd, the others need only the API server."""
+    containerd, the others need only the API server. Starting needs the pause image."""
     return [Containerd(pause_image), Kubelet(), KubeProxy(), CoreDns(), MetricsServer()]

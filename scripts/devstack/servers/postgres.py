@@ -30,8 +30,10 @@ class Postgres(Server):
     def address(self) -> str:
         return f"postgresql://{SUPERUSER}:{PASSWORD}@{INFRA.host}:{self.port}"
 
-    def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
-        return f"{driver}://{SUPERUSER}:{PASSWORD}@{INFRA.host}:{self.port}/{database}"
+    def url(self, database: str, driver: str = "postgresql+asyncpg",
+            host: str = INFRA.host) -> str:
+        """`host`: the node's address for pods (`devstack.servers.network` forwards it)."""
+        return f"{driver}://{SUPERUSER}:{PASSWORD}@{host}:{self.port}/{database}"
 
     def install(self) -> None:
         if not (BIN / "postgres").exists():
@@ -74,6 +76,12 @@ class Postgres(Server):
             # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, checkpoint, exit.
             stop_signal=signal.SIGINT,
         )
+
+    def reload(self) -> None:
+        """Re-read pg_hba.conf and the settings (SIGHUP), e.g. after `prepare` added a line."""
+        pid = self.process().pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)
 
     def ready(self) -> bool:
         result = run([str(BIN / "pg_isready"), "-h", INFRA.host, "-p", str(self.port)], check=False)
