@@ -49,8 +49,10 @@ def needed_replicas(component: str, capacity: Capacity) -> int:
     return max(1, *(math.ceil(ratio - 1e-9) for ratio in ratios))
 
 
-def replica_bounds(component: str, capacity: Capacity, overrides: Component) -> ReplicaBounds:
+def replica_bounds(component: str, capacity: Capacity, overrides: Component,
+                   cap: int) -> ReplicaBounds:
+    """The HPA's bounds; `cap` limits them whatever the targets and overrides ask."""
     needed = needed_replicas(component, capacity)
     minimum = overrides.min_replicas or min(needed, overrides.max_replicas or needed)
-    maximum = overrides.max_replicas or max(minimum, needed * capacity.burst_factor)
-    return ReplicaBounds(minimum=minimum, maximum=max(minimum, maximum))
+    maximum = max(minimum, overrides.max_replicas or needed * capacity.burst_factor)
+    return ReplicaBounds(minimum=min(minimum, cap), maximum=min(maximum, cap))

@@ -7,6 +7,8 @@ LISTEN_PORT = 8080  # HTTPS on the same port when a TLS Secret is configured
 CONFIG_DIR = "/etc/nginx/socialhub"
 CONFIG_FILE = "nginx.conf"
 TLS_DIR = "/etc/nginx/tls"
+# Local media: posts writes here, the gateway serves it under /media/ (both mount the claim).
+MEDIA_DIR = "/media"
 # nginx runs unprivileged with a read-only root: pid, temp files and caches live here.
 PREFIX = "/tmp/socialhub-nginx"
 
@@ -32,5 +34,6 @@ def nginx_conf(instance: str, namespace: str, spec: SocialHubSpec) -> str:
         worker_processes=gateway.worker_processes,
         tls_certificate=f"{TLS_DIR}/tls.crt" if tls else None,
         tls_certificate_key=f"{TLS_DIR}/tls.key" if tls else None,
+        media_root=MEDIA_DIR if spec.media.on_claim else None,
         prefix=PREFIX,
     ))

@@ -17,6 +17,7 @@ from socialhub_operator.spec import (
     COMPONENTS,
     GATEWAY,
     KIND,
+    MAX_REPLICAS,
     SERVICE_PORTS,
     SERVICES,
     Component,
@@ -33,6 +34,9 @@ MIGRATING = ("auth", "users", "posts")
 # The topics `socialhub.kit.events.topics` creates; mirrored for Strimzi KafkaTopics.
 TOPICS = ("POST_TOPIC", "USER_TOPIC", "DEAD_LETTER_TOPIC")
 GENERATED_JWT_KEY = "jwtSecret"
+# The services image's user and group (Dockerfile): the group that may write the media volume.
+SERVICES_GID = 10001
+MEDIA_VOLUME = "media"
 STORES: Mapping[str, frozenset[str]] = {
     "auth": frozenset({"postgres", "redis", "kafka", "jwt"}),
     "users": frozenset({"postgres", "redis", "kafka"}),
@@ -141,6 +145,10 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
         env.append({"name": "AUTH_SERVICE_URL", "value": f"http://{host}:{SERVICE_PORTS['auth']}"})
     if "media" in stores:
         env.append({"name": "MEDIA_BACKEND", "value": spec.media.backend})
+        if spec.media.backend == "local":
+            env += [{"name": "MEDIA_DIR", "value": gateway.MEDIA_DIR},
+                    {"name": "MEDIA_BASE_URL",
+                     "value": f"{spec.gateway.public_url.rstrip('/')}/media"}]
         if spec.media.cloudinary_secret_name:
             env.append(_secret_env("CLOUDINARY_URL", spec.media.cloudinary_secret_name,
                                    "cloudinaryUrl"))
@@ -192,8 +200,23 @@ def _pod_spec(instance: Instance, containers: list[Manifest], volumes: list[Mani
     return spec
 
 
+def _media_volume(instance: Instance, *, read_only: bool) -> Manifest:
+    media = instance.spec.media
+    if media.on_claim:
+        return {"name": MEDIA_VOLUME, "persistentVolumeClaim": {
+            "claimName": media.claim_name, **({"readOnly": True} if read_only else {})}}
+    return {"name": MEDIA_VOLUME, "emptyDir": {}}
+
+
+def _writes_local_media(instance: Instance, service: str) -> bool:
+    return "media" in STORES[service] and instance.spec.media.backend == "local"
+
+
 def _service_container(instance: Instance, service: str, command: str) -> Manifest:
     port = SERVICE_PORTS[service]
+    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    if command == "serve" and _writes_local_media(instance, service):
+        mounts.append({"name": MEDIA_VOLUME, "mountPath": gateway.MEDIA_DIR})
     container: Manifest = {
         "name": service,
         "image": instance.spec.service_image,
@@ -202,7 +225,7 @@ def _service_container(instance: Instance, service: str, command: str) -> Manife
         "env": service_env(instance, service),
         "resources": _resources(service, instance.spec.components.of(service)),
         "securityContext": _security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
     if command == "serve":
         container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
@@ -393,7 +416,13 @@ def _config_hash(pod_spec: Manifest, facts: ClusterFacts, *config: object) -> st
 
 def _service_deployment(instance: Instance, service: str, facts: ClusterFacts) -> Manifest:
     container = _service_container(instance, service, "serve")
-    pod_spec = _pod_spec(instance, [container], [])
+    media = _writes_local_media(instance, service)
+    pod_spec = _pod_spec(instance, [container],
+                         [_media_volume(instance, read_only=False)] if media else [])
+    if media:
+        # Writable by the services' group; the ownership is fixed once, not at every start.
+        pod_spec["securityContext"] |= {"fsGroup": SERVICES_GID,
+                                        "fsGroupChangePolicy": "OnRootMismatch"}
     return _deployment(instance, service, pod_spec, _config_hash(pod_spec, facts))
 
 
@@ -418,6 +447,9 @@ def _gateway_deployment(instance: Instance, config_map: Manifest, facts: Cluster
     if tls:
         mounts.append({"name": "tls", "mountPath": gateway.TLS_DIR, "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": spec.gateway.tls_secret_name}})
+    if spec.media.on_claim:
+        mounts.append({"name": MEDIA_VOLUME, "mountPath": gateway.MEDIA_DIR, "readOnly": True})
+        volumes.append(_media_volume(instance, read_only=True))
     container = {
         "name": "nginx",
         "image": spec.gateway.image,
@@ -447,6 +479,11 @@ def _gateway_service(instance: Instance) -> Manifest:
     return _service(instance, GATEWAY, ports, instance.spec.gateway.service_type)
 
 
+def _replica_cap(instance: Instance, component: str) -> int:
+    """Media in a posts pod's own emptyDir exist in that pod only: one posts replica."""
+    return 1 if component == "posts" and instance.spec.media.in_pod else MAX_REPLICAS
+
+
 def plan(instance: Instance, facts: ClusterFacts) -> Plan:
     """Every child in apply order: config, Services, Jobs, Deployments, autoscalers, budgets."""
     spec = instance.spec
@@ -454,7 +491,8 @@ def plan(instance: Instance, facts: ClusterFacts) -> Plan:
     apply: list[Manifest] = [config_map]
     held: set[tuple[str, str]] = set()
     jobs = {service: migration_job(instance, service) for service in MIGRATING}
-    bounds = {component: replica_bounds(component, spec.capacity, spec.components.of(component))
+    bounds = {component: replica_bounds(component, spec.capacity, spec.components.of(component),
+                                        _replica_cap(instance, component))
               for component in COMPONENTS}
 
     apply += [_service(instance, service, [{"name": "http", "port": port, "targetPort": "http",

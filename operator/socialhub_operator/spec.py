@@ -22,6 +22,7 @@ SERVICE_PORTS: dict[str, int] = {
 SERVICES = tuple(SERVICE_PORTS)
 GATEWAY = "gateway"
 COMPONENTS = (*SERVICES, GATEWAY)
+MAX_REPLICAS = 1000  # per component: far above one cluster's needs, far below int32
 
 
 class CelRule(BaseModel):
@@ -66,8 +67,8 @@ class EnvVar(SpecModel):
 class Component(SpecModel):
     """Per-component overrides; unset replica bounds come from the capacity targets."""
 
-    min_replicas: int | None = Field(default=None, ge=1, le=1000)
-    max_replicas: int | None = Field(default=None, ge=1, le=1000)
+    min_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
+    max_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
     resources: Resources | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
@@ -155,6 +156,10 @@ class Backing(SpecModel):
 class Gateway(SpecModel):
     image: str = "nginxinc/nginx-unprivileged:1.27.4-alpine"
     host: str = Field(default="", description="server_name; empty accepts any host")
+    public_url: str = Field(
+        default="", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        description="scheme://host[/path] where clients reach the gateway; local media URLs "
+        "start with it (empty: relative /media/... URLs)")
     tls_secret_name: str = Field(default="", description="kubernetes.io/tls Secret; enables "
                                  "HTTPS on port 443")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
@@ -182,7 +187,24 @@ class Gateway(SpecModel):
 
 class Media(SpecModel):
     backend: Literal["local", "cloudinary"] = "local"
+    claim_name: str = Field(
+        default="", max_length=253, pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        description="PersistentVolumeClaim of the local backend, mounted read-write by every "
+        "posts pod and read-only by every gateway pod (which serves it under /media/): it must "
+        "be ReadWriteMany unless all of them run on one node. Empty: an emptyDir of one posts "
+        "pod (posts is capped at one replica, uploads go with the pod and the gateway cannot "
+        "serve them): for trying the operator out only")
     cloudinary_secret_name: str = Field(default="", description="Secret with key cloudinaryUrl")
+
+    @property
+    def on_claim(self) -> bool:
+        """Local media on the shared claim: posts and the gateway mount it."""
+        return self.backend == "local" and bool(self.claim_name)
+
+    @property
+    def in_pod(self) -> bool:
+        """Local media in the posts pod's own emptyDir: one posts replica at most."""
+        return self.backend == "local" and not self.claim_name
 
     cel = (CelRule(rule="self.backend != 'cloudinary' || self.cloudinarySecretName != ''",
                    message="the cloudinary backend needs cloudinarySecretName"),)

@@ -15,7 +15,14 @@ from socialhub_operator import crd, render
 from socialhub_operator.capacity import PER_INSTANCE, needed_replicas, replica_bounds
 from socialhub_operator.cli import render_yaml
 from socialhub_operator.render import ClusterFacts, Instance
-from socialhub_operator.spec import COMPONENTS, SERVICES, Capacity, Component, SocialHubSpec
+from socialhub_operator.spec import (
+    COMPONENTS,
+    MAX_REPLICAS,
+    SERVICES,
+    Capacity,
+    Component,
+    SocialHubSpec,
+)
 from socialhub_operator.status import conditions, verdicts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +71,15 @@ def test_replicas_come_from_the_largest_target() -> None:
     logins_for_ten = 10 * PER_INSTANCE["auth"]["logins_per_second"]
     capacity = Capacity(concurrent_users=10_000, logins_per_second=int(logins_for_ten),
                         burst_factor=2)  # users alone need 3 auth instances, logins 10
-    bounds = replica_bounds("auth", capacity, Component())
+    bounds = replica_bounds("auth", capacity, Component(), MAX_REPLICAS)
     assert (bounds.minimum, bounds.maximum) == (10, 20)
 
 
 def test_overrides_win_and_keep_min_below_max() -> None:
     capacity = Capacity(chat_connections=50_000)  # needs 10 chat instances
-    assert replica_bounds("chat", capacity, Component(max_replicas=4)).minimum == 4
-    pinned = replica_bounds("chat", capacity, Component(min_replicas=2, max_replicas=5))
+    assert replica_bounds("chat", capacity, Component(max_replicas=4), MAX_REPLICAS).minimum == 4
+    pinned = replica_bounds("chat", capacity, Component(min_replicas=2, max_replicas=5),
+                            MAX_REPLICAS)
     assert (pinned.minimum, pinned.maximum) == (2, 5)
     with pytest.raises(ValidationError, match="minReplicas must not exceed maxReplicas"):
         Component(min_replicas=5, max_replicas=2)
@@ -150,6 +158,79 @@ def test_services_get_their_settings_from_secrets() -> None:
     assert "DATABASE_URL" not in chat
     assert chat["AUTH_SERVICE_URL"]["value"] == "http://hub-auth.ns.svc.cluster.local:5000"
     assert "replicas" not in deployments["hub-auth"]["spec"]  # the HPA owns them
+
+
+def _pod(plan: render.Plan, kind: str, name: str) -> dict[str, Any]:
+    pod: dict[str, Any] = by_kind(plan.apply, kind)[name]["spec"]["template"]["spec"]
+    return pod
+
+
+def _mounts(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+
+
+def _volumes(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in pod["volumes"]}
+
+
+def test_every_mount_has_its_volume() -> None:
+    hub = instance(media={"claimName": "media"},
+                   gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"})
+    for manifest in render.plan(hub, ClusterFacts(gate_on_migrations=False)).apply:
+        if manifest["kind"] in ("Deployment", "Job"):
+            pod = manifest["spec"]["template"]["spec"]
+            assert {m["name"] for m in pod["containers"][0]["volumeMounts"]} <= set(
+                _volumes(pod)), manifest["metadata"]["name"]
+
+
+def test_local_media_live_on_the_claim_the_gateway_serves() -> None:
+    hub = instance(media={"claimName": "hub-media"},
+                   gateway={"publicUrl": "https://hub.example.com/"})
+    plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
+    posts = _pod(plan, "Deployment", "hub-posts")
+    env = {e["name"]: e.get("value") for e in posts["containers"][0]["env"]}
+    assert env["MEDIA_DIR"] == "/media"
+    assert env["MEDIA_BASE_URL"] == "https://hub.example.com/media"
+    assert _mounts(posts)["/media"] == {"name": "media", "mountPath": "/media"}
+    assert _volumes(posts)["media"]["persistentVolumeClaim"] == {"claimName": "hub-media"}
+    assert posts["securityContext"]["fsGroup"] == render.SERVICES_GID
+    gateway = _pod(plan, "Deployment", "hub-gateway")
+    assert _mounts(gateway)["/media"]["readOnly"] is True
+    assert _volumes(gateway)["media"]["persistentVolumeClaim"] == {
+        "claimName": "hub-media", "readOnly": True}
+    assert "alias /media/;" in render.gateway_config_map(hub)["data"]["nginx.conf"]
+    assert plan.bounds["posts"].maximum > 1
+    migration = _pod(plan, "Job", plan.migration_jobs["posts"])
+    assert "media" not in _volumes(migration)
+
+
+def test_local_media_without_a_claim_keep_posts_at_one_replica() -> None:
+    hub = instance(media={})
+    plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
+    posts = _pod(plan, "Deployment", "hub-posts")
+    assert _volumes(posts)["media"] == {"name": "media", "emptyDir": {}}
+    env = {e["name"]: e.get("value") for e in posts["containers"][0]["env"]}
+    assert (env["MEDIA_DIR"], env["MEDIA_BASE_URL"]) == ("/media", "/media")
+    assert (plan.bounds["posts"].minimum, plan.bounds["posts"].maximum) == (1, 1)
+    assert "media" not in _volumes(_pod(plan, "Deployment", "hub-gateway"))
+    assert "alias" not in render.gateway_config_map(hub)["data"]["nginx.conf"]
+
+
+def test_cloudinary_media_need_no_volume() -> None:
+    hub = instance(media={"backend": "cloudinary", "cloudinarySecretName": "cloudinary",
+                          "claimName": "unused"})
+    plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
+    posts = _pod(plan, "Deployment", "hub-posts")
+    assert "media" not in _volumes(posts)
+    assert "MEDIA_DIR" not in {e["name"] for e in posts["containers"][0]["env"]}
+    assert "media" not in _volumes(_pod(plan, "Deployment", "hub-gateway"))
+    assert plan.bounds["posts"].maximum > 1
+
+
+@pytest.mark.parametrize("url", ["hub.example.com", "https://a b", "ftp://hub", "https://h/?q"])
+def test_public_url_is_an_http_base(url: str) -> None:
+    with pytest.raises(ValidationError):
+        instance(gateway={"publicUrl": url})
 
 
 def test_extra_env_replaces_same_named_entries() -> None:
