@@ -39,6 +39,8 @@ PER_INSTANCE: Mapping[str, Mapping[str, float]] = {
 class ReplicaBounds:
     minimum: int
     maximum: int
+    # The targets or overrides asked for more than the cap allows.
+    capped: bool = False
 
 
 def needed_replicas(component: str, capacity: Capacity) -> int:
@@ -55,4 +57,5 @@ def replica_bounds(component: str, capacity: Capacity, overrides: Component,
     needed = needed_replicas(component, capacity)
     minimum = overrides.min_replicas or min(needed, overrides.max_replicas or needed)
     maximum = max(minimum, overrides.max_replicas or needed * capacity.burst_factor)
-    return ReplicaBounds(minimum=min(minimum, cap), maximum=min(maximum, cap))
+    return ReplicaBounds(minimum=min(minimum, cap), maximum=min(maximum, cap),
+                         capped=maximum > cap)

@@ -17,7 +17,6 @@ from socialhub_operator.spec import (
     COMPONENTS,
     GATEWAY,
     KIND,
-    MAX_REPLICAS,
     SERVICE_PORTS,
     SERVICES,
     Component,
@@ -481,7 +480,9 @@ def _gateway_service(instance: Instance) -> Manifest:
 
 def _replica_cap(instance: Instance, component: str) -> int:
     """Media in a posts pod's own emptyDir exist in that pod only: one posts replica."""
-    return 1 if component == "posts" and instance.spec.media.in_pod else MAX_REPLICAS
+    if component == "posts" and instance.spec.media.in_pod:
+        return 1
+    return instance.spec.max_replicas_per_component
 
 
 def plan(instance: Instance, facts: ClusterFacts) -> Plan:

@@ -23,6 +23,9 @@ SERVICES = tuple(SERVICE_PORTS)
 GATEWAY = "gateway"
 COMPONENTS = (*SERVICES, GATEWAY)
 MAX_REPLICAS = 1000  # per component: far above one cluster's needs, far below int32
+# Any capacity target: far above one platform's load, and small enough that the sizing
+# arithmetic (targets x burst factor) stays exact.
+MAX_TARGET = 100_000_000
 
 
 class CelRule(BaseModel):
@@ -103,14 +106,14 @@ class Components(SpecModel):
 class Capacity(SpecModel):
     """What the platform must carry; replicas follow from the per-instance capacity table."""
 
-    concurrent_users: int = Field(default=1000, ge=0)
-    logins_per_second: int = Field(default=50, ge=0)
-    token_checks_per_second: int = Field(default=500, ge=0)
-    posts_per_second: int = Field(default=50, ge=0)
-    follows_per_second: int = Field(default=100, ge=0)
-    chat_connections: int = Field(default=1000, ge=0)
-    chat_messages_per_second: int = Field(default=1000, ge=0)
-    notification_events_per_second: int = Field(default=1000, ge=0)
+    concurrent_users: int = Field(default=1000, ge=0, le=MAX_TARGET)
+    logins_per_second: int = Field(default=50, ge=0, le=MAX_TARGET)
+    token_checks_per_second: int = Field(default=500, ge=0, le=MAX_TARGET)
+    posts_per_second: int = Field(default=50, ge=0, le=MAX_TARGET)
+    follows_per_second: int = Field(default=100, ge=0, le=MAX_TARGET)
+    chat_connections: int = Field(default=1000, ge=0, le=MAX_TARGET)
+    chat_messages_per_second: int = Field(default=1000, ge=0, le=MAX_TARGET)
+    notification_events_per_second: int = Field(default=1000, ge=0, le=MAX_TARGET)
     burst_factor: int = Field(default=3, ge=1, le=20,
                               description="maxReplicas = minReplicas needed x burstFactor")
 
@@ -228,7 +231,7 @@ class SecretKeyRef(SpecModel):
 
 class Migrations(SpecModel):
     backoff_limit: int = Field(default=3, ge=0, le=20)
-    active_deadline_seconds: int = Field(default=600, ge=30)
+    active_deadline_seconds: int = Field(default=600, ge=30, le=86400)
 
 
 class SocialHubSpec(SpecModel):
@@ -240,7 +243,11 @@ class SocialHubSpec(SpecModel):
     image_pull_secrets: list[Name] = Field(default_factory=list)
     environment: Literal["production", "test", "development"] = "production"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    progress_deadline_seconds: int = Field(default=600, ge=30)
+    progress_deadline_seconds: int = Field(default=600, ge=30, le=86400)
+    max_replicas_per_component: int = Field(
+        default=50, ge=1, le=MAX_REPLICAS,
+        description="no component runs more replicas, whatever the capacity targets and "
+        "overrides ask; the Ready condition's message names the components held back")
     jwt_secret: SecretKeyRef | None = Field(default=None, description="generated when unset")
     capacity: Capacity = Field(default_factory=Capacity)
     components: Components = Field(default_factory=Components)

@@ -3,6 +3,7 @@
 import copy
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,12 @@ import yaml
 from pydantic import ValidationError
 
 from socialhub_operator import crd, render
-from socialhub_operator.capacity import PER_INSTANCE, needed_replicas, replica_bounds
+from socialhub_operator.capacity import (
+    PER_INSTANCE,
+    ReplicaBounds,
+    needed_replicas,
+    replica_bounds,
+)
 from socialhub_operator.cli import render_yaml
 from socialhub_operator.render import ClusterFacts, Instance
 from socialhub_operator.spec import (
@@ -83,6 +89,44 @@ def test_overrides_win_and_keep_min_below_max() -> None:
     assert (pinned.minimum, pinned.maximum) == (2, 5)
     with pytest.raises(ValidationError, match="minReplicas must not exceed maxReplicas"):
         Component(min_replicas=5, max_replicas=2)
+
+
+def _integer_fields(node: dict[str, Any], path: str = "spec") -> Iterator[tuple[str, Any]]:
+    if node.get("type") == "integer":
+        yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from _integer_fields(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            yield from _integer_fields(node[key], f"{path}[]")
+
+
+def test_every_number_of_the_spec_is_bounded() -> None:
+    """An unbounded target overflowed the HPA's int32 fields or asked for millions of pods."""
+    fields = dict(_integer_fields(crd.spec_schema()))
+    assert "spec.capacity.loginsPerSecond" in fields
+    unbounded = [path for path, field in fields.items()
+                 if "minimum" not in field or field.get("maximum", 2**31) >= 2**31]
+    assert not unbounded
+
+
+@pytest.mark.parametrize("logins", [10**12, 133_143_986_331, -1])
+def test_capacity_targets_out_of_range_are_refused(logins: int) -> None:
+    with pytest.raises(ValidationError, match="loginsPerSecond"):
+        instance(capacity={"loginsPerSecond": logins})
+
+
+def test_replicas_are_capped_per_component() -> None:
+    hub = instance(capacity={"loginsPerSecond": 10**8}, maxReplicasPerComponent=20,
+                   components={"users": {"minReplicas": 30, "maxReplicas": 40}})
+    plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
+    assert plan.bounds["auth"] == ReplicaBounds(minimum=20, maximum=20, capped=True)
+    assert plan.bounds["users"] == ReplicaBounds(minimum=20, maximum=20, capped=True)
+    assert not plan.bounds["chat"].capped
+    for hpa in by_kind(plan.apply, "HorizontalPodAutoscaler").values():
+        assert hpa["spec"]["maxReplicas"] <= 20
+    default = SocialHubSpec.model_validate(sample_document()["spec"])
+    assert default.max_replicas_per_component == 50
 
 
 def test_every_child_is_rendered_with_common_labels() -> None:
