@@ -37,7 +37,7 @@ GENERATED_JWT_KEY = "jwtSecret"
 SERVICES_GID = 10001
 MEDIA_VOLUME = "media"
 STORES: Mapping[str, frozenset[str]] = {
-    "auth": frozenset({"postgres", "redis", "kafka", "jwt"}),
+    "auth": frozenset({"postgres", "redis", "kafka", "jwt", "mail"}),
     "users": frozenset({"postgres", "redis", "kafka"}),
     "posts": frozenset({"postgres", "redis", "kafka", "media", "ai"}),
     "notifications": frozenset({"mongo", "redis", "kafka"}),
@@ -139,6 +139,8 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
         env += _kafka_env(instance)
     if "jwt" in stores:
         env.append(_secret_env("JWT_SECRET", instance.jwt_secret_name, instance.jwt_secret_key))
+    if "mail" in stores:
+        env += _mail_env(instance)
     if "auth" in stores:
         host = gateway.upstream_host(instance.name, instance.namespace, "auth")
         env.append({"name": "AUTH_SERVICE_URL", "value": f"http://{host}:{SERVICE_PORTS['auth']}"})
@@ -163,6 +165,25 @@ def _kafka_env(instance: Instance) -> list[Manifest]:
             {"name": "KAFKA_TOPIC_PARTITIONS", "value": str(kafka.partitions)},
             {"name": "KAFKA_TOPIC_REPLICATION", "value": str(kafka.replication_factor)},
             {"name": "KAFKA_RETENTION_DAYS", "value": str(kafka.retention_days)}]
+
+
+def _mail_env(instance: Instance) -> list[Manifest]:
+    mail = instance.spec.mail
+    if not mail.host:
+        # The log backend refuses production (it would log reset codes); there nothing works.
+        production = instance.spec.environment == "production"
+        return [] if production else [{"name": "MAIL_BACKEND", "value": "log"}]
+    env: list[Manifest] = [
+        {"name": "MAIL_BACKEND", "value": "smtp"},
+        {"name": "SMTP_HOST", "value": mail.host},
+        {"name": "SMTP_PORT", "value": str(mail.port)},
+        {"name": "SMTP_STARTTLS", "value": str(mail.starttls).lower()},
+        {"name": "MAIL_FROM", "value": mail.from_address},
+    ]
+    if mail.secret_name:
+        env += [_secret_env("SMTP_USERNAME", mail.secret_name, "username"),
+                _secret_env("SMTP_PASSWORD", mail.secret_name, "password")]
+    return env
 
 
 def _with_overrides(env: list[Manifest], component: Component) -> list[Manifest]:

@@ -219,6 +219,24 @@ class Media(SpecModel):
         return self
 
 
+class Mail(SpecModel):
+    """SMTP for the auth service's password-reset mails."""
+
+    host: str = Field(default="", max_length=253,
+                      pattern=r"^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)?$",
+                      description="SMTP server; empty: outside production reset codes go to the "
+                      "auth service's log, in production no reset mail can be sent")
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    from_address: str = Field(default="SocialHub <no-reply@socialhub.local>", min_length=3,
+                              max_length=320, pattern=r"^[^\r\n]+$",
+                              description="the From header of reset mails")
+    secret_name: str = Field(default="", max_length=253,
+                             pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+                             description="Secret with keys username and password for SMTP "
+                             "AUTH; empty: no login")
+
+
 class Ai(SpecModel):
     gemini_secret_name: str = Field(default="", description="Secret with key geminiApiKey; "
                                     "AI features are off without it")
@@ -254,6 +272,7 @@ class SocialHubSpec(SpecModel):
     backing: Backing
     gateway: Gateway = Field(default_factory=Gateway)
     media: Media = Field(default_factory=Media)
+    mail: Mail = Field(default_factory=Mail)
     ai: Ai = Field(default_factory=Ai)
     migrations: Migrations = Field(default_factory=Migrations)
 

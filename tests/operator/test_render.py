@@ -277,6 +277,34 @@ def test_public_url_is_an_http_base(url: str) -> None:
         instance(gateway={"publicUrl": url})
 
 
+def _env(hub: Instance, service: str) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in render.service_env(hub, service)}
+
+
+def test_auth_sends_reset_mails_through_the_spec_smtp_server() -> None:
+    hub = instance(mail={"host": "smtp.example.com", "port": 2525, "starttls": False,
+                         "fromAddress": "Hub <hub@example.com>", "secretName": "smtp"})
+    env = _env(hub, "auth")
+    assert {name: env[name] for name in ("MAIL_BACKEND", "SMTP_HOST", "SMTP_PORT",
+                                         "SMTP_STARTTLS", "MAIL_FROM")} == {
+        "MAIL_BACKEND": "smtp", "SMTP_HOST": "smtp.example.com", "SMTP_PORT": "2525",
+        "SMTP_STARTTLS": "false", "MAIL_FROM": "Hub <hub@example.com>"}
+    assert env["SMTP_PASSWORD"] == {"secretKeyRef": {"name": "smtp", "key": "password"}}
+    assert env["SMTP_USERNAME"] == {"secretKeyRef": {"name": "smtp", "key": "username"}}
+    assert "SMTP_HOST" not in _env(hub, "users")
+    read = render.secrets_read(render.plan(hub, ClusterFacts(gate_on_migrations=False)).apply)
+    assert "smtp" in read  # a rotated SMTP password rolls auth
+
+
+def test_without_a_mail_server_reset_codes_are_logged_outside_production() -> None:
+    assert _env(instance(environment="test"), "auth")["MAIL_BACKEND"] == "log"
+    production = _env(instance(), "auth")
+    assert "MAIL_BACKEND" not in production  # the log backend refuses production
+    assert "SMTP_PASSWORD" not in _env(instance(mail={"host": "smtp.example.com"}), "auth")
+    with pytest.raises(ValidationError, match="fromAddress"):
+        instance(mail={"host": "smtp.example.com", "fromAddress": "a@b\r\nBcc: x@y"})
+
+
 def test_extra_env_replaces_same_named_entries() -> None:
     hub = instance(components={"users": {"env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}})
     env = render.service_env(hub, "users")
