@@ -134,7 +134,10 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
         env += [_secret_env("MONGO_URL", backing.mongo.secret_name, backing.mongo.key),
                 {"name": "MONGO_DATABASE", "value": backing.mongo.database}]
     if "redis" in stores:
-        env.append(_secret_env("REDIS_URL", backing.redis.secret_name, backing.redis.key))
+        # Pub/sub channels are global to a Redis server: SocialHubs sharing one stay apart.
+        env += [_secret_env("REDIS_URL", backing.redis.secret_name, backing.redis.key),
+                {"name": "REDIS_CHANNEL_PREFIX",
+                 "value": f"{instance.namespace}.{instance.name}."}]
     if "kafka" in stores:
         env += _kafka_env(instance)
     if "jwt" in stores:

@@ -305,6 +305,15 @@ def test_without_a_mail_server_reset_codes_are_logged_outside_production() -> No
         instance(mail={"host": "smtp.example.com", "fromAddress": "a@b\r\nBcc: x@y"})
 
 
+def test_socialhubs_sharing_a_redis_never_share_channels() -> None:
+    spec = instance().spec
+    hubs = [Instance("hub", "ns", spec), Instance("hub", "other", spec),
+            Instance("hub2", "ns", spec)]
+    for service in SERVICES:
+        prefixes = {_env(hub, service)["REDIS_CHANNEL_PREFIX"] for hub in hubs}
+        assert prefixes == {"ns.hub.", "other.hub.", "ns.hub2."}
+
+
 def test_extra_env_replaces_same_named_entries() -> None:
     hub = instance(components={"users": {"env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}})
     env = render.service_env(hub, "users")
