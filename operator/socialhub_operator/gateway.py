@@ -31,6 +31,7 @@ def nginx_conf(instance: str, namespace: str, spec: SocialHubSpec) -> str:
         auth_cache_seconds=gateway.auth_cache_seconds,
         upload_max_body_mb=gateway.upload_max_body_mb,
         trusted_proxies=tuple(gateway.trusted_proxies),
+        nginx_version=gateway.nginx_version,
         worker_processes=gateway.worker_processes,
         tls_certificate=f"{TLS_DIR}/tls.crt" if tls else None,
         tls_certificate_key=f"{TLS_DIR}/tls.key" if tls else None,

@@ -4,9 +4,10 @@
 API server defaults and validates exactly what the operator and `socialhub render` parse here.
 """
 
+import ipaddress
 from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "socialhub.dev"
@@ -156,8 +157,24 @@ class Backing(SpecModel):
     kafka: Kafka
 
 
+def _network(value: str) -> str:
+    """An address or a CIDR without address bits below its prefix, as nginx takes them."""
+    ipaddress.ip_network(value)
+    return value
+
+
+# The nginx of the default gateway image.
+DEFAULT_NGINX_VERSION = "1.27.4"
+TrustedProxy = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-fA-F.:]+(/[0-9]{1,3})?$"),
+                         AfterValidator(_network)]
+
+
 class Gateway(SpecModel):
-    image: str = "nginxinc/nginx-unprivileged:1.27.4-alpine"
+    image: str = f"nginxinc/nginx-unprivileged:{DEFAULT_NGINX_VERSION}-alpine"
+    nginx_version: str = Field(default=DEFAULT_NGINX_VERSION, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
+                               description="the version of the image's nginx: from 1.25.1 "
+                               "HTTP/2 is configured with `http2 on;`, before as a listen "
+                               "parameter")
     host: str = Field(default="", description="server_name; empty accepts any host")
     public_url: str = Field(
         default="", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
@@ -173,13 +190,16 @@ class Gateway(SpecModel):
                                     description="how long a token check is reused; bounds how "
                                     "long a logged-out token keeps working")
     upload_max_body_mb: int = Field(default=60, ge=1, le=1024)
-    trusted_proxies: list[Annotated[str, Field(pattern=r"^[0-9a-fA-F.:/]+$")]] = Field(
-        default_factory=list, description="CIDRs of load balancers whose X-Forwarded-For "
-        "is believed (rate limits then see the real client)")
+    trusted_proxies: list[TrustedProxy] = Field(
+        default_factory=list, max_length=100, description="addresses or CIDRs of load balancers "
+        "whose X-Forwarded-For is believed (rate limits then see the real client)")
     worker_processes: int = Field(default=2, ge=1, le=64)
 
     cel = (CelRule(rule="self.tlsSecretName == '' || self.host != ''",
-                   message="TLS needs a host name"),)
+                   message="TLS needs a host name"),
+           CelRule(rule="self.trustedProxies.all(p, isIP(p) || "
+                        "(isCIDR(p) && cidr(p).masked() == cidr(p)))",
+                   message="trustedProxies takes addresses and CIDRs without host bits"))
 
     @model_validator(mode="after")
     def _tls_needs_host(self) -> Self:

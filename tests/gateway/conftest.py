@@ -38,6 +38,15 @@ MEDIA_BYTES = b"\xff\xd8\xff\xe0 not really a jpeg"
 
 
 
+def self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for localhost and its key, as files in `directory`."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
 def worker_user() -> str | None:
     """Run workers as the invoking user when that is root: pytest's temporary directories are
     private (0700), so the default worker user `nobody` could not reach media or temp files."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from socialhub.gateway import SERVICES, GatewayConfig, render
-from tests.gateway.conftest import NGINX, worker_user
+from tests.gateway.conftest import NGINX, self_signed, worker_user
 
 ALL_UPSTREAMS = {name: [f"127.0.0.1:{5000 + i}"] for i, name in enumerate(SERVICES)}
 
@@ -29,14 +29,6 @@ def nginx_test(tmp_path: Path, gateway: GatewayConfig) -> str:
     assert result.returncode == 0, result.stderr
     assert "[warn]" not in result.stderr, result.stderr
     return text
-
-
-def self_signed(tmp_path: Path) -> tuple[str, str]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return str(cert), str(key)
 
 
 def test_every_service_with_media(tmp_path: Path) -> None:
@@ -65,6 +57,20 @@ def test_tls(tmp_path: Path) -> None:
     assert f"ssl_certificate {cert};" in text
 
 
+@pytest.mark.parametrize(("version", "http2"), [
+    (None, "listen 127.0.0.1:18080 ssl http2;"),
+    ("1.25.0", "listen 127.0.0.1:18080 ssl http2;"),
+    ("1.25.1", "listen 127.0.0.1:18080 ssl;\n        http2 on;"),
+    ("1.27.4", "listen 127.0.0.1:18080 ssl;\n        http2 on;"),
+])
+def test_http2_takes_the_form_of_the_nginx_version(tmp_path: Path, version: str | None,
+                                                   http2: str) -> None:
+    """`listen ... http2` is deprecated from nginx 1.25.1, which Debian's 1.22 cannot check."""
+    text = render(config(tmp_path, tls_certificate="/tls/crt", tls_certificate_key="/tls/key",
+                         nginx_version=version))
+    assert http2 in text
+
+
 def test_kubernetes_style(tmp_path: Path) -> None:
     """Several replicas per service, all interfaces, a trusted load balancer, extra directives."""
     upstreams = {name: [f"{name}-{i}.socialhub.svc:80" for i in range(3)] for name in SERVICES}
@@ -91,6 +97,10 @@ def test_kubernetes_style(tmp_path: Path) -> None:
     ({"tls_certificate": "/tmp/cert.pem"}, "both"),
     ({"extra": {"lua; x": "1"}}, "not allowed"),
     ({"rate_limit_per_second": 0}, "rate_limit"),
+    ({"trusted_proxies": ("1.2.3.4/99",)}, "not an address or CIDR"),
+    ({"trusted_proxies": ("10.0.0.1/8",)}, "not an address or CIDR"),
+    ({"trusted_proxies": ("fe80::1%eth0",)}, "misread"),
+    ({"nginx_version": "1.27"}, "nginx_version"),
 ])
 def test_refuses_input_nginx_would_misread(tmp_path: Path, options: dict[str, object],
                                            message: str) -> None:

@@ -1,6 +1,7 @@
 """Pure logic of the operator: spec defaults, capacity sizing, rendering, status, the CRD file."""
 
 import copy
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from socialhub_operator import crd, render
+from socialhub_operator import crd, gateway, render
 from socialhub_operator.capacity import (
     PER_INSTANCE,
     ReplicaBounds,
@@ -30,6 +31,7 @@ from socialhub_operator.spec import (
     SocialHubSpec,
 )
 from socialhub_operator.status import conditions, verdicts
+from tests.gateway.conftest import NGINX, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
@@ -361,6 +363,71 @@ def test_the_secrets_read_are_every_secret_a_deployment_refers_to() -> None:
               backing.redis.secret_name, backing.kafka.secret_name}
     read = render.secrets_read(render.plan(hub, ClusterFacts(gate_on_migrations=False)).apply)
     assert read == stores | {hub.jwt_secret_name, "gateway-tls", "extra"}
+
+
+def local_nginx_version() -> str:
+    banner = subprocess.run([NGINX, "-v"], capture_output=True, text=True, check=True).stderr
+    return banner.strip().rsplit("/", 1)[-1]  # "nginx version: nginx/1.22.1"
+
+
+@pytest.mark.parametrize("gateway_spec", [
+    {},
+    {"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
+    {"trustedProxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"],
+     "publicUrl": "https://hub.example.com"},
+], ids=["plain", "tls", "trusted-proxies"])
+@pytest.mark.parametrize("media", [{}, {"claimName": "hub-media"}], ids=["", "local-media"])
+def test_nginx_accepts_the_rendered_gateway(tmp_path: Path, gateway_spec: dict[str, Any],
+                                            media: dict[str, Any]) -> None:
+    """`nginx -t`, run by the container's own command line, on the ConfigMap's nginx.conf.
+
+    The cluster's names and paths become this machine's: upstreams 127.0.0.1 (nginx resolves
+    names when it reads the file), the prefix, TLS and media directories temporary ones. The
+    nginx here is Debian's, so the spec names its version.
+    """
+    hub = instance(gateway=gateway_spec | {"nginxVersion": local_nginx_version()}, media=media)
+    plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
+    conf = by_kind(plan.apply, "ConfigMap")["hub-gateway"]["data"][gateway.CONFIG_FILE]
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    cert, key = self_signed(tls)
+    Path(cert).rename(tls / "tls.crt")  # the keys of a kubernetes.io/tls Secret
+    Path(key).rename(tls / "tls.key")
+    paths = {gateway.PREFIX: str(tmp_path / "prefix"), gateway.TLS_DIR: str(tls),
+             f"alias {gateway.MEDIA_DIR}/": f"alias {tmp_path}/media/",
+             f"{gateway.CONFIG_DIR}/{gateway.CONFIG_FILE}": str(tmp_path / "nginx.conf")}
+    for cluster, local in paths.items():
+        conf = conf.replace(cluster, local)
+    (tmp_path / "nginx.conf").write_text(
+        re.sub(r"hub-[a-z]+\.ns\.svc\.cluster\.local", "127.0.0.1", conf))
+    (tmp_path / "prefix").mkdir()
+    (tmp_path / "media").mkdir()
+    container = _pod(plan, "Deployment", "hub-gateway")["containers"][0]
+    command = [paths.get(word, word) for word in container["command"]]
+    assert command[0] == "nginx"
+    assert command[-2:] == ["-g", "daemon off;"]
+    result = subprocess.run([NGINX, *command[1:-2], "-t"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr, result.stderr
+    assert ("alias" in conf) == bool(media)
+
+
+@pytest.mark.parametrize("proxy", ["1.2.3.4/99", "10.0.0.1/8", "fe80::1%eth0", "10.0.0.0/8;",
+                                   "any"])
+def test_trusted_proxies_are_addresses_or_cidrs(proxy: str) -> None:
+    """`1.2.3.4/99` used to pass and break `nginx -t`; the CRD has the same rule in CEL."""
+    with pytest.raises(ValidationError, match="trustedProxies"):
+        instance(gateway={"trustedProxies": [proxy]})
+    rules = crd.spec_schema()["properties"]["gateway"]["x-kubernetes-validations"]
+    assert any("isCIDR(p)" in rule["rule"] for rule in rules)
+
+
+def test_the_default_gateway_speaks_http2_as_its_nginx_wants() -> None:
+    hub = instance(gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"})
+    assert hub.spec.gateway.image.endswith(f":{hub.spec.gateway.nginx_version}-alpine")
+    conf = render.gateway_config_map(hub)["data"][gateway.CONFIG_FILE]
+    assert "http2 on;" in conf
+    assert "ssl http2" not in conf
 
 
 def test_strimzi_topics_replace_the_topic_job() -> None:

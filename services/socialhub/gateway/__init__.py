@@ -5,6 +5,7 @@ gateway behaves the same on one machine and on a cluster. What the gateway does 
 README.md next to this file; the template is `nginx.conf.j2`.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -43,6 +44,11 @@ _MEDIA_TYPES = (
     ("video/quicktime", "mov"),
 )
 
+# From this nginx version HTTP/2 is the `http2 on;` directive; the `listen ... http2` parameter
+# still works there but is deprecated (a warning at every start).
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
+_VERSION = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
+
 # Values that end up inside nginx directives: no whitespace, quotes, `;`, `{`, `}` or `$`.
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_.:/\[\]@*+=,-]+")
 _DIRECTIVE = re.compile(r"[a-z][a-z0-9_]*")
@@ -62,6 +68,9 @@ class GatewayConfig:
     auth_cache_seconds: int = 5
     tls_certificate: str | None = None
     tls_certificate_key: str | None = None
+    # the nginx that runs the file, e.g. "1.27.4"; None: HTTP/2 as the `listen` parameter,
+    # which every version reads (Debian bookworm's 1.22 knows nothing else)
+    nginx_version: str | None = None
     # process paths: nginx runs with its own prefix (pid file, temp dirs, logs)
     prefix: str = "/tmp/socialhub-nginx"
     access_log: str = "/dev/stdout"
@@ -103,6 +112,7 @@ def render(config: GatewayConfig) -> str:
     return template.render(
         **values,
         tls=config.tls,
+        http2_directive=_version(config.nginx_version) >= HTTP2_DIRECTIVE_SINCE,
         listen_address=_listen_address(config.listen_host),
         http_routes=routes,
         gateway_errors=_GATEWAY_ERRORS,
@@ -114,6 +124,15 @@ def render(config: GatewayConfig) -> str:
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
                               lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+
+
+def _version(version: str | None) -> tuple[int, ...]:
+    if version is None:
+        return ()
+    match = _VERSION.fullmatch(version)
+    if match is None:
+        raise ValueError(f"nginx_version must be like 1.27.4: {version!r}")
+    return tuple(int(part) for part in match.groups())
 
 
 def _listen_address(host: str) -> str:
@@ -148,7 +167,12 @@ def _validate(config: GatewayConfig) -> None:
         if value is not None:
             _require_safe(label, value)
     for cidr in config.trusted_proxies:
-        _require_safe("trusted proxy", cidr)
+        _require_safe("trusted proxy", cidr)  # ip_network would take an IPv6 zone (`%eth0`)
+        try:
+            ipaddress.ip_network(cidr)  # strict: no address bits below the prefix
+        except ValueError as error:
+            raise ValueError(f"trusted proxy is not an address or CIDR: {cidr!r}") from error
+    _version(config.nginx_version)
     for directive, value in config.extra.items():
         if not _DIRECTIVE.fullmatch(directive):
             raise ValueError(f"extra directive name not allowed: {directive!r}")
