@@ -310,20 +310,24 @@ def _service(instance: Instance, component: str, ports: list[Manifest],
 
 
 def _autoscaler(instance: Instance, component: str, bounds: ReplicaBounds) -> Manifest:
-    utilization = instance.spec.components.of(component).target_cpu_utilization
+    overrides = instance.spec.components.of(component)
+    spec: Manifest = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                           "name": instance.child(component)},
+        "minReplicas": bounds.minimum,
+        "maxReplicas": bounds.maximum,
+        "metrics": [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization",
+                                      "averageUtilization": overrides.target_cpu_utilization}}}],
+    }
+    if overrides.scale_down_stabilization_seconds is not None:
+        spec["behavior"] = {"scaleDown": {
+            "stabilizationWindowSeconds": overrides.scale_down_stabilization_seconds}}
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": _metadata(instance, instance.child(component), component),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                               "name": instance.child(component)},
-            "minReplicas": bounds.minimum,
-            "maxReplicas": bounds.maximum,
-            "metrics": [{"type": "Resource", "resource": {
-                "name": "cpu", "target": {"type": "Utilization",
-                                          "averageUtilization": utilization}}}],
-        },
+        "spec": spec,
     }
 
 
@@ -497,8 +501,11 @@ def _gateway_deployment(instance: Instance, config_map: Manifest, facts: Cluster
 
 def _gateway_service(instance: Instance) -> Manifest:
     tls = bool(instance.spec.gateway.tls_secret_name)
-    ports = [{"name": "https" if tls else "http", "port": 443 if tls else 80,
-              "targetPort": "gateway", "protocol": "TCP"}]
+    port: Manifest = {"name": "https" if tls else "http", "port": 443 if tls else 80,
+                      "targetPort": "gateway", "protocol": "TCP"}
+    if instance.spec.gateway.node_port is not None:
+        port["nodePort"] = instance.spec.gateway.node_port
+    ports = [port]
     return _service(instance, GATEWAY, ports, instance.spec.gateway.service_type)
 
 

@@ -74,6 +74,9 @@ class Component(SpecModel):
     min_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
     max_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
+    scale_down_stabilization_seconds: int | None = Field(
+        default=None, ge=0, le=3600, description="how long the autoscaler waits for lower "
+        "load to last before it removes replicas; unset: Kubernetes' 300")
     resources: Resources | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
     pod_annotations: dict[str, str] = Field(default_factory=dict)
@@ -183,6 +186,9 @@ class Gateway(SpecModel):
     tls_secret_name: str = Field(default="", description="kubernetes.io/tls Secret; enables "
                                  "HTTPS on port 443")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    node_port: int | None = Field(default=None, ge=30000, le=32767,
+                                  description="the Service's node port (NodePort or "
+                                  "LoadBalancer); unset: Kubernetes picks one")
     rate_limit_per_second: int = Field(default=20, ge=1, le=100000,
                                        description="per client IP")
     rate_limit_burst: int = Field(default=40, ge=0, le=100000)
@@ -199,12 +205,20 @@ class Gateway(SpecModel):
                    message="TLS needs a host name"),
            CelRule(rule="self.trustedProxies.all(p, isIP(p) || "
                         "(isCIDR(p) && cidr(p).masked() == cidr(p)))",
-                   message="trustedProxies takes addresses and CIDRs without host bits"))
+                   message="trustedProxies takes addresses and CIDRs without host bits"),
+           CelRule(rule="!has(self.nodePort) || self.serviceType != 'ClusterIP'",
+                   message="nodePort needs serviceType NodePort or LoadBalancer"))
 
     @model_validator(mode="after")
     def _tls_needs_host(self) -> Self:
         if self.tls_secret_name and not self.host:
             raise ValueError("TLS needs a host name")
+        return self
+
+    @model_validator(mode="after")
+    def _node_port_needs_a_node_service(self) -> Self:
+        if self.node_port is not None and self.service_type == "ClusterIP":
+            raise ValueError("nodePort needs serviceType NodePort or LoadBalancer")
         return self
 
 

@@ -430,6 +430,20 @@ def test_the_default_gateway_speaks_http2_as_its_nginx_wants() -> None:
     assert "ssl http2" not in conf
 
 
+def test_gateway_node_port_and_scale_down_window() -> None:
+    hub = instance(gateway={"serviceType": "NodePort", "nodePort": 30080},
+                   components={"posts": {"scaleDownStabilizationSeconds": 15}})
+    plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
+    port = by_kind(plan.apply, "Service")["hub-gateway"]["spec"]["ports"][0]
+    assert (port["port"], port["nodePort"]) == (80, 30080)
+    hpas = by_kind(plan.apply, "HorizontalPodAutoscaler")
+    assert hpas["hub-posts"]["spec"]["behavior"] == {
+        "scaleDown": {"stabilizationWindowSeconds": 15}}
+    assert "behavior" not in hpas["hub-users"]["spec"]  # Kubernetes' default window
+    with pytest.raises(ValidationError, match="nodePort needs serviceType"):
+        instance(gateway={"nodePort": 30080})
+
+
 def test_strimzi_topics_replace_the_topic_job() -> None:
     hub = instance(backing=sample_document()["spec"]["backing"]
                    | {"kafka": {"secretName": "k", "strimziCluster": "main",
