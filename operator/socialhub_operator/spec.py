@@ -297,7 +297,7 @@ class SocialHubSpec(SpecModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     progress_deadline_seconds: int = Field(default=600, ge=30, le=86400)
     max_replicas_per_component: int = Field(
-        default=50, ge=1, le=MAX_REPLICAS,
+        default=100, ge=1, le=MAX_REPLICAS,
         description="no component runs more replicas, whatever the capacity targets and "
         "overrides ask; the Ready condition's message names the components held back")
     jwt_secret: SecretKeyRef | None = Field(default=None, description="generated when unset")

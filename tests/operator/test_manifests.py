@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from devstack import kube_build
+from socialhub_operator import render
+from socialhub_operator.spec import SocialHubSpec
 from tests.operator.conftest import argo_health
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,10 +60,45 @@ def test_operator_rbac_is_least_privilege() -> None:
         "customresourcedefinitions", "events"}
 
 
-def test_sample_is_a_valid_socialhub() -> None:
-    document = yaml.safe_load((ROOT / "manifests/samples/socialhub.yaml").read_text())
+SAMPLES = sorted((ROOT / "manifests/samples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[path.name for path in SAMPLES])
+def test_samples_are_valid_socialhubs(path: Path) -> None:
+    document = yaml.safe_load(path.read_text())
     assert document["apiVersion"] == "socialhub.dev/v1alpha1"
     assert document["kind"] == "SocialHub"
+    SocialHubSpec.model_validate(document["spec"])
+
+
+def _plan(sample: str) -> render.Plan:
+    document = yaml.safe_load((ROOT / "manifests/samples" / sample).read_text())
+    hub = render.Instance("socialhub", "socialhub", SocialHubSpec.model_validate(
+        document["spec"]))
+    return render.plan(hub, render.ClusterFacts(gate_on_migrations=False))
+
+
+def _millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def test_the_small_profile_fits_a_two_core_machine() -> None:
+    """One pod of each at a tenth of the cores at most; chat and posts may still scale out."""
+    plan = _plan("socialhub-small.yaml")
+    assert {bounds.minimum for bounds in plan.bounds.values()} == {1}
+    assert (plan.bounds["chat"].maximum, plan.bounds["posts"].maximum) == (2, 3)
+    requested = [container["resources"]["requests"]
+                 for manifest in plan.apply if manifest["kind"] == "Deployment"
+                 for container in manifest["spec"]["template"]["spec"]["containers"]]
+    assert sum(_millicores(r["cpu"]) for r in requested) <= 200
+
+
+def test_the_production_sample_keeps_its_figures() -> None:
+    bounds = _plan("socialhub.yaml").bounds
+    assert (bounds["auth"].minimum, bounds["auth"].maximum) == (17, 51)
+    assert (bounds["chat"].minimum, bounds["chat"].maximum) == (10, 30)
+    assert not any(b.capped for name, b in bounds.items() if name != "posts")
+    assert bounds["posts"].capped  # at one replica: the sample names no media claim
 
 
 def test_argocd_applications_point_at_this_repository_paths() -> None:
