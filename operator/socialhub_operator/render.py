@@ -43,6 +43,14 @@ STORES: Mapping[str, frozenset[str]] = {
     "notifications": frozenset({"mongo", "redis", "kafka"}),
     "chat": frozenset({"redis", "auth"}),
 }
+# A stopping pod first leaves the Services' endpoints; kube-proxy and the gateway take a moment
+# to notice. Its containers keep serving this long (preStop) before they get SIGTERM, so no
+# request goes to a process already gone. Both images have `sleep`.
+DRAIN_SECONDS = 5
+# From the first preStop second to SIGKILL: the drain, then the process's own shutdown (the
+# services' SHUTDOWN_GRACE_SECONDS is 10; chat also closes its websockets).
+TERMINATION_GRACE_SECONDS = {"chat": 60}
+DEFAULT_TERMINATION_GRACE_SECONDS = 30
 DEFAULT_RESOURCES: Mapping[str, Manifest] = {
     # Design document: 512 MB per instance, 1 GB for posts (media uploads).
     **{service: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
@@ -269,6 +277,11 @@ def _pod_annotations(instance: Instance, component: str, config_hash: str) -> di
     return annotations | instance.spec.components.of(component).pod_annotations
 
 
+def _draining(container: Manifest) -> Manifest:
+    return {**container, "lifecycle": {"preStop": {"exec": {
+        "command": ["sleep", str(DRAIN_SECONDS)]}}}}
+
+
 def _deployment(instance: Instance, component: str, pod_spec: Manifest,
                 config_hash: str) -> Manifest:
     return {
@@ -287,7 +300,9 @@ def _deployment(instance: Instance, component: str, pod_spec: Manifest,
                              "annotations": _pod_annotations(instance, component, config_hash)},
                 "spec": {
                     **pod_spec,
-                    "terminationGracePeriodSeconds": 60 if component == "chat" else 30,
+                    "containers": [_draining(c) for c in pod_spec["containers"]],
+                    "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS.get(
+                        component, DEFAULT_TERMINATION_GRACE_SECONDS),
                     "topologySpreadConstraints": [{
                         "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
                         "whenUnsatisfiable": "ScheduleAnyway",

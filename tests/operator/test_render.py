@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from socialhub.kit.settings import ServiceSettings
 from socialhub_operator import crd, gateway, render
 from socialhub_operator.capacity import (
     PER_INSTANCE,
@@ -442,6 +443,20 @@ def test_gateway_node_port_and_scale_down_window() -> None:
     assert "behavior" not in hpas["hub-users"]["spec"]  # Kubernetes' default window
     with pytest.raises(ValidationError, match="nodePort needs serviceType"):
         instance(gateway={"nodePort": 30080})
+
+
+def test_pods_keep_serving_while_they_leave_the_endpoints() -> None:
+    """A rolling update or scale-in never sends a request to a pod already gone."""
+    shutdown = ServiceSettings.model_fields["shutdown_grace_seconds"].default
+    plan = render.plan(instance(), ClusterFacts(gate_on_migrations=False))
+    for deployment in by_kind(plan.apply, "Deployment").values():
+        pod = deployment["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            assert container["lifecycle"]["preStop"] == {
+                "exec": {"command": ["sleep", str(render.DRAIN_SECONDS)]}}
+        assert pod["terminationGracePeriodSeconds"] > render.DRAIN_SECONDS + shutdown
+    for job in by_kind(plan.apply, "Job").values():
+        assert "lifecycle" not in job["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_strimzi_topics_replace_the_topic_job() -> None:
