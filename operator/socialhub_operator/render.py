@@ -392,8 +392,7 @@ def topics_job(instance: Instance) -> Manifest:
         "image": instance.spec.service_image,
         "imagePullPolicy": instance.spec.image_pull_policy,
         "args": ["python", "-m", "socialhub.kit.events.topics"],
-        "env": [{"name": "SOCIALHUB_ENV", "value": instance.spec.environment},
-                *_kafka_env(instance)],
+        "env": _kafka_env(instance),  # all `socialhub.kit.events.topics` reads
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
                       "limits": {"memory": "256Mi"}},
         "securityContext": _security_context(),
