@@ -36,7 +36,14 @@ test: venv lint ## install, start the servers the tests need, run every test sui
 	@$(PY) -m devstack.kube_build  # the operator's tests run on a real API server (cold: 6-15 min)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+cluster: venv ## SocialHub on the real one-node Kubernetes, by its operator; prints the gateway URL
+	@$(PY) -m devstack.kube_build
+	@$(PY) -m devstack.cluster up
+
+cluster-down: venv ## stop the node and the control plane (data is kept, like make down)
+	@$(PY) -m devstack.cluster down
+
 bench: venv ## run the Locust load tests against a local platform and write the report
 	@$(PY) -m loadtests
 
-.PHONY: help venv up down status lint test bench
+.PHONY: help venv up down status lint test bench cluster cluster-down

@@ -64,7 +64,6 @@ def ensure() -> None:
     apt_install("iptables", "iproute2", "conntrack")
     net = NODE_NETWORK
     ensure_bridge()
-    run(["modprobe", "br_netfilter"], check=False)  # built in on some kernels
     _sysctl("net.ipv4.ip_forward", "1")
     _sysctl("net.bridge.bridge-nf-call-iptables", "1")
     _sysctl(f"net.ipv4.conf.{net.bridge}.route_localnet", "1")

@@ -237,6 +237,7 @@ class MetricsServer(_NodeServer):
             "--kubelet-preferred-address-types=InternalIP",
             "--kubelet-use-node-status-port",
             "--metric-resolution=10s",
+            "--kubelet-request-timeout=5s",
         ])
 
     def ready(self) -> bool:
