@@ -181,7 +181,7 @@ def _kafka_env(instance: Instance) -> list[Manifest]:
 def _mail_env(instance: Instance) -> list[Manifest]:
     mail = instance.spec.mail
     if not mail.host:
-        # The log backend refuses production (it would log reset codes); there nothing works.
+        # The log backend refuses production (it would log reset codes): no reset mails there.
         production = instance.spec.environment == "production"
         return [] if production else [{"name": "MAIL_BACKEND", "value": "log"}]
     env: list[Manifest] = [
@@ -519,8 +519,7 @@ def _gateway_service(instance: Instance) -> Manifest:
                       "targetPort": "gateway", "protocol": "TCP"}
     if instance.spec.gateway.node_port is not None:
         port["nodePort"] = instance.spec.gateway.node_port
-    ports = [port]
-    return _service(instance, GATEWAY, ports, instance.spec.gateway.service_type)
+    return _service(instance, GATEWAY, [port], instance.spec.gateway.service_type)
 
 
 def _replica_cap(instance: Instance, component: str) -> int:

@@ -142,7 +142,9 @@ def test_dockerfile_pins_its_bases_and_both_images_drop_root() -> None:
     images = {name: base for base, name in stages if name in {"services", "operator"}}
     assert images == {"services": "runtime", "operator": "runtime"}
     runtime = text.split(" AS runtime", 1)[1].split("\nFROM ", 1)[0]
-    assert re.search(r"^USER 10001:10001$", runtime, flags=re.MULTILINE)
+    # The group is also the media volume's fsGroup.
+    gid = render.SERVICES_GID
+    assert re.search(rf"^USER {gid}:{gid}$", runtime, flags=re.MULTILINE)
     assert "uv sync --frozen --no-dev" in text
 
 
