@@ -53,11 +53,12 @@ def test_operator_rbac_is_least_privilege() -> None:
     assert grants[("", "secrets")] == {"get", "list", "watch", "create"}
     assert grants[("apiextensions.k8s.io", "customresourcedefinitions")] == {
         "get", "list", "watch"}
+    assert grants[("", "namespaces")] == {"get", "list", "watch"}  # namespace globs
     # Nothing beyond what the operator writes or watches.
     assert {resource for _, resource in grants} == {
         "socialhubs", "socialhubs/status", "services", "configmaps", "secrets", "deployments",
         "jobs", "horizontalpodautoscalers", "poddisruptionbudgets", "kafkatopics",
-        "customresourcedefinitions", "events"}
+        "customresourcedefinitions", "events", "namespaces"}
 
 
 SAMPLES = sorted((ROOT / "manifests/samples").glob("*.yaml"))
