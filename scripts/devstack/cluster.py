@@ -39,6 +39,7 @@ OPERATOR_NAMESPACE = "socialhub-system"
 OPERATOR_IMAGE = "ghcr.io/socialhub/socialhub-operator"  # as named in manifests/base
 SMALL_SAMPLE = ROOT / "manifests" / "samples" / "socialhub-small.yaml"
 MEDIA_ROOT = STATE / "cluster-media"
+MEDIA_CLAIM = "socialhub-media"
 # Namespaces the in-cluster operator leaves alone: the simulated-node tests run their own.
 OPERATOR_EXCLUDES = "!op-*"
 
@@ -151,41 +152,58 @@ def media_volume(target: Target) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
          "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany"],
                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-                  "claimRef": {"namespace": target.namespace, "name": "socialhub-media"},
+                  "claimRef": {"namespace": target.namespace, "name": MEDIA_CLAIM},
                   "hostPath": {"path": str(path), "type": "Directory"}}},
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         "metadata": {"name": "socialhub-media", "namespace": target.namespace},
+         "metadata": {"name": MEDIA_CLAIM, "namespace": target.namespace},
          "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
                   "volumeName": pv_name, "resources": {"requests": {"storage": "5Gi"}}}},
     ]
 
 
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` laid over `base`, nested mappings merged key by key (lists replaced)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
 def socialhub(target: Target, built: container_images.Images,
-              **spec_overrides: Any) -> dict[str, Any]:
-    """The small-profile SocialHub with this machine's images and backing data."""
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The small-profile SocialHub with this machine's images and the profile's backing data;
+    `overrides` (a partial spec) last."""
     document: dict[str, Any] = yaml.safe_load(SMALL_SAMPLE.read_text())
     document["metadata"] = {"name": target.name, "namespace": target.namespace}
-    spec = document["spec"]
     service_image, service_tag = built.services.rsplit(":", 1)
-    spec |= {"image": service_image, "version": service_tag, "imagePullPolicy": "Never"}
-    spec["gateway"] = {**spec.get("gateway", {}), "image": built.gateway,
-                       "serviceType": "NodePort", "nodePort": target.node_port,
-                       "nginxVersion": container_images.GATEWAY_NGINX_VERSION}
-    spec["media"] = {**spec.get("media", {}), "backend": "local", "claimName": "socialhub-media"}
-    spec["mail"] = {**spec.get("mail", {}), "host": NODE_NETWORK.node_ip,
-                    "port": INFRA.smtp_port}
-    spec["backing"]["kafka"]["topicPrefix"] = target.profile.topic_prefix
-    spec["backing"]["mongo"]["database"] = target.profile.mongo_database
-    spec |= spec_overrides
+    profile = target.profile
+    rate, burst = profile.gateway_rate
+    profile_env = [{"name": name, "value": value} for name, value in profile.env]
+    local = {
+        "image": service_image, "version": service_tag, "imagePullPolicy": "Never",
+        "gateway": {"image": built.gateway, "serviceType": "NodePort",
+                    "nodePort": target.node_port,
+                    "nginxVersion": container_images.GATEWAY_NGINX_VERSION,
+                    "rateLimitPerSecond": rate, "rateLimitBurst": burst},
+        "media": {"backend": "local", "claimName": MEDIA_CLAIM},
+        # The SMTP sink of `make up` (plain SMTP, no STARTTLS).
+        "mail": {"host": NODE_NETWORK.node_ip, "port": INFRA.smtp_port, "starttls": False},
+        "backing": {"kafka": {"topicPrefix": profile.topic_prefix},
+                    "mongo": {"database": profile.mongo_database}},
+        "components": {spec.name: {"env": profile_env} for spec in SERVICES} if profile_env
+        else {},
+    }
+    document["spec"] = merged(merged(document["spec"], local), overrides or {})
     return document
 
 
 def deploy(target: Target, built: container_images.Images, infra: Infra,
-           **spec_overrides: Any) -> None:
+           overrides: dict[str, Any] | None = None) -> None:
     """Namespace, Secrets, media volume and the SocialHub: `kubectl apply` of one resource."""
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}})
     apply(*backing_secrets(target, infra), *media_volume(target))
-    apply(socialhub(target, built, **spec_overrides))
+    apply(socialhub(target, built, overrides))
 
 
 def wait_ready(target: Target, timeout: float = 600.0, progress: Progress = _print) -> None:

@@ -33,11 +33,9 @@ E2E = cluster.Target(PROFILES["e2e"], namespace="e2e-socialhub")
 READY_SECONDS = 600.0
 __all__ = ["lua"]  # the Argo CD health check's interpreter, shared with tests/operator
 # What the tests change in the small profile: chat on two pods (chat across pods), posts free
-# to scale out and back quickly (the HPA test), room for the suite's own request rate.
+# to scale out and back quickly (the HPA test).
 E2E_OVERRIDES: dict[str, Any] = {
     "components": {
-        "auth": {"env": [{"name": name, "value": value}
-                         for name, value in PROFILES["e2e"].env]},
         "chat": {"minReplicas": 2, "maxReplicas": 2},
         "posts": {"minReplicas": 1, "maxReplicas": 2, "targetCpuUtilization": 50,
                   "scaleDownStabilizationSeconds": 15},
@@ -83,7 +81,7 @@ def e2e_socialhub(real_cluster: KubeCluster, built_images: container_images.Imag
     cluster.prepare_backing(E2E, node_infra, progress=print)
     cluster.install_operator(built_images)
     started = time.monotonic()
-    cluster.deploy(E2E, built_images, node_infra, **E2E_OVERRIDES)
+    cluster.deploy(E2E, built_images, node_infra, E2E_OVERRIDES)
     cluster.wait_ready(E2E, timeout=READY_SECONDS, progress=print)
     print(f"apply -> Ready in {time.monotonic() - started:.1f}s", flush=True)
     return E2E
