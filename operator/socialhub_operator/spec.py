@@ -203,7 +203,8 @@ class Gateway(SpecModel):
 
     cel = (CelRule(rule="self.tlsSecretName == '' || self.host != ''",
                    message="TLS needs a host name"),
-           CelRule(rule="self.trustedProxies.all(p, isIP(p) || "
+           # An empty list has no default in the schema: absent, not [], when unset.
+           CelRule(rule="!has(self.trustedProxies) || self.trustedProxies.all(p, isIP(p) || "
                         "(isCIDR(p) && cidr(p).masked() == cidr(p)))",
                    message="trustedProxies takes addresses and CIDRs without host bits"),
            CelRule(rule="!has(self.nodePort) || self.serviceType != 'ClusterIP'",
