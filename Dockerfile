@@ -6,12 +6,18 @@
 # `python -m socialhub.kit.events.topics`). operator: `socialhub run` (Kopf), one replica
 # (manifests/base); it renders the gateway's nginx.conf with socialhub.gateway, the template
 # `make up` uses. Base images are pinned by tag; pin them by digest in your registry mirror.
+# `make image` builds both without a registry (scripts/devstack/images.py): it passes a Debian
+# base made by debootstrap as PYTHON_IMAGE (python3.11 in /usr/bin, not /usr/local/bin) and an
+# image holding only /uv as UV_IMAGE, and mounts its uv cache on /root/.cache/uv.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.5.31
 
-FROM ghcr.io/astral-sh/uv:0.5.31 AS uv
+FROM ${UV_IMAGE} AS uv
 
-FROM python:3.11.11-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 COPY --from=uv /uv /usr/local/bin/uv
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+# UV_PYTHON by name: both bases have python3.11 on PATH, only the python image has `python`.
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PYTHON=python3.11
 WORKDIR /app
 # Dependencies first: this layer is reused until pyproject.toml or uv.lock change.
 COPY pyproject.toml uv.lock README.md ./
@@ -20,9 +26,11 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY services ./services
 COPY operator/socialhub_operator ./operator/socialhub_operator
 COPY scripts/devstack ./scripts/devstack
-RUN uv sync --frozen --no-dev --no-editable
+# --reinstall-package: a mounted uv cache would otherwise reuse a wheel of the project built from
+# older sources (uv keys a local project's wheel on pyproject.toml, not on its code).
+RUN uv sync --frozen --no-dev --no-editable --reinstall-package socialhub
 
-FROM python:3.11.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --gid 10001 socialhub && useradd --uid 10001 --gid 10001 --no-create-home socialhub
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1

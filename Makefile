@@ -36,6 +36,9 @@ test: venv lint ## install, start the servers the tests need, run every test sui
 	@$(PY) -m devstack.kube_build  # the operator's tests run on a real API server (cold: 6-15 min)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+image: venv ## build the images here without Docker (podman; cached by content); prints their tags
+	@$(PY) -m devstack.images
+
 cluster: venv ## SocialHub on the real one-node Kubernetes, by its operator; prints the gateway URL
 	@$(PY) -m devstack.kube_build
 	@$(PY) -m devstack.cluster up
@@ -46,4 +49,4 @@ cluster-down: venv ## stop the node and the control plane (data is kept, like ma
 bench: venv ## run the Locust load tests against a local platform and write the report
 	@$(PY) -m loadtests
 
-.PHONY: help venv up down status lint test bench cluster cluster-down
+.PHONY: help venv up down status lint test bench image cluster cluster-down
