@@ -127,12 +127,14 @@ def test_pause_image_is_catatonit_alone(built: images.Images) -> None:
     assert "catatonit" in result.stdout
 
 
-def test_an_unchanged_tree_builds_nothing(built: images.Images) -> None:
+def test_an_unchanged_tree_builds_nothing() -> None:
+    # Built again first: others may edit this checkout while the tests run.
+    first = images.build_all(progress=lambda line: None)
     lines: list[str] = []
     started = time.monotonic()
-    assert images.build_all(progress=lines.append) == built
+    assert images.build_all(progress=lines.append) == first
     assert not [line for line in lines if "building" in line], lines
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 30
 
 
 def test_the_tag_follows_the_copied_files_not_caches() -> None:
