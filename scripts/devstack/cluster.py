@@ -170,6 +170,15 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def release_media_volume(target: Target) -> None:
+    """A volume whose claim was deleted (with its namespace) stays Released and binds no new
+    claim; it is only a name for the directory, which keeps the files: make it anew."""
+    name = media_volume(target)[0]["metadata"]["name"]
+    phase = kubectl("get", "pv", name, "--ignore-not-found", "-o", "jsonpath={.status.phase}")
+    if phase.strip() == "Released":
+        kubectl("delete", "pv", name, "--wait=true")
+
+
 def socialhub(target: Target, built: container_images.Images,
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The small-profile SocialHub with this machine's images and the profile's backing data;
@@ -202,6 +211,7 @@ def deploy(target: Target, built: container_images.Images, infra: Infra,
            overrides: dict[str, Any] | None = None) -> None:
     """Namespace, Secrets, media volume and the SocialHub: `kubectl apply` of one resource."""
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}})
+    release_media_volume(target)
     apply(*backing_secrets(target, infra), *media_volume(target))
     apply(socialhub(target, built, overrides))
 

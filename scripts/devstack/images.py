@@ -71,6 +71,8 @@ GATEWAY_CONTAINERFILE = """\
 FROM {base}
 USER 10001:10001
 EXPOSE 8080
+# nginx's graceful stop: in-flight requests finish (the official nginx images do the same).
+STOPSIGNAL SIGQUIT
 # The operator's gateway Deployment runs nginx with its own prefix and configuration.
 ENTRYPOINT ["nginx"]
 CMD ["-g", "daemon off;"]

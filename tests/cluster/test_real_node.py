@@ -173,7 +173,7 @@ async def test_a_gateway_config_change_rolls_only_the_gateway_without_failed_req
     await asyncio.sleep(2)
     rate = namespaced(target, "get", "socialhub", target.name)["spec"]["gateway"][
         "rateLimitPerSecond"]
-    patch_socialhub(target, {"spec": {"gateway": {"rateLimitPerSecond": rate + 1}}})
+    patch_socialhub(target, {"spec": {"gateway": {"rateLimitPerSecond": rate - 1}}})
 
     def rolled() -> bool:
         now = pod_names(target)

@@ -134,7 +134,10 @@ def test_argocd_health_check(lua: str, tmp_path: Path, obj: dict[str, Any],
 
 def test_dockerfile_pins_its_bases_and_both_images_drop_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM (\S+) AS (\S+)$", text, flags=re.MULTILINE)
+    # Base images are build arguments (`make image` passes local ones): check their defaults.
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.MULTILINE))
+    stages = [(re.sub(r"\$\{(\w+)\}", lambda match: args[match[1]], base), name)
+              for base, name in re.findall(r"^FROM (\S+) AS (\S+)$", text, flags=re.MULTILINE)]
     assert len(stages) == len(re.findall(r"^FROM ", text, flags=re.MULTILINE))
     names = {name for _, name in stages}
     for base, _ in stages:
