@@ -34,6 +34,7 @@ lint: venv ## ruff, mypy and the architecture contracts (import-linter)
 test: venv lint ## install, start the servers the tests need, run every test suite
 	@$(PY) -m devstack install
 	@$(PY) -m devstack.kube_build  # the operator's tests run on a real API server (cold: 6-15 min)
+	@$(PY) -m devstack.images      # the real-node tests run the images built here (cold: 2 min)
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 image: venv ## build the images here without Docker (podman; cached by content); prints their tags
