@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import subprocess
 import time
 import uuid
@@ -214,6 +215,58 @@ def test_media_is_public_and_cacheable(client: httpx.Client) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     for path in ("/media/", "/media/2026/", "/media/missing.jpg", "/media/../nginx.conf"):
         assert_error(client.get(path), 404, "not_found")
+
+
+def raw_request(gateway: Gateway, request: bytes) -> httpx.Response:
+    """Bytes no HTTP client would send, over a plain socket; the answer read until nginx closes."""
+    port = gateway.config.listen_port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(line.split(": ", 1)) for line in header_lines]
+    return httpx.Response(int(status_line.split(" ")[1]), headers=headers, content=body)
+
+
+CLOSE = b"Host: gateway\r\nConnection: close\r\n"
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "code"), [
+    (b"GET /posts/abc%00 HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET /media/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET /media/..%2f..%2fetc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET /../etc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"G@T /posts/ HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET /posts/a b HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET /\x01 HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"OPTIONS * HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET / HTTP/1.1x\r\n" + CLOSE, 400, "bad_request"),
+    (b"GET / HTTP/1.1\r\nConnection: close\r\n", 400, "bad_request"),  # no Host
+    (b"GET /posts/" + b"a" * 20_000 + b" HTTP/1.1\r\n" + CLOSE, 414, "uri_too_long"),
+    (b"GET /posts/ HTTP/1.1\r\n" + CLOSE + b"X-Big: " + b"a" * 20_000 + b"\r\n", 431,
+     "request_header_fields_too_large"),
+    (b"GET /posts/ HTTP/1.1\r\n" + CLOSE + b"".join(
+        b"X-%d: %s\r\n" % (n, b"a" * 7_000) for n in range(6)), 431,
+     "request_header_fields_too_large"),
+    (b"GET / HTTP/2.0\r\n" + CLOSE, 505, "http_version_not_supported"),
+    (b"POST /auth/login HTTP/1.1\r\n" + CLOSE + b"Transfer-Encoding: gzip\r\n", 501,
+     "not_implemented"),
+    (b"TRACE /posts/ HTTP/1.1\r\n" + CLOSE, 405, "method_not_allowed"),
+    (f"GET /media/{MEDIA_FILE} HTTP/1.1\r\n".encode() + CLOSE + b"Range: bytes=9999-\r\n",
+     416, "range_not_satisfiable"),
+    (f"GET /media/{MEDIA_FILE} HTTP/1.1\r\n".encode() + CLOSE + b'If-Match: "other"\r\n', 412,
+     "precondition_failed"),
+], ids=["nul", "dot-dot-encoded", "dot-dot-slash-encoded", "above-the-root", "bad-method",
+        "space-in-path", "control-character", "asterisk", "bad-version", "no-host", "20kB-uri",
+        "long-header", "many-headers", "http-2.0-in-plain-text", "unknown-transfer-encoding",
+        "trace", "unsatisfiable-range", "failed-precondition"])
+def test_malformed_requests_answer_the_json_envelope(gateway: Gateway, request_bytes: bytes,
+                                                     status: int, code: str) -> None:
+    """Even a request line nginx cannot parse, which gives its error page no URI to start from."""
+    assert_error(raw_request(gateway, request_bytes + b"\r\n"), status, code)
 
 
 def test_socketio_upgrade_reaches_chat_without_a_gateway_token_check(gateway: Gateway) -> None:

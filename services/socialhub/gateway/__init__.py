@@ -9,6 +9,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from importlib.resources import files
+from typing import NamedTuple
 
 import jinja2
 
@@ -18,18 +19,38 @@ SERVICES = ("auth", "users", "posts", "notifications", "chat")
 _PROTECTED_ROUTES = (("/users/", "users"), ("/posts/", "posts"), ("/notify/", "notifications"),
                      ("/chat/", "chat"))
 
-# Errors nginx itself produces; each answers in the services' JSON envelope.
-_GATEWAY_ERRORS = (
-    (400, "bad_request", "malformed request"),
-    (404, "not_found", "no such route"),
-    (405, "method_not_allowed", "method not allowed"),
-    (408, "request_timeout", "request timed out"),
-    (413, "payload_too_large", "request body too large"),
-    (414, "uri_too_long", "request URI too long"),
-    (500, "internal_error", "internal gateway error"),
-    (502, "bad_gateway", "upstream service unreachable"),
-    (503, "service_unavailable", "service unavailable"),
-    (504, "gateway_timeout", "upstream service timed out"),
+
+class GatewayError(NamedTuple):
+    """An error nginx produces itself, answered in the services' JSON envelope."""
+
+    status: int
+    code: str
+    message: str
+    # nginx's own non-standard codes answered as `status`: 494 (request header too large) and
+    # 497 (plain HTTP sent to the TLS port)
+    also: tuple[int, ...] = ()
+
+    @property
+    def nginx_statuses(self) -> tuple[int, ...]:
+        return (self.status, *self.also)
+
+
+GATEWAY_ERRORS = (
+    GatewayError(400, "bad_request", "malformed request", also=(497,)),
+    GatewayError(404, "not_found", "no such route"),
+    GatewayError(405, "method_not_allowed", "method not allowed"),
+    GatewayError(408, "request_timeout", "request timed out"),
+    GatewayError(412, "precondition_failed", "precondition failed"),
+    GatewayError(413, "payload_too_large", "request body too large"),
+    GatewayError(414, "uri_too_long", "request URI too long"),
+    GatewayError(416, "range_not_satisfiable", "requested range not satisfiable"),
+    GatewayError(431, "request_header_fields_too_large", "request headers too large", also=(494,)),
+    GatewayError(500, "internal_error", "internal gateway error"),
+    GatewayError(501, "not_implemented", "transfer encoding not supported"),
+    GatewayError(502, "bad_gateway", "upstream service unreachable"),
+    GatewayError(503, "service_unavailable", "service unavailable"),
+    GatewayError(504, "gateway_timeout", "upstream service timed out"),
+    GatewayError(505, "http_version_not_supported", "HTTP version not supported"),
 )
 
 # What /media/ may hold (the posts service stores images and videos there).
@@ -115,7 +136,7 @@ def render(config: GatewayConfig) -> str:
         http2_directive=_version(config.nginx_version) >= HTTP2_DIRECTIVE_SINCE,
         listen_address=_listen_address(config.listen_host),
         http_routes=routes,
-        gateway_errors=_GATEWAY_ERRORS,
+        gateway_errors=GATEWAY_ERRORS,
         media_types=_MEDIA_TYPES,
         auth_cache_inactive=max(10, 4 * config.auth_cache_seconds),
     )
