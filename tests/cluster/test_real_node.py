@@ -24,6 +24,7 @@ from devstack.config import INFRA, NODE_NETWORK
 from devstack.servers.kube import kubectl
 from tests.cluster.conftest import (
     condition,
+    get_json,
     namespaced,
     patch_socialhub,
     pods,
@@ -63,6 +64,12 @@ async def test_the_socialhub_runs_on_the_real_node(e2e_socialhub: cluster.Target
                                                    lua: str, tmp_path: Path) -> None:
     target = e2e_socialhub
     assert all_available(target)
+    # The operator itself: manifests/base's Deployment, admitted under `restricted`.
+    namespace = get_json("get", "namespace", cluster.OPERATOR_NAMESPACE)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    operator = get_json("-n", cluster.OPERATOR_NAMESPACE, "get", "deployment",
+                        "socialhub-operator")
+    assert operator["status"]["availableReplicas"] == 1
     for component in COMPONENTS:
         for pod in pods(target, component):
             assert pod["spec"]["nodeName"] == NODE_NETWORK.node_name
