@@ -11,7 +11,8 @@ from tests.test_quickstart import (
     test_f_chat_through_the_gateway,
 )
 
-pytestmark = [pytest.mark.node, pytest.mark.kube, pytest.mark.slow]
+# Generous: the first test also waits for the images, the node and the SocialHub.
+pytestmark = [pytest.mark.node, pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(900)]
 
 __all__ = ["test_a_b_register_and_login", "test_c_create_a_post",
            "test_d_e_follow_a_user_and_they_get_notified", "test_f_chat_through_the_gateway"]

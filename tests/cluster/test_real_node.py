@@ -35,7 +35,8 @@ from tests.operator.conftest import argo_health
 from tests.posts.helpers import png
 from tests.test_quickstart import bearer, register_and_login
 
-pytestmark = [pytest.mark.node, pytest.mark.kube, pytest.mark.slow]
+# Generous: the first test also waits for the images, the node and the SocialHub.
+pytestmark = [pytest.mark.node, pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(900)]
 
 COMPONENTS = ("auth", "posts", "notifications", "users", "chat", "gateway")
 ROLL_SECONDS = 240.0
