@@ -1,16 +1,21 @@
 """The kit's HTTP behaviour shared by every service: errors, request ids, metrics, health."""
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
 from socialhub.kit.app import create_app, resources
 from socialhub.kit.errors import conflict
 from socialhub.kit.identity import CurrentUser
+from devstack.waiting import free_port
 from socialhub.kit.settings import ServiceSettings
 from tests.support import app_client
 
@@ -32,6 +37,11 @@ async def create_item(item_id: int, item: Item) -> dict[str, object]:
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internal detail")
+
+
+@router.post("/boom")
+async def boom_after_reading(item: Item) -> None:
+    raise RuntimeError(f"secret internal detail about {item.name}")
 
 
 @router.get("/whoami")
@@ -87,10 +97,65 @@ async def test_unknown_routes_and_methods_answer_json(client: httpx.AsyncClient)
 
 
 async def test_unexpected_errors_are_a_generic_500(client: httpx.AsyncClient) -> None:
-    response = await client.get("/boom")
+    response = await client.get("/boom", headers={"x-request-id": "req-boom"})
     assert response.status_code == 500
     assert response.json()["error"]["message"] == "internal server error"
+    assert response.json()["requestId"] == "req-boom"
     assert "secret" not in response.text
+
+
+@asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[int]:
+    """The app on a real uvicorn server (the services' own), on a free port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            assert not task.done(), "the server did not start"
+            await asyncio.sleep(0.02)
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str,
+                   path: str, body: dict[str, Any] | None = None,
+                   request_id: str = "") -> tuple[int, dict[str, str], Any]:
+    """One request and its response on an open HTTP/1.1 connection, which stays open."""
+    payload = json.dumps(body).encode() if body is not None else b""
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: kit\r\nX-Request-ID: {request_id}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                 "\r\n".encode() + payload)
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(head[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+    content = await reader.readexactly(int(headers["content-length"]))
+    return status, headers, json.loads(content)
+
+
+async def test_a_500_leaves_the_keep_alive_connection_usable() -> None:
+    """The gateway pools connections: after a failed request the next one on the same
+    connection (maybe another user's) must be served, not find it closed."""
+    async with served(build()) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for round_ in range(5):
+                status, headers, failed = await exchange(
+                    reader, writer, "POST", "/boom", {"name": "x" * 10, "size": 1},
+                    request_id=f"boom-{round_}")
+                assert status == 500
+                assert failed["requestId"] == headers["x-request-id"] == f"boom-{round_}"
+                assert "secret" not in json.dumps(failed)
+                assert headers.get("connection") != "close"
+                status, _, created = await exchange(reader, writer, "POST", f"/items/{round_}",
+                                                    {"name": "fine", "size": 1})
+                assert (status, created) == (200, {"id": round_, "name": "fine"})
+        finally:
+            writer.close()
 
 
 async def test_identity_comes_from_the_gateway_header(client: httpx.AsyncClient) -> None:

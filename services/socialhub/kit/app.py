@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from socialhub.kit import health
 from socialhub.kit.database import Database
-from socialhub.kit.errors import install_error_handlers
+from socialhub.kit.errors import UnexpectedErrorMiddleware, install_error_handlers
+from socialhub.kit.inputs import BodyLimitMiddleware
 from socialhub.kit.redis_client import connect_redis
 from socialhub.kit.settings import (
     MongoSettings,
@@ -36,6 +37,9 @@ def create_app(service: str, settings: ServiceSettings, *, lifespan: Lifespan,
     app.state.service = service
     app.state.readiness_checks = {}
     install_error_handlers(app)
+    # the last added runs first: the request id is set before anything can fail or be refused
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(TelemetryMiddleware, service=service, log_requests=settings.access_log)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(health.router)

@@ -4,7 +4,8 @@
      "requestId": "..."}
 
 `fields` names the offending input fields (validation errors, conflicts); it is omitted when
-empty. Unexpected exceptions become a generic 500 whose details go to the log, never the client.
+empty. Unexpected exceptions become a generic 500 whose details go to the log, never the client
+(UnexpectedErrorMiddleware).
 """
 
 import logging
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socialhub.kit.telemetry import current_request_id
 
@@ -98,13 +100,40 @@ async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status, code, message, headers=exc.headers)
 
 
-async def _on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(500, "internal_error", "internal server error")
+class UnexpectedErrorMiddleware:
+    """Answers an unexpected exception with the 500 envelope and returns normally.
+
+    It runs inside the request id's context (TelemetryMiddleware wraps it), so the answer
+    carries the id. An exception handler for `Exception` would run in Starlette's outermost
+    middleware, which re-raises: the server then closes a keep-alive connection the gateway has
+    already pooled, and the next request on it (maybe another user's) fails with 502.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception:
+            if started:
+                raise  # part of a response went out: only closing the connection ends it
+            log.exception("unhandled error")
+            response = error_response(500, "internal_error", "internal server error")
+            await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
-    app.add_exception_handler(Exception, _on_unexpected)
