@@ -12,10 +12,10 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 
+from devstack.waiting import free_port
 from socialhub.kit.app import create_app, resources
 from socialhub.kit.errors import conflict
 from socialhub.kit.identity import CurrentUser
-from devstack.waiting import free_port
 from socialhub.kit.settings import ServiceSettings
 from tests.support import app_client
 
@@ -132,7 +132,8 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, m
     await writer.drain()
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
     status = int(head[0].split()[1])
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:] if line)}
+    fields = (line.partition(":") for line in head[1:] if line)
+    headers = {name.lower(): value.strip() for name, _, value in fields}
     content = await reader.readexactly(int(headers["content-length"]))
     return status, headers, json.loads(content)
 

@@ -30,7 +30,7 @@ def test_control_characters_and_lone_surrogates_are_no_text(value: str) -> None:
 @pytest.mark.parametrize("value", ["a\tb", "two\nlines", "windows\r\n"])
 def test_text_keeps_tabs_and_line_breaks_but_a_line_does_not(value: str) -> None:
     assert check_text(value) == value
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="control characters"):
         check_line(value)
 
 
