@@ -155,3 +155,10 @@ async def read_topic(bootstrap: str, topic: str, count: int, *,
     finally:
         await consumer.stop()
     return found
+
+
+def escaped_json(body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """httpx arguments sending `body` as ASCII JSON: lone surrogates stay `\\udXXX` escapes,
+    as an attacker sends them (httpx's `json=` cannot encode them)."""
+    return {"content": json.dumps(body).encode(),
+            "headers": {**(headers or {}), "content-type": "application/json"}}

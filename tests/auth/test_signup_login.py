@@ -6,7 +6,7 @@ import pytest
 from devstack.platform import Platform
 from socialhub.kit.events.topics import USER_TOPIC
 from tests.auth.helpers import bearer, signup
-from tests.support import PASSWORD, EventProbe, unique
+from tests.support import PASSWORD, EventProbe, escaped_json, unique
 
 
 async def test_signup_returns_a_token_and_the_user(auth: httpx.AsyncClient) -> None:
@@ -61,13 +61,17 @@ async def test_taken_email_or_username_is_409_naming_the_field(
     ("password", "1" * 80, "72 bytes"),
     ("name", "", "at least 1"),
     ("name", "n" * 101, "at most 100"),
+    ("name", "nul\x00byte", "control characters"),
+    ("name", "two\nlines", "control characters"),
+    ("name", "lone \ud800", "string"),  # refused by pydantic-core itself
+    ("password", "Secure\x00Pass123", "control characters"),
 ])
 async def test_invalid_signup_fields_are_named(auth: httpx.AsyncClient, field: str, value: str,
                                                reason: str) -> None:
     username = unique()
     body = {"name": "Name", "email": f"{username}@example.com", "username": username,
             "password": PASSWORD, field: value}
-    response = await auth.post("/auth/signup", json=body)
+    response = await auth.post("/auth/signup", **escaped_json(body))
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "validation_error"
@@ -110,3 +114,14 @@ async def test_wrong_password_and_unknown_account_get_the_same_401(
                                     "password": "Wrong1234"})
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json()["error"]["message"] == unknown.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("identifier", "nul\x00@example.com"), ("identifier", "\udc00"),
+    ("password", "Wrong\x001234"), ("password", "Wrong\ud8001234")])
+async def test_login_fields_with_control_characters_are_422_naming_the_field(
+        auth: httpx.AsyncClient, field: str, value: str) -> None:
+    body = {"identifier": f"{unique()}@example.com", "password": "Wrong1234", field: value}
+    response = await auth.post("/auth/login", **escaped_json(body))
+    assert response.status_code == 422, response.text
+    assert list(response.json()["error"]["fields"]) == [field]

@@ -20,6 +20,7 @@ from tests.posts.helpers import (
     png,
     someone,
 )
+from tests.support import escaped_json
 
 ALICE = someone("alice")
 
@@ -138,6 +139,51 @@ async def test_size_limits_per_file_kind_and_per_post(small_limits: httpx.AsyncC
                             "content-length": str(5 * 1024 * 1024)},
         content=b"{}" + bytes(5 * 1024 * 1024 - 2))
     assert_error(declared, 413, "payload_too_large")
+
+
+BAD_TEXT = ["nul\x00byte", "escape \x1b[2J", "lone \ud800 surrogate", "\udfff"]
+
+
+@pytest.mark.parametrize("text", BAD_TEXT)
+async def test_control_characters_and_lone_surrogates_are_422_everywhere(
+        posts: httpx.AsyncClient, text: str) -> None:
+    """Create (JSON and form), edit, comment and suggest share the kit's text rule."""
+    headers = as_user(ALICE)
+    post = await create_post(posts, ALICE)
+    created = await posts.post("/posts/", **escaped_json({"content": text}, headers))
+    assert assert_error(created, 422)["error"]["fields"].keys() == {"content"}
+    if "\x00" in text:  # a form field carries raw bytes, which cannot hold a lone surrogate
+        form = await posts.post("/posts/", headers=headers, files={"content": (None, text)})
+        assert "content" in assert_error(form, 422)["error"]["fields"]
+    edited = await posts.patch(f"/posts/{post['id']}",
+                               **escaped_json({"content": text}, headers))
+    assert "content" in assert_error(edited, 422)["error"]["fields"]
+    comment = await posts.post(f"/posts/{post['id']}/comments",
+                               **escaped_json({"content": text}, headers))
+    assert "content" in assert_error(comment, 422)["error"]["fields"]
+    suggest = await posts.post("/posts/ai/suggest", **escaped_json({"content": text}, headers))
+    assert "content" in assert_error(suggest, 422)["error"]["fields"]
+    assert (await posts.get(f"/posts/{post['id']}", headers=headers)).json()["content"] == "hello"
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 1000 + b"]" * 1000,
+    b'{"content": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"content": "hi", "n": ' + b"9" * 5000 + b"}",
+    b'{"content": "hi", "n": 1e99999}',
+], ids=["nested-1000", "nested-100000", "5000-digit-int", "huge-float"])
+async def test_json_the_decoder_refuses_is_a_4xx(posts: httpx.AsyncClient, body: bytes) -> None:
+    response = await posts.post("/posts/", headers={**as_user(ALICE),
+                                "content-type": "application/json"}, content=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert_error(response, response.status_code)
+
+
+async def test_json_bodies_over_the_kit_cap_are_413_before_they_are_read(
+        posts: httpx.AsyncClient) -> None:
+    response = await posts.post("/posts/", headers=as_user(ALICE),
+                                json={"content": "hi", "padding": "x" * 70_000})
+    assert_error(response, 413, "payload_too_large")
 
 
 async def test_missing_or_forged_identity_is_401(posts: httpx.AsyncClient) -> None:

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from socialhub.kit.inputs import MULTILINE, SINGLE_LINE
+
 USERNAME_PATTERN = re.compile(r"^[a-z0-9_]{3,30}$")
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores (bcrypt>=5: refuses) anything longer
@@ -35,9 +37,10 @@ def _lower(value: str) -> str:
 
 
 Username = Annotated[str, AfterValidator(_normalise_username)]
-Password = Annotated[str, AfterValidator(_check_password_strength)]
+Password = Annotated[str, MULTILINE, AfterValidator(_check_password_strength)]
 Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(_lower)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                 SINGLE_LINE]
 
 
 class ApiModel(BaseModel):
@@ -53,8 +56,8 @@ class SignupRequest(ApiModel):
 
 class LoginRequest(ApiModel):
     identifier: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
-                                                 min_length=1, max_length=254)]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+                                                 min_length=1, max_length=254), SINGLE_LINE]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024), MULTILINE]
 
 
 class ForgotPasswordRequest(ApiModel):

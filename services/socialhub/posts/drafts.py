@@ -4,8 +4,9 @@
       -F "content=My first post on SocialHub!" -F "visibility=public"
 
 The body is parsed here rather than by FastAPI's form parameters so that every way a body can
-be wrong gets its own clear 4xx: 413 (too large), 415 (not JSON or a form; a file that is no
-image or video), 422 (invalid fields, too many files, nothing to post).
+be wrong gets its own clear 4xx: 413 (too large; a JSON body over the kit's cap never gets
+here), 415 (not JSON or a form; a file that is no image or video), 422 (invalid fields, too many
+files, nothing to post).
 """
 
 import hashlib
@@ -94,7 +95,9 @@ async def _json_body(request: Request) -> Any:
         return json.loads(await request.body())
     except ClientDisconnect:
         raise _incomplete() from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError: malformed, not UTF-8, or an integer past Python's 4,300-digit limit;
+        # RecursionError: nested deeper than the decoder goes
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic.alias_generators import to_camel
 from sqlalchemy import Row
 
+from socialhub.kit.inputs import MULTILINE
 from socialhub.posts.models import ReactionKind, Visibility
 
 PAGE_SIZE_DEFAULT = 20
@@ -16,11 +17,12 @@ PAGE_SIZE_MAX = 100
 POST_MAX_CHARS = 5000
 COMMENT_MAX_CHARS = 2000
 
-PostText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=POST_MAX_CHARS)]
+PostText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=POST_MAX_CHARS),
+                     MULTILINE]
 CommentText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=COMMENT_MAX_CHARS)]
+                                               max_length=COMMENT_MAX_CHARS), MULTILINE]
 SuggestText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=POST_MAX_CHARS)]
+                                               max_length=POST_MAX_CHARS), MULTILINE]
 
 
 class ApiModel(BaseModel):
