@@ -9,7 +9,7 @@ import pytest
 from devstack.platform import Platform
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.events.topics import USER_TOPIC
-from tests.support import EventProbe, eventually, unique
+from tests.support import EventProbe, escaped_json, eventually, unique
 from tests.users.helpers import UsersDb, as_user, new_user, profile, publish, someone
 
 PROFILE_KEYS = {"id", "username", "name", "bio", "avatarUrl", "followersCount",
@@ -155,16 +155,20 @@ async def test_update_changes_only_what_was_sent_and_publishes_user_updated(
     ({"name": "n" * 101}, "name"),
     ({"name": "nul\x00byte"}, "name"),
     ({"name": "bell\x07"}, "name"),
+    ({"name": "lone \ud800"}, "name"),
     ({"name": None}, "body"),
     ({"name": 42}, "name"),
     ({"bio": "b" * 501}, "bio"),
     ({"bio": "nul\x00"}, "bio"),
+    ({"bio": "lone \udfff"}, "bio"),
     ({"bio": ["a"]}, "bio"),
     ({"avatarUrl": "javascript:alert(1)"}, "avatarUrl"),
     ({"avatarUrl": "ftp://example.com/a.png"}, "avatarUrl"),
     ({"avatarUrl": "data:image/png;base64,AAAA"}, "avatarUrl"),
     ({"avatarUrl": "not a url"}, "avatarUrl"),
     ({"avatarUrl": "https://example.com/" + "a" * 2100}, "avatarUrl"),
+    # 1,020 characters sent, 6,020 once percent-encoded: the column holds 2,048
+    ({"avatarUrl": "https://example.com/" + "é" * 1000}, "avatarUrl"),
     ({"avatarUrl": 7}, "avatarUrl"),
     ({"username": "newname"}, "username"),
     ({"followersCount": 1000000}, "followersCount"),
@@ -174,12 +178,21 @@ async def test_invalid_updates_are_422_naming_the_field(
         users: httpx.AsyncClient, body: dict[str, Any], field: str) -> None:
     me = await new_user(users)
     before = await profile(users, me, me)
-    response = await users.patch("/users/me", headers=as_user(me), json=body)
+    response = await users.patch("/users/me", **escaped_json(body, as_user(me)))
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert field in error["fields"], error
     assert await profile(users, me, me) == before
+
+
+async def test_an_avatar_url_is_stored_percent_encoded_within_the_column(
+        users: httpx.AsyncClient) -> None:
+    me = await new_user(users)
+    response = await users.patch("/users/me", headers=as_user(me),
+                                 json={"avatarUrl": "https://example.com/" + "é" * 300})
+    assert response.status_code == 200, response.text
+    assert response.json()["avatarUrl"] == "https://example.com/" + "%C3%A9" * 300
 
 
 async def test_update_bodies_that_are_not_objects_are_4xx(users: httpx.AsyncClient) -> None:

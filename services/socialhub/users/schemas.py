@@ -1,6 +1,5 @@
 """Request and response bodies of the users API, with the input rules."""
 
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Self
@@ -16,36 +15,28 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from socialhub.kit.inputs import MULTILINE, SINGLE_LINE
 from socialhub.users.models import AVATAR_URL_MAX, BIO_MAX, NAME_MAX, USERNAME_MAX
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,30}$"
 SEARCH_MAX = 50
-# Control characters (NUL breaks PostgreSQL text); the bio may keep line breaks and tabs.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_EXCEPT_NEWLINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _no_control_characters(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _only_newline_controls(value: str) -> str:
-    if _CONTROL_EXCEPT_NEWLINES.search(value):
-        raise ValueError("must not contain control characters other than line breaks and tabs")
-    return value
+def _fits_the_column(url: HttpUrl) -> HttpUrl:
+    """The stored form is percent-encoded, so it can be longer than what was sent."""
+    if len(str(url)) > AVATAR_URL_MAX:
+        raise ValueError(f"must be at most {AVATAR_URL_MAX} characters once percent-encoded")
+    return url
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-                 AfterValidator(_no_control_characters)]
-Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=BIO_MAX),
-                AfterValidator(_only_newline_controls)]
+                 SINGLE_LINE]
+Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=BIO_MAX), MULTILINE]
 AvatarUrl = Annotated[HttpUrl, UrlConstraints(max_length=AVATAR_URL_MAX,
-                                              allowed_schemes=["http", "https"])]
+                                              allowed_schemes=["http", "https"]),
+                      AfterValidator(_fits_the_column)]
 SearchQuery = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
-                                               max_length=SEARCH_MAX),
-                        AfterValidator(_no_control_characters)]
+                                               max_length=SEARCH_MAX), SINGLE_LINE]
 Username = Annotated[str, StringConstraints(to_lower=True, max_length=USERNAME_MAX,
                                             pattern=USERNAME_PATTERN)]
 
