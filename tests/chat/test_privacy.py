@@ -159,9 +159,15 @@ async def test_history_pages_over_http_with_a_cursor(
                                         headers=writer.header)).json()["messages"][0]
         assert first_message["message"] == "m0"
         assert first_message["userId"] == writer.id
-        bad = await http.get(f"/chat/rooms/{room}/messages", params={"before": "yesterday"},
-                             headers=writer.header)
-        assert bad.status_code == 400
-        assert bad.json()["error"]["code"] == "bad_request"
+        for bad_cursor in ("yesterday", "0-0", "18446744073709551616-0",
+                           "1-18446744073709551616", "99999999999999999999-1"):
+            bad = await http.get(f"/chat/rooms/{room}/messages",
+                                 params={"before": bad_cursor}, headers=writer.header)
+            assert bad.status_code == 422, (bad_cursor, bad.text)
+            assert list(bad.json()["error"]["fields"]) == ["before"]
+        largest = await http.get(f"/chat/rooms/{room}/messages",
+                                 params={"before": "18446744073709551615-18446744073709551615"},
+                                 headers=writer.header)
+        assert [m["id"] for m in largest.json()["messages"]][:1] == [ids[-1]]
         assert (await http.get("/chat/rooms/bad room/messages",
                                headers=writer.header)).status_code == 400

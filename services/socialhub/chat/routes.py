@@ -14,6 +14,7 @@ from socialhub.chat.schemas import (
     AddMembersRequest,
     ChatMessageOut,
     CreateGroupRequest,
+    Cursor,
     DirectRoom,
     GroupOut,
     MessagePage,
@@ -39,7 +40,7 @@ def _out(group: Group) -> GroupOut:
 
 @router.get("/rooms/{room_id}/messages", response_model=MessagePage)
 async def history(room_id: str, user: CurrentUser, chat: Chat,
-                  before: Annotated[str | None, Query(max_length=45)] = None,
+                  before: Annotated[Cursor | None, Query()] = None,
                   limit: Annotated[int, Query(ge=1)] = 50) -> MessagePage:
     """Older messages page by page, newest first; `before` is the previous `nextCursor`."""
     limit = min(limit, chat.settings.chat_history_page_max)

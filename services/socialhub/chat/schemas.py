@@ -3,10 +3,15 @@
 import uuid
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+from socialhub.chat.store import check_cursor
+from socialhub.kit.inputs import SINGLE_LINE
+
+GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                      SINGLE_LINE]
+Cursor = Annotated[str, StringConstraints(max_length=45), AfterValidator(check_cursor)]
 
 
 class ApiModel(BaseModel):

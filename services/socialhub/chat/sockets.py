@@ -36,6 +36,7 @@ from socialhub.chat.verify import (
     token_from,
 )
 from socialhub.kit.identity import Principal
+from socialhub.kit.inputs import check_line, check_text
 
 log = logging.getLogger(__name__)
 
@@ -217,20 +218,28 @@ class ChatSockets:
     async def _handle(self, event: str,
                       handler: Callable[[Connection, Any], Awaitable[Ack]],
                       sid: str, data: Any = None, *_: Any) -> Ack:
-        """Run one client event: refusals become an `error` event and a failed ack."""
+        """Run one client event: refusals, and failures of this event alone, become an
+        `error` event and a failed ack; the connection and its other events carry on."""
         conn = self.connections.get(sid)
-        room_id = data.get("roomId") if isinstance(data, dict) else None
         try:
             if conn is None or conn.closed:
                 raise ChatError(409, "not_connected", "the connection is closing")
             result = await handler(conn, data)
         except ChatError as exc:
-            EVENTS.labels(event, exc.code).inc()
-            payload = exc.as_event(event, room_id if isinstance(room_id, str) else None)
-            await self.sio.emit("error", payload, to=sid)
-            return {"ok": False, "error": payload}
+            return await self._refuse(sid, event, data, exc)
+        except Exception:
+            log.exception("handling %s failed", event)
+            return await self._refuse(sid, event, data,
+                                      ChatError(500, "internal_error", "internal server error"))
         EVENTS.labels(event, "ok").inc()
         return result
+
+    async def _refuse(self, sid: str, event: str, data: Any, error: ChatError) -> Ack:
+        EVENTS.labels(event, error.code).inc()
+        room_id = data.get("roomId") if isinstance(data, dict) else None
+        payload = error.as_event(event, room_id if isinstance(room_id, str) else None)
+        await self.sio.emit("error", payload, to=sid)
+        return {"ok": False, "error": payload}
 
     async def join_room(self, conn: Connection, data: Any) -> Ack:
         room = await self.chat.authorize(_field(data, "roomId"), conn.user.id)
@@ -258,7 +267,7 @@ class ChatSockets:
 
     async def send_message(self, conn: Connection, data: Any) -> Ack:
         room_id = _field(data, "roomId")
-        message = _field(data, "message")
+        message = _field(data, "message", check_text)
         if room_id not in conn.rooms:
             raise forbidden("join the room before sending to it")
         if not message.strip():
@@ -465,10 +474,14 @@ class ChatSockets:
                 await self.sio.eio.send_packet(eio_sid, message)
 
 
-def _field(data: Any, name: str) -> str:
+def _field(data: Any, name: str, rule: Callable[[str], str] = check_line) -> str:
+    """A string field of a client event, held to the kit's text rule."""
     if not isinstance(data, dict):
         raise invalid(f"expected an object with {name}")
     value = data.get(name)
     if not isinstance(value, str):
         raise invalid(f"{name} must be a string")
-    return value
+    try:
+        return rule(value)
+    except ValueError as exc:
+        raise invalid(f"{name} {exc}") from None

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from socialhub.chat.errors import ChatError, invalid
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+STREAM_ID_PART_MAX = 2**64 - 1  # Redis keeps both parts of a stream id as unsigned 64-bit
 
 # Store and broadcast in one step: every instance receives messages in stream order, and a
 # message is in the history before any instance can deliver it (the join protocol relies on it).
@@ -66,6 +67,16 @@ def stream_id_key(message_id: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
+def check_cursor(value: str) -> str:
+    """A history cursor Redis can page before: a stream id above 0-0 (no message is older)."""
+    if not STREAM_ID.fullmatch(value):
+        raise ValueError("must be a message id such as 1700000000000-0")
+    ms, seq = stream_id_key(value)
+    if max(ms, seq) > STREAM_ID_PART_MAX or (ms, seq) == (0, 0):
+        raise ValueError("is no message id: both parts are 0 to 2^64-1, and 0-0 is none")
+    return value
+
+
 @dataclass(frozen=True)
 class Page:
     messages: list[dict[str, str]]  # newest first
@@ -94,9 +105,7 @@ class MessageStore:
         return [_wire(room_id, entry) for entry in reversed(entries)]
 
     async def page(self, room_id: str, before: str | None, limit: int) -> Page:
-        """Messages older than the cursor `before` (a message id), newest first."""
-        if before is not None and not STREAM_ID.fullmatch(before):
-            raise invalid("cursor must be a message id such as 1700000000000-0")
+        """Messages older than the cursor `before` (checked by `check_cursor`), newest first."""
         upper = f"({before}" if before is not None else "+"
         entries = cast(list[Entry], await self.redis.xrevrange(
             stream_key(room_id), max=upper, min="-", count=limit + 1))
