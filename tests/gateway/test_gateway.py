@@ -15,6 +15,7 @@ import pytest
 from websockets.sync.client import connect
 
 from devstack.waiting import free_port, wait_until
+from socialhub.gateway import api_documents
 from tests.gateway.conftest import MEDIA_BYTES, MEDIA_FILE, Gateway, start_gateway
 from tests.support import PASSWORD
 
@@ -161,6 +162,26 @@ def test_the_token_check_endpoint_is_not_reachable_from_outside(
         client: httpx.Client, account: dict[str, Any]) -> None:
     for path in ("/api/v1/auth/verify-user", "/_gateway/verify-user"):
         assert_error(client.get(path, headers=bearer(account["token"])), 404, "not_found")
+
+
+@pytest.mark.parametrize("service", ["users", "posts", "chat"])
+def test_api_documents_pass_without_a_token(client: httpx.Client, service: str) -> None:
+    for path in api_documents(service):
+        seen = seen_by_upstream(client.get(path, headers={"X-User-Payload": SPOOFED}))
+        assert (seen["service"], seen["path"]) == (service, path)
+        assert "x-user-payload" not in seen["headers"]
+
+
+def test_the_auth_services_document_lists_only_routed_paths(client: httpx.Client) -> None:
+    document_path, docs_path = api_documents("auth")
+    document = client.get(document_path).json()
+    assert "/auth/login" in document["paths"]
+    assert "/api/v1/auth/verify-user" not in document["paths"]  # the gateway answers it 404
+    docs = client.get(docs_path)
+    assert docs.status_code == 200
+    assert document_path in docs.text
+    # The fixture runs no notifications service.
+    assert_error(client.get(api_documents("notifications")[0]), 503, "service_unavailable")
 
 
 def test_unknown_routes_and_absent_services_answer_json(client: httpx.Client,

@@ -22,6 +22,7 @@ from socialhub.auth.tokens import TokenClaims
 from socialhub.kit.database import SessionDep
 from socialhub.kit.errors import not_found, unauthorized
 from socialhub.kit.identity import USER_PAYLOAD_HEADER
+from socialhub.kit.openapi import errors
 
 router = APIRouter(tags=["auth"])
 _bearer = HTTPBearer(auto_error=False)
@@ -49,28 +50,33 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
+@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, response_model=AuthResponse,
+             responses=errors((409, "that email or username is already registered"),
+                              (429, "too many signups from this address, or requests")))
 async def signup(body: SignupRequest, request: Request, session: SessionDep,
                  auth: Auth) -> AuthResponse:
     user, token = await auth.signup(session, body, _client_ip(request))
     return AuthResponse(token=token, user=UserOut.model_validate(user))
 
 
-@router.post("/auth/login", response_model=AuthResponse)
+@router.post("/auth/login", response_model=AuthResponse, responses=errors(
+    (401, "wrong identifier or password"),
+    (429, "too many attempts from this address or on this account, or requests")))
 async def login(body: LoginRequest, request: Request, session: SessionDep,
                 auth: Auth) -> AuthResponse:
     user, token = await auth.login(session, body.identifier, body.password, _client_ip(request))
     return AuthResponse(token=token, user=UserOut.model_validate(user))
 
 
-@router.get("/api/v1/auth/verify-user", response_model=VerifiedUser)
+@router.get("/api/v1/auth/verify-user", response_model=VerifiedUser, include_in_schema=False)
 async def verify_user(claims: Claims, response: Response) -> VerifiedUser:
     """The gateway's token check: 200 with `x-user-payload`, or 401."""
     response.headers[USER_PAYLOAD_HEADER] = claims.principal.header_value()
     return VerifiedUser(id=claims.user_id, username=claims.username)
 
 
-@router.get("/auth/me", response_model=UserOut)
+@router.get("/auth/me", response_model=UserOut,
+            responses=errors((404, "the token's account no longer exists")))
 async def me(claims: Claims, session: SessionDep) -> UserOut:
     user = (await session.execute(select(User).where(User.id == claims.user_id))).scalar()
     if user is None:
@@ -84,7 +90,8 @@ async def logout(claims: Claims, auth: Auth) -> None:
 
 
 @router.post("/auth/password/forgot", status_code=status.HTTP_202_ACCEPTED,
-             response_model=Message)
+             response_model=Message,
+             responses=errors((429, "too many reset requests for this email, or requests")))
 async def forgot_password(body: ForgotPasswordRequest, session: SessionDep, auth: Auth,
                           background: BackgroundTasks) -> Message:
     """Always 202, whether or not the account exists; the mail goes out after the response."""
@@ -94,7 +101,8 @@ async def forgot_password(body: ForgotPasswordRequest, session: SessionDep, auth
     return Message(message="if that email is registered, a reset code has been sent")
 
 
-@router.post("/auth/password/reset", response_model=Message)
+@router.post("/auth/password/reset", response_model=Message, responses=errors(
+    (400, "the reset code is wrong, expired or used up (`invalid_reset_code`)")))
 async def reset_password(body: ResetPasswordRequest, session: SessionDep, auth: Auth) -> Message:
     await auth.reset_password(session, body)
     return Message(message="password updated; sign in again with the new password")

@@ -22,8 +22,13 @@ from socialhub.chat.schemas import (
 from socialhub.chat.service import ChatService
 from socialhub.chat.store import Group
 from socialhub.kit.identity import CurrentUser
+from socialhub.kit.openapi import errors
 
 router = APIRouter(prefix="/chat", tags=["chat"])
+BAD_ROOM = (400, "not a room id")
+NOT_A_MEMBER = (403, "the caller is not a member of the room")
+NO_GROUP = (404, "no such group room")
+NOT_THE_OWNER = (403, "the caller is not the group's owner")
 
 
 def _service(request: Request) -> ChatService:
@@ -38,7 +43,8 @@ def _out(group: Group) -> GroupOut:
     return GroupOut.model_validate(group.as_json())
 
 
-@router.get("/rooms/{room_id}/messages", response_model=MessagePage)
+@router.get("/rooms/{room_id}/messages", response_model=MessagePage,
+            responses=errors(BAD_ROOM, NOT_A_MEMBER, NO_GROUP))
 async def history(room_id: str, user: CurrentUser, chat: Chat,
                   before: Annotated[Cursor | None, Query()] = None,
                   limit: Annotated[int, Query(ge=1)] = 50) -> MessagePage:
@@ -49,31 +55,39 @@ async def history(room_id: str, user: CurrentUser, chat: Chat,
                        messages=[ChatMessageOut.model_validate(m) for m in page.messages])
 
 
-@router.post("/rooms", status_code=status.HTTP_201_CREATED, response_model=GroupOut)
+@router.post("/rooms", status_code=status.HTTP_201_CREATED, response_model=GroupOut,
+             responses=errors((400, "more members than a group may have")))
 async def create_group(body: CreateGroupRequest, user: CurrentUser, chat: Chat) -> GroupOut:
     """A private group room owned by the caller, who is always a member."""
     return _out(await chat.create_group(user.id, body.name, set(body.members)))
 
 
-@router.get("/rooms/{room_id}", response_model=GroupOut)
+@router.get("/rooms/{room_id}", response_model=GroupOut,
+            responses=errors(BAD_ROOM, NOT_A_MEMBER, NO_GROUP))
 async def get_group(room_id: str, user: CurrentUser, chat: Chat) -> GroupOut:
     return _out(await chat.group(room_id, user.id))
 
 
-@router.post("/rooms/{room_id}/members", response_model=GroupOut)
+@router.post("/rooms/{room_id}/members", response_model=GroupOut, responses=errors(
+    BAD_ROOM, NOT_THE_OWNER, NO_GROUP, (409, "more members than a group may have")))
 async def add_members(room_id: str, body: AddMembersRequest, user: CurrentUser,
                       chat: Chat) -> GroupOut:
     return _out(await chat.add_members(room_id, user.id, set(body.members)))
 
 
-@router.delete("/rooms/{room_id}/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/rooms/{room_id}/members/{member_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=errors(BAD_ROOM, (403, "the caller is neither the owner nor the "
+                                               "member leaving"),
+                                (404, "no such group room, or no such member"),
+                                (409, "the owner cannot leave their group")))
 async def remove_member(room_id: str, member_id: uuid.UUID, user: CurrentUser,
                         chat: Chat) -> None:
     """The owner removes a member, or a member leaves; their open sockets leave the room."""
     await chat.remove_member(room_id, user.id, member_id)
 
 
-@router.get("/dms/{user_id}", response_model=DirectRoom)
+@router.get("/dms/{user_id}", response_model=DirectRoom,
+            responses=errors((400, "the user is the caller")))
 async def direct_room(user_id: uuid.UUID, user: CurrentUser) -> DirectRoom:
     """The id of the caller's direct-message room with `user_id`."""
     if user_id == user.id:

@@ -20,6 +20,12 @@ _PROTECTED_ROUTES = (("/users/", "users"), ("/posts/", "posts"), ("/notify/", "n
                      ("/chat/", "chat"))
 
 
+def api_documents(service: str) -> tuple[str, str]:
+    """Where a service serves its OpenAPI document and its Swagger UI page: public, through
+    the gateway without a token."""
+    return f"/{service}/openapi.json", f"/{service}/docs"
+
+
 class GatewayError(NamedTuple):
     """An error nginx produces itself, answered in the services' JSON envelope."""
 
@@ -136,6 +142,7 @@ def render(config: GatewayConfig) -> str:
         http2_directive=_version(config.nginx_version) >= HTTP2_DIRECTIVE_SINCE,
         listen_address=_listen_address(config.listen_host),
         http_routes=routes,
+        api_documents={service: api_documents(service) for service in SERVICES},
         gateway_errors=GATEWAY_ERRORS,
         media_types=_MEDIA_TYPES,
         auth_cache_inactive=max(10, 4 * config.auth_cache_seconds),

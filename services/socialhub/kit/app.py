@@ -10,10 +10,12 @@ from fastapi import APIRouter, FastAPI
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from redis.asyncio import Redis
 
+from socialhub.gateway import api_documents
 from socialhub.kit import health
 from socialhub.kit.database import Database
 from socialhub.kit.errors import UnexpectedErrorMiddleware, install_error_handlers
 from socialhub.kit.inputs import BodyLimitMiddleware
+from socialhub.kit.openapi import describe
 from socialhub.kit.redis_client import connect_redis
 from socialhub.kit.settings import (
     MongoSettings,
@@ -31,9 +33,9 @@ Lifespan = Callable[[FastAPI], Any]
 def create_app(service: str, settings: ServiceSettings, *, lifespan: Lifespan,
                routers: Sequence[APIRouter]) -> FastAPI:
     configure_logging(service, settings.log_level)
+    openapi_url, docs_url = api_documents(service)
     app = FastAPI(title=f"SocialHub {service} service", lifespan=lifespan,
-                  openapi_url=f"/{service}/openapi.json", docs_url=f"/{service}/docs",
-                  redoc_url=None)
+                  openapi_url=openapi_url, docs_url=docs_url, redoc_url=None)
     app.state.service = service
     app.state.readiness_checks = {}
     install_error_handlers(app)
@@ -45,6 +47,7 @@ def create_app(service: str, settings: ServiceSettings, *, lifespan: Lifespan,
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
+    describe(app)
     return app
 
 

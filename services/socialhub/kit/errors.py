@@ -16,7 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socialhub.kit.telemetry import current_request_id
@@ -92,12 +94,25 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"invalid input ({summary})", fields=fields)
 
 
-async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     code = HTTPStatus(status).phrase.lower().replace(" ", "_")
-    return error_response(status, code, message, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(status, code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method a route answers at the request's path: Starlette's 405 names only those of
+    the first route that matches the path (GET, where GET, PATCH and DELETE are allowed)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 class UnexpectedErrorMiddleware:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from socialhub.kit.errors import not_found
 from socialhub.kit.identity import CurrentUser
+from socialhub.kit.openapi import errors
 from socialhub.notifications.models import Notification, NotificationType
 from socialhub.notifications.schemas import (
     PAGE_SIZE_DEFAULT,
@@ -22,6 +23,7 @@ from socialhub.notifications.schemas import (
 from socialhub.notifications.store import NotificationStore
 
 router = APIRouter(prefix="/notify/notifications", tags=["notifications"])
+NOT_FOUND = (404, "no such notification of the caller's")
 
 
 def _store(request: Request) -> NotificationStore:
@@ -59,7 +61,7 @@ async def list_notifications(
     )
 
 
-@router.patch("/{notification_id}/read", response_model=Notification)
+@router.patch("/{notification_id}/read", response_model=Notification, responses=errors(NOT_FOUND))
 async def mark_read(notification_id: uuid.UUID, user: CurrentUser, store: Store) -> Notification:
     notification = await store.mark_one_read(str(user.id), str(notification_id))
     if notification is None:
@@ -73,7 +75,8 @@ async def mark_all_read(user: CurrentUser, store: Store) -> ReadAllResult:
     return ReadAllResult(updated=updated, unread_count=await store.unread_count(str(user.id)))
 
 
-@router.delete("/{notification_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{notification_id}", status_code=status.HTTP_204_NO_CONTENT,
+                responses=errors(NOT_FOUND))
 async def delete_notification(notification_id: uuid.UUID, user: CurrentUser,
                               store: Store) -> Response:
     if not await store.delete(str(user.id), str(notification_id)):

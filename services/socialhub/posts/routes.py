@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from socialhub.kit.database import SessionDep
 from socialhub.kit.identity import CurrentUser
+from socialhub.kit.openapi import errors
 from socialhub.kit.ratelimit import Limit, RateLimiter
 from socialhub.posts.ai import SuggestionEngine
 from socialhub.posts.comments import CommentService
@@ -64,6 +65,8 @@ IdempotencyKey = Annotated[str | None, Header(
     description="retrying a create with the same key returns the first result")]
 
 router = APIRouter(prefix="/posts", tags=["posts"])
+NOT_THE_AUTHOR = (403, "the caller is not the author")
+NO_POST = (404, "no such post, or not visible to the caller")
 
 _CREATE_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "additionalProperties": False,
@@ -81,7 +84,12 @@ _CREATE_BODY = {"requestBody": {"required": True, "content": {
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=PostOut,
-             openapi_extra=_CREATE_BODY)
+             openapi_extra=_CREATE_BODY, responses=errors(
+                 (400, "a malformed form, or a body that did not arrive whole"),
+                 (409, "the post created with this Idempotency-Key has been deleted"),
+                 (413, "the body, a file or the files together are too large"),
+                 (415, "neither JSON nor a form, or a file that is no accepted image or "
+                       "video")))
 async def create_post(request: Request, response: Response, user: CurrentUser,
                       session: SessionDep, api: Api,
                       idempotency_key: IdempotencyKey = None) -> PostOut:
@@ -111,7 +119,8 @@ async def user_timeline(user_id: uuid.UUID, request: Request, response: Response
     return _post_page(request, response, items, limit)
 
 
-@router.post("/ai/suggest", response_model=SuggestResponse)
+@router.post("/ai/suggest", response_model=SuggestResponse, responses=errors(
+    (429, "too many suggestions for the caller (a paid API), or requests")))
 async def suggest(body: SuggestRequest, user: CurrentUser, api: Api) -> SuggestResponse:
     """Caption and hashtag ideas and a moderation verdict for a draft."""
     try:
@@ -121,20 +130,21 @@ async def suggest(body: SuggestRequest, user: CurrentUser, api: Api) -> SuggestR
     return await api.ai.suggest(body.content)
 
 
-@router.get("/{post_id}", response_model=PostOut)
+@router.get("/{post_id}", response_model=PostOut, responses=errors(NO_POST))
 async def get_post(post_id: uuid.UUID, user: CurrentUser, session: SessionDep,
                    api: Api) -> PostOut:
     return await api.posts.get(session, user.id, post_id)
 
 
-@router.patch("/{post_id}", response_model=PostOut)
+@router.patch("/{post_id}", response_model=PostOut, responses=errors(NOT_THE_AUTHOR, NO_POST))
 async def update_post(post_id: uuid.UUID, body: UpdatePostRequest, user: CurrentUser,
                       session: SessionDep, api: Api) -> PostOut:
     """The author only: content and/or visibility."""
     return await api.posts.update(session, user, post_id, body)
 
 
-@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=errors(NOT_THE_AUTHOR, NO_POST))
 async def delete_post(post_id: uuid.UUID, user: CurrentUser, session: SessionDep,
                       api: Api) -> Response:
     """The author only; the post's comments and reactions go with it."""
@@ -142,21 +152,22 @@ async def delete_post(post_id: uuid.UUID, user: CurrentUser, session: SessionDep
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{post_id}/like", response_model=ReactionOut)
+@router.post("/{post_id}/like", response_model=ReactionOut, responses=errors(NO_POST))
 async def like(post_id: uuid.UUID, user: CurrentUser, session: SessionDep,
                api: Api) -> ReactionOut:
     """Toggle: like, or take the like back; replaces a dislike."""
     return await api.reactions.toggle(session, user, post_id, ReactionKind.LIKE)
 
 
-@router.post("/{post_id}/dislike", response_model=ReactionOut)
+@router.post("/{post_id}/dislike", response_model=ReactionOut, responses=errors(NO_POST))
 async def dislike(post_id: uuid.UUID, user: CurrentUser, session: SessionDep,
                   api: Api) -> ReactionOut:
     """Toggle: dislike, or take the dislike back; replaces a like."""
     return await api.reactions.toggle(session, user, post_id, ReactionKind.DISLIKE)
 
 
-@router.get("/{post_id}/comments", response_model=CommentPage)
+@router.get("/{post_id}/comments", response_model=CommentPage, responses=errors(
+    (404, "no such post or parent comment, or not visible to the caller")))
 async def list_comments(
     post_id: uuid.UUID, request: Request, response: Response, user: CurrentUser,
     session: SessionDep, api: Api, limit: PageSize = PAGE_SIZE_DEFAULT, cursor: Cursor = None,
@@ -172,13 +183,17 @@ async def list_comments(
 
 
 @router.post("/{post_id}/comments", status_code=status.HTTP_201_CREATED,
-             response_model=CommentOut)
+             response_model=CommentOut, responses=errors(
+                 (404, "no such post or parent comment, or not visible to the caller")))
 async def add_comment(post_id: uuid.UUID, body: CreateCommentRequest, user: CurrentUser,
                       session: SessionDep, api: Api) -> CommentOut:
     return await api.comments.add(session, user, post_id, body)
 
 
-@router.delete("/{post_id}/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{post_id}/comments/{comment_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses=errors(
+                   (403, "the caller wrote neither the comment nor the post"),
+                   (404, "no such post or comment, or not visible to the caller")))
 async def delete_comment(post_id: uuid.UUID, comment_id: uuid.UUID, user: CurrentUser,
                          session: SessionDep, api: Api) -> Response:
     """The comment's author or the post's author; replies go with it."""

@@ -10,6 +10,7 @@ from pydantic_core import to_json
 
 from socialhub.kit.database import SessionDep
 from socialhub.kit.identity import CurrentUser
+from socialhub.kit.openapi import errors
 from socialhub.users.cache import ProfileCache
 from socialhub.users.pagination import (
     DEFAULT_LIMIT,
@@ -62,20 +63,23 @@ WriteDep = Annotated[Write, Depends(_write)]
 UserId = Annotated[uuid.UUID, Path(description="a user id (UUID)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(min_length=1, description="nextCursor of the previous page")]
+BAD_CURSOR = (400, "the cursor is not one this API returned (`invalid_cursor`)")
+NEW_PROFILE_TAKEN = (409, "a new profile's username is held by another account")
+SELF = (400, "the user is the caller")
 
 
-@router.get("/me", response_model=ProfileOut)
+@router.get("/me", response_model=ProfileOut, responses=errors(NEW_PROFILE_TAKEN))
 async def get_me(me: CurrentUser, session: SessionDep, users: Users) -> Response:
     return JsonText(await users.me(session, me))
 
 
-@router.patch("/me", response_model=ProfileOut)
+@router.patch("/me", response_model=ProfileOut, responses=errors(NEW_PROFILE_TAKEN))
 async def update_me(body: ProfileUpdate, me: CurrentUser, write: WriteDep,
                     users: Users) -> Response:
     return JsonText(await users.update_me(write, me, body))
 
 
-@router.get("/search", response_model=SearchPage)
+@router.get("/search", response_model=SearchPage, responses=errors(BAD_CURSOR))
 async def search(me: CurrentUser, session: SessionDep, users: Users, request: Request,
                  q: Annotated[SearchQuery, Query()], limit: Limit = DEFAULT_LIMIT,
                  cursor: Cursor = None) -> Response:
@@ -85,36 +89,38 @@ async def search(me: CurrentUser, session: SessionDep, users: Users, request: Re
     return _page(request, items, last.encode() if last else None)
 
 
-@router.get("/by-username/{username}", response_model=ProfileOut)
+@router.get("/by-username/{username}", response_model=ProfileOut, responses=errors(404))
 async def get_by_username(
         me: CurrentUser, session: SessionDep, users: Users,
         username: Annotated[str, Path(pattern=USERNAME_PATTERN)]) -> Response:
     return JsonText(await users.profile_by_username(session, username.lower()))
 
 
-@router.post("/follow/{user_id}", response_model=FollowState)
+@router.post("/follow/{user_id}", response_model=FollowState, responses=errors(
+    SELF, (403, "a block between the two users, either way"), 404))
 async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Follow a user; following again is not an error and changes nothing."""
     return _model(await users.follow(write, me, user_id))
 
 
-@router.delete("/follow/{user_id}", response_model=FollowState)
+@router.delete("/follow/{user_id}", response_model=FollowState, responses=errors(SELF, 404))
 async def unfollow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     return _model(await users.unfollow(write, me, user_id))
 
 
-@router.post("/block/{user_id}", response_model=BlockState)
+@router.post("/block/{user_id}", response_model=BlockState, responses=errors(SELF, 404))
 async def block(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Block a user: follows between you end both ways, and they cannot follow you."""
     return _model(await users.block(write, me, user_id))
 
 
-@router.delete("/block/{user_id}", response_model=BlockState)
+@router.delete("/block/{user_id}", response_model=BlockState, responses=errors(SELF, 404))
 async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     return _model(await users.unblock(write, me, user_id))
 
 
-@router.get("/{user_id}/followers", response_model=FollowPage)
+@router.get("/{user_id}/followers", response_model=FollowPage,
+            responses=errors(BAD_CURSOR, 404))
 async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
                     request: Request, limit: Limit = DEFAULT_LIMIT,
                     cursor: Cursor = None) -> Response:
@@ -124,7 +130,8 @@ async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users
     return _page(request, items, last.encode() if last else None)
 
 
-@router.get("/{user_id}/following", response_model=FollowPage)
+@router.get("/{user_id}/following", response_model=FollowPage,
+            responses=errors(BAD_CURSOR, 404))
 async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
                     request: Request, limit: Limit = DEFAULT_LIMIT,
                     cursor: Cursor = None) -> Response:
@@ -134,7 +141,7 @@ async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users
     return _page(request, items, last.encode() if last else None)
 
 
-@router.get("/{user_id}", response_model=ProfileOut)
+@router.get("/{user_id}", response_model=ProfileOut, responses=errors(404))
 async def get_user(user_id: UserId, me: CurrentUser, session: SessionDep,
                    users: Users) -> Response:
     return JsonText(await users.profile(session, user_id))
