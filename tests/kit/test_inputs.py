@@ -14,7 +14,7 @@ from pydantic import BaseModel, StringConstraints
 from socialhub.kit.app import create_app
 from socialhub.kit.inputs import MAX_BODY_BYTES, MULTILINE, SINGLE_LINE, check_line, check_text
 from socialhub.kit.settings import ServiceSettings
-from tests.kit.test_http import served
+from tests.kit.test_http import exchange, served
 
 FORBIDDEN_EVERYWHERE = ["a\x00b", "\x07", "\x1b[31m", "\x7f", "\x85", "\ud800", "x\udfffy"]
 
@@ -115,6 +115,23 @@ async def test_a_20_mb_body_is_refused_from_its_length_before_it_is_sent() -> No
         finally:
             writer.close()
     assert status_line.split()[1] == b"413"
+
+
+async def test_a_refused_body_leaves_the_keep_alive_connection_usable() -> None:
+    app = create_app("kit-inputs", ServiceSettings(), lifespan=_no_resources, routers=[router])
+    async with served(app) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(3):
+                status, _, refused = await exchange(
+                    reader, writer, "POST", "/notes", {"title": "big", "body": "x" * 100_000},
+                    request_id="too-big")
+                assert (status, refused["requestId"]) == (413, "too-big")
+                status, _, served_note = await exchange(reader, writer, "POST", "/notes",
+                                                        {"title": "small", "body": "fine"})
+                assert (status, served_note) == (200, {"bodyLength": 4})
+        finally:
+            writer.close()
 
 
 async def _chunks(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:

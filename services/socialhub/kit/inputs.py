@@ -8,7 +8,7 @@ request carries one of the two rules, after its length constraints:
     Bio = Annotated[str, StringConstraints(max_length=500), MULTILINE]
 
 Bodies: every body but a multipart upload is at most MAX_BODY_BYTES, refused with 413 before it
-is read (a JSON decoder's work grows with what it is given, a 20 MB body is no request of ours).
+is read (a JSON decoder's work grows with what it is given; a 20 MB body is no request of ours).
 """
 
 import re
@@ -48,7 +48,7 @@ SINGLE_LINE = AfterValidator(check_line)
 class BodyLimitMiddleware:
     """Refuses a body over MAX_BODY_BYTES with 413: at once when Content-Length says so,
     otherwise (chunked) as soon as that much has arrived; smaller chunked bodies are passed on
-    whole."""
+    whole. The server drops the unread rest and keeps the connection."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -129,8 +129,8 @@ def _route_template(scope: Scope) -> str:
     app = scope.get("app")
     router = getattr(app, "router", None)
     for candidate in getattr(router, "routes", ()):
-        match, _ = candidate.matches(scope)
-        if match is Match.FULL:
+        # FastAPI's included routers match too, and have no path of their own
+        if hasattr(candidate, "path") and candidate.matches(scope)[0] is Match.FULL:
             return str(candidate.path)
     return "unmatched"
 
