@@ -35,6 +35,8 @@ class GatewayError(NamedTuple):
     # nginx's own non-standard codes answered as `status`: 494 (request header too large) and
     # 497 (plain HTTP sent to the TLS port)
     also: tuple[int, ...] = ()
+    # response headers, (name, value); an empty value (an nginx variable) sends none
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def nginx_statuses(self) -> tuple[int, ...]:
@@ -44,7 +46,8 @@ class GatewayError(NamedTuple):
 GATEWAY_ERRORS = (
     GatewayError(400, "bad_request", "malformed request", also=(497,)),
     GatewayError(404, "not_found", "no such route"),
-    GatewayError(405, "method_not_allowed", "method not allowed"),
+    GatewayError(405, "method_not_allowed", "method not allowed",
+                 headers=(("Allow", "$gateway_allow"),)),
     GatewayError(408, "request_timeout", "request timed out"),
     GatewayError(412, "precondition_failed", "precondition failed"),
     GatewayError(413, "payload_too_large", "request body too large"),
