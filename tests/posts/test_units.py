@@ -23,7 +23,10 @@ def test_cursor_round_trip_and_order() -> None:
 
 
 @pytest.mark.parametrize("cursor", ["", "!!!", "bm9wZQ", "LTEuMDA=",
-                                    "MTIzLm5vdC1hLXV1aWQ", "MTIzLjEyMy40NTY"])
+                                    "MTIzLm5vdC1hLXV1aWQ", "MTIzLjEyMy40NTY",
+                                    # 10^20 ms and 253402300800000 ms: past year 9999
+                                    "MTAwMDAwMDAwMDAwMDAwMDAwMDAwLjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw",
+                                    "MjUzNDAyMzAwODAwMDAwLjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"])
 def test_foreign_cursors_are_422(cursor: str) -> None:
     with pytest.raises(ApiError) as refused:
         Position.decode(cursor)

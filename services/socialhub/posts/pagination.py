@@ -29,6 +29,9 @@ def from_ms(ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=ms)
 
 
+MAX_MS = to_ms(datetime.max.replace(tzinfo=UTC))  # the last time Python holds (year 9999)
+
+
 def now_ms_precision() -> datetime:
     """The current time truncated to the millisecond, the precision every post time has."""
     return from_ms(to_ms(datetime.now(UTC)))
@@ -60,7 +63,7 @@ class Position:
             position = cls(int(ms), uuid.UUID(hex=hex_id))
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise invalid_cursor() from None
-        if position.ms < 0:
+        if not 0 <= position.ms <= MAX_MS:
             raise invalid_cursor()
         return position
 
