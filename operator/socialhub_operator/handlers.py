@@ -2,9 +2,10 @@
 
 Kopf's change handlers keep per-object progress in the object itself and its daemons need
 finalizers; neither is needed here. Every event (a spec change, a child edited, deleted or
-progressing, a Secret its pods read changed) only queues its SocialHub; workers run one
-reconciliation per SocialHub at a time (a burst of events collapses into one), and a periodic
-resync catches anything missed.
+progressing, one of its pods failing, a Secret its pods read changed) only queues its
+SocialHub; workers run one reconciliation per SocialHub at a time (a burst of events collapses
+into one), a reconciliation may ask to run again later (a failed Job's retry), and a periodic
+resync catches anything missed, such as a fixed cause that sends no event.
 """
 
 import asyncio
@@ -17,7 +18,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.dynamic.exceptions import DynamicApiError
 
-from socialhub_operator.reconcile import Reconciler
+from socialhub_operator.reconcile import RETRY_SECONDS, Reconciler
 from socialhub_operator.render import MANAGED_BY
 from socialhub_operator.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]  # namespace, name
 WORKERS = 2
 RESYNC_SECONDS = 60.0
-RETRY_SECONDS = 5.0
 # Strimzi's KafkaTopics are not watched: their CRD may come and go with Strimzi, and kopf
 # ends the whole operator when a watched resource's API disappears mid-watch (seen: "404 page
 # not found"). The resync puts a hand-deleted KafkaTopic back within RESYNC_SECONDS.
@@ -72,6 +72,8 @@ class Runtime:
         self.reconciler: Reconciler | None = None
         # The Secrets each SocialHub's pods read, as its last reconciliation found them.
         self.secrets_read: dict[Key, frozenset[str]] = {}
+        # One pending "reconcile again later" per SocialHub: the latest pass's wish replaces it.
+        self._later: dict[Key, asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         try:
@@ -94,18 +96,26 @@ class Runtime:
             key = await self.queue.get()
             try:
                 assert self.reconciler is not None
-                self.secrets_read[key] = await asyncio.to_thread(self.reconciler.reconcile, *key)
+                outcome = await asyncio.to_thread(self.reconciler.reconcile, *key)
+                self.secrets_read[key] = outcome.secrets_read
+                if outcome.recheck_in is not None:
+                    self._again_in(outcome.recheck_in, key)
             except DynamicApiError as error:
                 # e.g. 403 while the namespace terminates: the API's answer says enough.
                 log.warning("reconciling %s/%s failed (%s: %s); retrying in %.0fs", *key,
                             error.status, error.summary(),  # type: ignore[no-untyped-call]
                             RETRY_SECONDS)
-                asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)
+                self._again_in(RETRY_SECONDS, key)
             except Exception:
                 log.exception("reconciling %s/%s failed; retrying in %.0fs", *key, RETRY_SECONDS)
-                asyncio.get_running_loop().call_later(RETRY_SECONDS, self.queue.add, key)
+                self._again_in(RETRY_SECONDS, key)
             finally:
                 self.queue.done(key)
+
+    def _again_in(self, seconds: float, key: Key) -> None:
+        if pending := self._later.get(key):
+            pending.cancel()
+        self._later[key] = asyncio.get_running_loop().call_later(seconds, self.queue.add, key)
 
     async def _resync(self) -> None:
         while True:
@@ -149,6 +159,14 @@ async def _child_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None
 for _group, _version, _plural in CHILDREN:
     kopf.on.event(_group, _version, _plural,
                   labels={"app.kubernetes.io/managed-by": MANAGED_BY})(_child_event)
+
+
+@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+async def _pod_event(labels: kopf.Labels, namespace: str | None, **_: Any) -> None:
+    """A pod that fails to pull or keeps crashing changes no Deployment's status: watch them."""
+    instance = labels.get("app.kubernetes.io/instance")
+    if instance:
+        RUNTIME.queue.add((namespace or "", instance))
 
 
 @kopf.on.event("", "v1", "secrets")

@@ -6,29 +6,55 @@ garbage collector removes them with their SocialHub; children the plan no longer
 pruned here.
 """
 
+import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from pydantic import ValidationError
 
 from socialhub_operator import render
 from socialhub_operator.render import FIELD_MANAGER, MANAGED_BY, ClusterFacts, Instance, Manifest
 from socialhub_operator.spec import API_VERSION, GATEWAY, KIND, SERVICES, SocialHubSpec
-from socialhub_operator.status import Verdict, conditions, verdicts
+from socialhub_operator.status import (
+    RETRY_ANNOTATION,
+    Verdict,
+    capped,
+    conditions,
+    failed,
+    job_failure,
+    retry_in,
+    verdicts,
+    warnings,
+)
 
 log = logging.getLogger(__name__)
+# The API server refusing a child as invalid: only a changed spec helps, retrying does not.
+REFUSED = (400, 422)
+# After any other failure (the API server away, a conflict), reconcile again this soon.
+RETRY_SECONDS = 5.0
 STRIMZI_TOPIC_CRD = "kafkatopics.kafka.strimzi.io"
 # What the operator creates and therefore may prune (the generated Secret is never pruned).
 PRUNABLE = (("v1", "ConfigMap"), ("v1", "Service"), ("batch/v1", "Job"),
             ("apps/v1", "Deployment"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
             ("policy/v1", "PodDisruptionBudget"), ("kafka.strimzi.io/v1beta2", "KafkaTopic"))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the work queue keeps from one reconciliation."""
+    # The Secrets the SocialHub's pods read: an event of one of them queues the SocialHub.
+    secrets_read: frozenset[str] = frozenset()
+    # Reconcile again this many seconds from now (a failed Job falls due for its retry, or an
+    # apply failed for a reason other than the spec), if set.
+    recheck_in: float | None = None
 
 
 class Reconciler:
@@ -93,22 +119,32 @@ class Reconciler:
             digests[name] = render.digest(data or {})
         return digests
 
-    def reconcile(self, namespace: str, name: str) -> frozenset[str]:
-        """Returns the names of the Secrets the SocialHub's pods read (none when it is gone)."""
+    def reconcile(self, namespace: str, name: str) -> Outcome:
+        """One pass; any failure is reported in the status and as a Warning Event."""
         api = self._resource(API_VERSION, KIND)
         try:
             body = api.get(name=name, namespace=namespace).to_dict()
         except NotFoundError:
-            return frozenset()
+            return Outcome()
         if body["metadata"].get("deletionTimestamp"):
-            return frozenset()
+            return Outcome()
+        try:
+            return self._reconcile(body)
+        except Exception as error:
+            # Reported if the API server still answers; the work queue retries either way.
+            cause = _api_error(error) if isinstance(error, DynamicApiError) \
+                else f"{type(error).__name__}: {error}"
+            with contextlib.suppress(DynamicApiError):
+                self._report(body, failed("ReconcileFailed", cause))
+            raise
+
+    def _reconcile(self, body: Manifest) -> Outcome:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
             spec = SocialHubSpec.model_validate(body.get("spec", {}))
         except ValidationError as error:
-            self._report(body, [Verdict("Ready", False, "InvalidSpec", str(error)),
-                                Verdict("Progressing", False, "InvalidSpec", ""),
-                                Verdict("Degraded", True, "InvalidSpec", str(error))], {}, None)
-            return frozenset()
+            self._report(body, failed("InvalidSpec", str(error)))
+            return Outcome()
         instance = Instance(name=name, namespace=namespace, spec=spec)
         owner = render.owner_reference(name, body["metadata"]["uid"])
         if not spec.jwt_secret:
@@ -123,10 +159,13 @@ class Reconciler:
         # Which Secrets the pods read does not depend on their contents: render once to learn
         # them, then again with their digests in the config hashes.
         read = frozenset(render.secrets_read(render.plan(instance, facts).apply))
-        plan = render.plan(instance, replace(
-            facts, secret_digests=self.secret_digests(namespace, read)))
-        for manifest in plan.apply:
-            self.apply(render.owned(manifest, owner))
+        digests = self.secret_digests(namespace, read)
+        plan = render.plan(instance, replace(facts, secret_digests=digests))
+        retried = self._delete_jobs_due_for_retry(namespace, plan, jobs)
+        refused, transient = self._apply(plan, owner, jobs, retried)
+        if refused:
+            self._report(body, [*failed("ApplyFailed", "; ".join(refused)), capped(plan)])
+            return Outcome(read, RETRY_SECONDS if transient else None)
         self._prune(instance, body["metadata"]["uid"], plan, strimzi=strimzi)
 
         deployments = {d["metadata"]["name"]: d
@@ -138,9 +177,56 @@ class Reconciler:
                 render.HASH_ANNOTATION]
             for m in plan.apply if m["kind"] == "Deployment"}
         expected |= {held_name: None for _, held_name in plan.held}
-        found = verdicts(plan, deployments, jobs, expected)
-        self._report(body, found, _components(instance, plan, deployments), spec.version)
-        return read
+        # Pods carry the children's labels too: theirs is the first word on a failing image,
+        # Secret key or crash.
+        pods = self._list("v1", "Pod", namespace, name)
+        found = verdicts(plan, deployments, jobs, expected, pods=pods,
+                         missing_secrets=read - set(digests))
+        self._report(body, [*found, capped(plan)], _components(instance, plan, deployments))
+        now = datetime.now(UTC)
+        due = [seconds for job_name in _plan_jobs(plan) if job_name in jobs
+               and (seconds := retry_in(jobs[job_name], now)) is not None]
+        return Outcome(read, max(min(due), 1.0) if due else None)
+
+    def _delete_jobs_due_for_retry(self, namespace: str, plan: render.Plan,
+                                   jobs: dict[str, Manifest]) -> dict[str, str]:
+        """Deletes the plan's Jobs that failed long enough ago (and drops them from `jobs`),
+        so they are created again; returns why each had failed."""
+        now = datetime.now(UTC)
+        retried: dict[str, str] = {}
+        for job_name in _plan_jobs(plan):
+            job = jobs.get(job_name)
+            seconds = retry_in(job, now) if job else None
+            if job is None or seconds is None or seconds > 0:
+                continue
+            retried[job_name] = job_failure(job) or "Failed"
+            log.info("retrying failed Job %s/%s (%s)", namespace, job_name, retried[job_name])
+            with contextlib.suppress(NotFoundError):
+                self._resource("batch/v1", "Job").delete(
+                    name=job_name, namespace=namespace, body={"propagationPolicy": "Background"})
+            del jobs[job_name]
+        return retried
+
+    def _apply(self, plan: render.Plan, owner: Manifest, jobs: Mapping[str, Manifest],
+               retried: Mapping[str, str]) -> tuple[list[str], bool]:
+        """Applies every child the API server accepts; returns why the others were refused
+        and whether any refusal may pass by itself (anything but an invalid child)."""
+        refused: list[str] = []
+        transient = False
+        for manifest in plan.apply:
+            kind, child = manifest["kind"], manifest["metadata"]["name"]
+            if kind == "Job" and child in jobs:
+                continue  # a Job's template is immutable and its name a digest of its pod spec
+            if child in retried:
+                manifest = {**manifest, "metadata": {**manifest["metadata"], "annotations": {
+                    **manifest["metadata"].get("annotations", {}),
+                    RETRY_ANNOTATION: retried[child]}}}
+            try:
+                self.apply(render.owned(manifest, owner))
+            except DynamicApiError as error:
+                refused.append(f"{kind} {child}: {_api_error(error)}")
+                transient = transient or error.status not in REFUSED
+        return refused, transient
 
     def _prune(self, instance: Instance, uid: str, plan: render.Plan, *, strimzi: bool) -> None:
         wanted = {(m["kind"], m["metadata"]["name"]) for m in plan.apply} | set(plan.held)
@@ -157,17 +243,20 @@ class Reconciler:
                         name=item["metadata"]["name"], namespace=instance.namespace,
                         body={"propagationPolicy": "Background"})
 
-    def _report(self, body: Manifest, found: Iterable[Verdict], components: dict[str, Any],
-                version: str | None) -> None:
+    def _report(self, body: Manifest, found: Iterable[Verdict],
+                components: dict[str, Any] | None = None) -> None:
+        """Writes the status (components as before when None) when it changed, and a Warning
+        Event for each failure that is new."""
         status = body.get("status") or {}
         generation = body["metadata"].get("generation", 0)
-        new_conditions = conditions(list(found), status.get("conditions") or [], generation)
+        previous = status.get("conditions") or []
+        new_conditions = conditions(list(found), previous, generation)
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in new_conditions)
         desired = {
             "observedGeneration": generation,
             "conditions": new_conditions,
-            "components": components,
-            "version": version if ready else status.get("version", ""),
+            "components": status.get("components", {}) if components is None else components,
+            "version": body["spec"]["version"] if ready else status.get("version", ""),
         }
         if all(status.get(key) == value for key, value in desired.items()):
             return
@@ -175,6 +264,39 @@ class Reconciler:
         api.status.patch(name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
                          body={"status": desired},
                          content_type="application/merge-patch+json")
+        for condition in warnings(previous, new_conditions):
+            self._warn(body, condition["reason"], condition["message"])
+
+    def _warn(self, body: Manifest, reason: str, message: str) -> None:
+        """A Warning Event on the SocialHub, for `kubectl describe` and event tooling; the
+        status is the record, so an Event the API server refuses is only logged."""
+        meta = body["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            self._resource("v1", "Event").create(namespace=meta["namespace"], body={
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+                "involvedObject": {"apiVersion": API_VERSION, "kind": KIND,
+                                   "name": meta["name"], "namespace": meta["namespace"],
+                                   "uid": meta["uid"]},
+                "type": "Warning", "reason": reason, "message": message[:1024],
+                "source": {"component": FIELD_MANAGER},
+                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            })
+        except DynamicApiError as error:
+            log.warning("no Event for %s/%s (%s)", meta["namespace"], meta["name"],
+                        _api_error(error))
+
+
+def _api_error(error: DynamicApiError) -> str:
+    """The API server's own words (they name the object and say invalid, forbidden, ...)."""
+    summary: str = error.summary()  # type: ignore[no-untyped-call]
+    return summary
+
+
+def _plan_jobs(plan: render.Plan) -> list[str]:
+    """The run-once Jobs of the plan: migrations and the topic Job."""
+    return [*plan.migration_jobs.values(), *([plan.topic_job] if plan.topic_job else [])]
 
 
 def _components(instance: Instance, plan: render.Plan,

@@ -25,13 +25,21 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from devstack import kube_build
 from devstack.install import apt_install
 from devstack.paths import STATE, ensure_dir
-from devstack.servers.kube import KubeCluster, kubectl
+from devstack.servers.kube import SIMULATED_NAMESPACE_ANNOTATIONS, KubeCluster, kubectl
 from socialhub_operator import crd
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
 WAIT_SECONDS = 240.0
+NAMESPACE_PREFIX = "op-"
+BACKING_SECRETS = {
+    "socialhub-postgres": {service: f"postgresql+asyncpg://u:p@postgres:5432/{service}"
+                           for service in ("auth", "users", "posts")},
+    "socialhub-mongo": {"url": "mongodb://mongo:27017"},
+    "socialhub-redis": {"url": "redis://redis:6379/0"},
+    "socialhub-kafka": {"bootstrapServers": "kafka:9092"},
+}
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -60,9 +68,13 @@ def dynamic(kubeconfig: Path) -> DynamicClient:
 
 @pytest.fixture(scope="session")
 def socialhubs(dynamic: DynamicClient) -> Any:
-    """The SocialHub API, after `manifests/base` (CRD, RBAC, operator Deployment) is applied."""
+    """The SocialHub API, after `manifests/base` without its Deployment (CRD, namespace, RBAC)
+    is applied: here the operator runs as a process with its ServiceAccount's token; the
+    Deployment runs it as a pod in tests/cluster, on the real node."""
+    documents = yaml.safe_load_all(kubectl("kustomize", str(ROOT / "manifests" / "base")))
     kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=socialhub-tests",
-            "-k", str(ROOT / "manifests" / "base"))
+            "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+                document for document in documents if document["kind"] != "Deployment"]}))
     crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
                                  kind="CustomResourceDefinition")
     name = crd.definition()["metadata"]["name"]
@@ -109,7 +121,9 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
     env = {**os.environ, "KUBECONFIG": str(
         service_account_kubeconfig(kubeconfig, "socialhub-system", "socialhub-operator"))}
     with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "socialhub_operator.cli", "run"],
+        # Only this suite's namespaces: the real-node tests run the operator as a pod.
+        process = subprocess.Popen([sys.executable, "-m", "socialhub_operator.cli", "run",
+                                    f"--namespace={NAMESPACE_PREFIX}*"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     OPERATOR_PROCESSES.append(process)
     yield log
@@ -124,11 +138,18 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
 
 @pytest.fixture
 def namespace(dynamic: DynamicClient) -> Iterator[str]:
-    name = f"op-{uuid.uuid4().hex[:8]}"
+    """A fresh namespace on kwok's simulated node, with the four backing Secrets the sample
+    names (their values are never dialled: no pod really runs)."""
+    name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     namespaces = dynamic.resources.get(api_version="v1", kind="Namespace")
     # Restricted pod security: a child whose pods break it never becomes Ready.
     namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+        "annotations": SIMULATED_NAMESPACE_ANNOTATIONS}})
+    secrets = dynamic.resources.get(api_version="v1", kind="Secret")
+    for secret, data in BACKING_SECRETS.items():
+        secrets.create(namespace=name, body={"apiVersion": "v1", "kind": "Secret",
+                                             "metadata": {"name": secret}, "stringData": data})
     yield name
     namespaces.delete(name=name)
 
@@ -160,10 +181,10 @@ def eventually(check: Callable[[], T | None], timeout: float = WAIT_SECONDS) -> 
 
 @pytest.fixture(scope="session")
 def lua() -> str:
-    """Lua 5.4, the language Argo CD runs health checks in."""
-    if shutil.which("lua5.4") is None:
-        apt_install("lua5.4")
-    return "lua5.4"
+    """Lua 5.1: Argo CD runs health checks in gopher-lua, which implements Lua 5.1."""
+    if shutil.which("lua5.1") is None:
+        apt_install("lua5.1")
+    return "lua5.1"
 
 
 def lua_literal(value: Any) -> str:

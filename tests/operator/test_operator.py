@@ -14,6 +14,7 @@ from devstack.servers.kube import FAIL_ANNOTATION
 from socialhub_operator.capacity import replica_bounds
 from socialhub_operator.render import HASH_ANNOTATION
 from socialhub_operator.spec import COMPONENTS, SocialHubSpec
+from socialhub_operator.status import JOB_RETRY_SECONDS, RETRY_ANNOTATION
 from tests.operator.conftest import argo_health, eventually, sample
 
 # Generous bounds for slow, shared machines: a test waits for several reconciliations.
@@ -83,6 +84,11 @@ def test_sample_creates_every_child_owned_and_reaches_ready(
     assert condition(hub, "Degraded")["status"] == "False"
     assert hub["status"]["version"] == "0.1.0"
     assert argo_health(lua, hub, tmp_path) == "Healthy"
+    # Without a media claim posts run one pod, whatever the targets ask: Ready, but said.
+    capped = condition(hub, "ReplicasCapped")
+    assert (capped["status"], capped["reason"]) == ("True", "TargetsAboveLimit")
+    assert "posts at most 1" in capped["message"]
+    assert any(e["reason"] == "TargetsAboveLimit" for e in warnings(dynamic, namespace))
 
     found = children(dynamic, namespace)
     for component in COMPONENTS:
@@ -96,14 +102,6 @@ def test_sample_creates_every_child_owned_and_reaches_ready(
         owners = child["metadata"].get("ownerReferences") or []
         assert [(o["kind"], o["uid"], o["controller"]) for o in owners] == [
             ("SocialHub", hub["metadata"]["uid"], True)], f"{kind} {name} is not owned"
-
-
-def test_operator_deployment_is_admitted_under_restricted_pod_security(
-        dynamic: DynamicClient, socialhubs: Any) -> None:
-    """manifests/base labels its namespace `restricted`: the operator pod must comply."""
-    deployments = api(dynamic, "apps/v1", "Deployment")
-    eventually(lambda: deployments.get(name="socialhub-operator",
-                                       namespace="socialhub-system").status.availableReplicas == 1)
 
 
 def test_api_server_defaults_match_the_spec_models(socialhubs: Any, namespace: str) -> None:
@@ -150,7 +148,8 @@ def test_capacity_change_resizes_the_autoscalers(
     patch_spec(socialhubs, namespace, {"capacity": {"chatConnections": 80_000,
                                                     "concurrentUsers": 1000}})
     spec = SocialHubSpec.model_validate(get(socialhubs, namespace)["spec"])
-    expected = replica_bounds("chat", spec.capacity, spec.components.chat)
+    expected = replica_bounds("chat", spec.capacity, spec.components.chat,
+                              spec.max_replicas_per_component)
     assert expected.minimum == 16  # 80,000 connections / 5,000 per instance
     assert expected.minimum != before
     eventually(lambda: (hpas.get(name=name, namespace=namespace).spec.minReplicas,
@@ -191,10 +190,7 @@ def test_gateway_settings_roll_the_gateway(
 def test_a_rotated_backing_secret_rolls_the_pods_that_read_it(
         dynamic: DynamicClient, socialhubs: Any, namespace: str) -> None:
     secrets = api(dynamic, "v1", "Secret")
-    mongo = sample()["spec"]["backing"]["mongo"]["secretName"]
-    secrets.create(namespace=namespace, body={
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": mongo},
-        "stringData": {"url": "mongodb://old-password@mongo:27017"}})
+    mongo = sample()["spec"]["backing"]["mongo"]["secretName"]  # the namespace fixture's
     create(socialhubs, namespace, sample())
     wait_ready(socialhubs, namespace)
     before = {component: template_hash(dynamic, namespace, component)
@@ -266,6 +262,22 @@ def test_failed_migration_degrades_and_holds_the_old_version(
         return value
     eventually(lambda: image("users").endswith(":0.2.0"))  # its migration succeeded
     assert image("auth").endswith(":0.1.0")
+    assert any(e["reason"] == "MigrationFailed" for e in warnings(dynamic, namespace))
+
+    # The database comes back (here: kwok stops failing the pods). Nobody touches the Job: the
+    # operator creates it again JOB_RETRY_SECONDS after it failed, and auth rolls out.
+    jobs = api(dynamic, "batch/v1", "Job")
+    [failed_job] = [job for job in jobs.get(
+        namespace=namespace, label_selector="app.kubernetes.io/component=auth-migrate").items
+        if job.metadata.name in condition(hub, "Degraded")["message"]]
+    job_name, failed_uid = failed_job.metadata.name, failed_job.metadata.uid
+    patch_spec(socialhubs, namespace, {"components": {"auth": {"podAnnotations": None}}})
+    retried = eventually(lambda: (job := jobs.get(name=job_name, namespace=namespace))
+                         .metadata.uid != failed_uid and job, timeout=JOB_RETRY_SECONDS + 120)
+    assert "BackoffLimitExceeded" in retried.metadata.annotations[RETRY_ANNOTATION]
+    hub = wait_ready(socialhubs, namespace)
+    assert hub["status"]["version"] == "0.2.0"
+    assert image("auth").endswith(":0.2.0")
 
 
 def test_strimzi_topics_when_the_crd_exists(
@@ -339,9 +351,92 @@ def test_stalled_rollout_degrades(socialhubs: Any, namespace: str) -> None:
 
     def degraded() -> dict[str, Any] | None:
         hub = get(socialhubs, namespace)
-        return hub if condition(hub, "Degraded").get("reason") == "RolloutStalled" else None
+        stalled = "socialhub-chat rollout exceeded its progress deadline"
+        return hub if stalled in condition(hub, "Degraded").get("message", "") else None
     hub = eventually(degraded)
     assert condition(hub, "Degraded")["status"] == "True"
-    assert "socialhub-chat rollout exceeded its progress deadline" in \
-        condition(hub, "Degraded")["message"]
+    # The crash-looping pods are named first: they say what to fix.
+    assert condition(hub, "Degraded")["reason"] == "PodsFailing"
+    assert "socialhub-chat-" in condition(hub, "Degraded")["message"]
+    assert "CrashLoopBackOff" in condition(hub, "Degraded")["message"]
     assert condition(hub, "Ready")["status"] == "False"
+
+
+def warnings(dynamic: DynamicClient, namespace: str) -> list[dict[str, Any]]:
+    listed = api(dynamic, "v1", "Event").get(namespace=namespace).to_dict()["items"]
+    return [event for event in listed if event["type"] == "Warning"
+            and event["involvedObject"]["kind"] == "SocialHub"]
+
+
+def test_a_missing_backing_secret_is_degraded_until_it_exists(
+        dynamic: DynamicClient, socialhubs: Any, namespace: str, lua: str,
+        tmp_path: Path) -> None:
+    secrets = api(dynamic, "v1", "Secret")
+    redis = sample()["spec"]["backing"]["redis"]["secretName"]
+    kept = secrets.get(name=redis, namespace=namespace).to_dict()
+    secrets.delete(name=redis, namespace=namespace)
+    create(socialhubs, namespace, sample())
+
+    def degraded() -> dict[str, Any] | None:
+        hub = get(socialhubs, namespace)
+        return hub if condition(hub, "Degraded").get("reason") == "SecretMissing" else None
+
+    hub = eventually(degraded)
+    assert redis in condition(hub, "Degraded")["message"]
+    assert condition(hub, "Ready")["status"] == "False"
+    assert argo_health(lua, hub, tmp_path) == "Degraded"
+    events = eventually(lambda: warnings(dynamic, namespace))
+    assert any(e["reason"] == "SecretMissing" and redis in e["message"] for e in events)
+
+    secrets.create(namespace=namespace, body={
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": redis},
+        "data": kept["data"]})
+    wait_ready(socialhubs, namespace)
+
+
+@pytest.mark.parametrize(("spec", "refused", "words", "fix"), [
+    # users' resources go to its migration Job too, and the Deployment waits for that Job
+    ({"components": {"users": {"resources": {"requests": {"cpu": "lots"}}}}},
+     ["Job socialhub-users-migrate-"],
+     "quantities must match", {"components": {"users": {"resources": None}}}),
+    ({"gateway": {"image": ""}}, ["Deployment socialhub-gateway: "], "image: Required value",
+     {"gateway": {"image": None}}),
+])
+def test_a_child_the_api_server_refuses_is_degraded_with_its_reason(
+        dynamic: DynamicClient, socialhubs: Any, namespace: str, spec: dict[str, Any],
+        refused: list[str], words: str, fix: dict[str, Any]) -> None:
+    create(socialhubs, namespace, sample(**spec))
+
+    def degraded() -> dict[str, Any] | None:
+        hub = get(socialhubs, namespace)
+        return hub if condition(hub, "Degraded").get("reason") == "ApplyFailed" else None
+
+    message = condition(eventually(degraded), "Degraded")["message"]
+    assert [child for child in refused if child in message] == refused
+    assert words in message
+    events = eventually(lambda: warnings(dynamic, namespace))
+    assert any(e["reason"] == "ApplyFailed" and words in e["message"] for e in events)
+    patch_spec(socialhubs, namespace, fix)
+    wait_ready(socialhubs, namespace)
+
+
+def test_pods_that_cannot_be_placed_keep_it_progressing(
+        socialhubs: Any, namespace: str, lua: str, tmp_path: Path) -> None:
+    # Pending pods may yet be placed (a node added): Progressing, until the progress deadline.
+    create(socialhubs, namespace, sample(components={
+        "chat": {"resources": {"requests": {"cpu": "100"}}}}))  # kwok's node has 64 cores
+
+    def progressing() -> dict[str, Any] | None:
+        hub = get(socialhubs, namespace)
+        current = hub.get("status", {}).get("observedGeneration") == \
+            hub["metadata"]["generation"]
+        found = condition(hub, "Progressing")
+        return hub if current and found.get("reason") == "RollingOut" \
+            and "socialhub-chat: 0/" in found["message"] else None
+
+    hub = eventually(progressing)
+    assert condition(hub, "Progressing")["status"] == "True"
+    assert condition(hub, "Degraded")["status"] == "False"
+    assert argo_health(lua, hub, tmp_path) == "Progressing"
+    patch_spec(socialhubs, namespace, {"components": {"chat": {"resources": None}}})
+    wait_ready(socialhubs, namespace)
