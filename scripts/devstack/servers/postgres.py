@@ -19,9 +19,12 @@ PASSWORD = "socialhub"  # loopback-only development cluster
 class Postgres(Server):
     name = "postgres"
 
-    def __init__(self, port: int = INFRA.postgres_port) -> None:
+    def __init__(self, port: int = INFRA.postgres_port, state_dir: Path = INFRA_STATE) -> None:
+        """`state_dir`: another port and directory make a private cluster (fault-injection tests
+        stop theirs without disturbing anyone)."""
         self.port = port
-        self.root = INFRA_STATE / "postgres"
+        self.root = state_dir / "postgres"
+        self.run_dir = state_dir / "run"
         self.data = self.root / "data"
         # initdb refuses to run as root: the cluster belongs to the `postgres` user then.
         self.user = "postgres" if os.geteuid() == 0 else None
@@ -71,7 +74,7 @@ class Postgres(Server):
                   "-c", "max_connections=400", "-c", "shared_buffers=256MB",
                   # JIT compiles for hundreds of ms on short OLTP queries it misjudges as big
                   "-c", "jit=off"],
-            run_dir=INFRA_STATE / "run",
+            run_dir=self.run_dir,
             user=self.user,
             # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, checkpoint, exit.
             stop_signal=signal.SIGINT,

@@ -1,6 +1,7 @@
 """Redis 7 from Debian, with append-only persistence so data survives a restart."""
 
 import shutil
+from pathlib import Path
 
 from devstack.config import INFRA
 from devstack.install import apt_install
@@ -12,9 +13,12 @@ from devstack.servers.base import Server
 class Redis(Server):
     name = "redis"
 
-    def __init__(self, port: int = INFRA.redis_port) -> None:
+    def __init__(self, port: int = INFRA.redis_port, state_dir: Path = INFRA_STATE) -> None:
+        """`state_dir`: another port and directory make a private server (fault-injection tests
+        stop theirs without disturbing anyone)."""
         self.port = port
-        self.data = INFRA_STATE / "redis"
+        self.data = state_dir / "redis"
+        self.run_dir = state_dir / "run"
 
     @property
     def address(self) -> str:
@@ -40,7 +44,7 @@ class Redis(Server):
                   "--protected-mode", "no",
                   "--dir", str(self.data), "--appendonly", "yes", "--save", "",
                   "--daemonize", "no", "--maxclients", "20000"],
-            run_dir=INFRA_STATE / "run",
+            run_dir=self.run_dir,
         )
 
     def ready(self) -> bool:

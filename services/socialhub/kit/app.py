@@ -16,6 +16,7 @@ from socialhub.kit.database import Database
 from socialhub.kit.errors import UnexpectedErrorMiddleware, install_error_handlers
 from socialhub.kit.inputs import BodyLimitMiddleware
 from socialhub.kit.openapi import describe
+from socialhub.kit.outages import install_outage_handlers
 from socialhub.kit.redis_client import connect_redis
 from socialhub.kit.settings import (
     MongoSettings,
@@ -39,6 +40,7 @@ def create_app(service: str, settings: ServiceSettings, *, lifespan: Lifespan,
     app.state.service = service
     app.state.readiness_checks = {}
     install_error_handlers(app)
+    install_outage_handlers(app)  # a store down or restarting: 503 + Retry-After
     # the last added runs first: the request id is set before anything can fail or be refused
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)
@@ -68,10 +70,12 @@ class Resources:
         self.app.state.readiness_checks["postgres"] = database.ping
         return database
 
-    async def redis(self, settings: RedisSettings, *,
-                    fail_fast_seconds: float | None = None) -> Redis:
-        """A store client (a readiness check), or a cache client with `fail_fast_seconds`."""
-        client = connect_redis(settings, fail_fast_seconds=fail_fast_seconds)
+    async def redis(self, settings: RedisSettings, *, fail_fast_seconds: float | None = None,
+                    timeout_seconds: float | None = None) -> Redis:
+        """A store client (a readiness check), or a cache client with `fail_fast_seconds`;
+        `timeout_seconds` bounds a store client's commands (socialhub.kit.redis_client)."""
+        client = connect_redis(settings, fail_fast_seconds=fail_fast_seconds,
+                               timeout_seconds=timeout_seconds)
         self.stack.push_async_callback(client.aclose)
         if fail_fast_seconds is None:
             self.app.state.readiness_checks["redis"] = client.ping

@@ -33,8 +33,14 @@ class Database:
             settings.database_url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
-            # No pre-ping: it costs round trips on every checkout. After a database restart
-            # the first failing statement invalidates the whole pool instead.
+            # Pre-ping: a pooled connection is tested (one empty statement) when a request takes
+            # it, and replaced if PostgreSQL closed it, so the first request after a database
+            # restart succeeds. While the database is down, connecting fails within
+            # `database_connect_timeout_seconds` and the request answers 503 with Retry-After
+            # (socialhub.kit.outages), never a 500 or a long hang.
+            pool_pre_ping=True,
+            pool_timeout=settings.database_pool_timeout_seconds,
+            connect_args={"timeout": settings.database_connect_timeout_seconds},
             pool_recycle=1800,
         )
         try:

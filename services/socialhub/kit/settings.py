@@ -47,6 +47,8 @@ class PostgresSettings(BaseSettings):
     database_url: str = "postgresql+asyncpg://socialhub:socialhub@127.0.0.1:21432/socialhub"
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
 
 
 class RedisSettings(BaseSettings):
