@@ -21,10 +21,13 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with resources(app) as res:
             database = await res.postgres(settings)
-            redis = await res.redis(settings)
+            redis = await res.redis(settings, timeout_seconds=settings.redis_timeout_seconds)
             res.background("outbox-relay", OutboxRelay(database, settings).run)
-            app.state.auth = AuthService(settings, redis, Outbox("auth", settings),
-                                         create_mailer(settings))
+            auth = AuthService(settings, redis, Outbox("auth", settings), create_mailer(settings))
+            app.state.auth = auth
+            # the local denylist copy the token check falls back on while Redis is down
+            res.periodic("revocation-sync", auth.sync_denylist,
+                         every_seconds=settings.revocation_sync_seconds)
             yield
 
     return create_service_app("auth", settings, lifespan=lifespan, routers=[router])

@@ -2,6 +2,11 @@
 
 Redis holds what must be fast or short-lived: revoked token ids (until they would expire
 anyway), each user's token version after a reset, one-time reset codes and rate-limit counters.
+
+Without Redis (README: "When Redis is down") signup, login, the token check and `/auth/me` keep
+working: the check answers from the token and the local denylist copy (`revocations`), the rate
+limits from local counters (`socialhub.kit.ratelimit`). Logout and password reset need Redis and
+answer 503 with Retry-After (`socialhub.kit.outages`).
 """
 
 import hashlib
@@ -12,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,12 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socialhub.auth.mail import Mailer
 from socialhub.auth.models import User
 from socialhub.auth.passwords import PasswordHasher
+from socialhub.auth.revocations import LocalDenylist
 from socialhub.auth.schemas import ResetPasswordRequest, SignupRequest
 from socialhub.auth.settings import AuthSettings
 from socialhub.auth.tokens import InvalidTokenError, TokenClaims, TokenCodec
 from socialhub.kit.errors import ApiError, conflict, unauthorized
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.events.topics import USER_TOPIC
+from socialhub.kit.outages import REDIS_DOWN, Breaker, degraded
 from socialhub.kit.ratelimit import Limit, RateLimiter
 
 INVALID_CREDENTIALS = "invalid credentials"
@@ -62,7 +70,10 @@ class AuthService:
         self.mailer = mailer
         self.tokens = TokenCodec(settings.jwt_secret.get_secret_value(), settings.jwt_ttl_seconds)
         self.passwords = PasswordHasher(settings.bcrypt_rounds)
-        self.limiter = RateLimiter(redis, "auth")
+        self.breaker = Breaker()
+        self.limiter = RateLimiter(redis, "auth", self.breaker)
+        self.denylist = LocalDenylist(redis, memory_seconds=settings.revocation_memory_seconds,
+                                      version_ttl_seconds=settings.jwt_ttl_seconds)
         self.limits = Limits.from_settings(settings)
         self._code_key = settings.jwt_secret.get_secret_value().encode()
 
@@ -104,26 +115,51 @@ class AuthService:
         return user, self._issue(user)
 
     async def verify(self, token: str) -> TokenClaims:
-        """Signature, expiry, logout and password-reset revocation, in one Redis round trip."""
+        """Signature, expiry, logout and password-reset revocation, in one Redis round trip;
+        without Redis, from the local denylist copy."""
         try:
             claims = self.tokens.decode(token)
         except InvalidTokenError as exc:
             raise unauthorized(str(exc)) from exc
-        revoked, current_version = await self.redis.mget(
-            _revoked_key(claims.token_id), _version_key(claims.user_id))
+        try:
+            if not self.breaker.closed:
+                raise RedisConnectionError("skipped: redis failed moments ago")
+            revoked, current_version = await self.redis.mget(
+                _revoked_key(claims.token_id), _version_key(claims.user_id))
+        except REDIS_DOWN as exc:
+            if "skipped:" not in str(exc):
+                self.breaker.failed()
+            degraded("redis", "token check", exc)
+            reason = self.denylist.revoked(claims)
+            if reason is not None:
+                raise unauthorized(reason) from None
+            return claims
         if revoked is not None:
+            self.denylist.remember_token(claims.token_id, claims.expires_at)
             raise unauthorized("token revoked")
         if current_version is not None and claims.version < int(current_version):
+            self.denylist.remember_version(claims.user_id, int(current_version))
             raise unauthorized("token revoked by a password reset")
         return claims
+
+    async def sync_denylist(self) -> None:
+        """Copy new revocations into memory (periodic); quiet while Redis is down."""
+        try:
+            await self.denylist.sync()
+        except REDIS_DOWN as exc:
+            degraded("redis", "revocation sync", exc)
 
     async def logout(self, claims: TokenClaims) -> None:
         remaining = max(claims.expires_at - int(time.time()), 1)
         await self.redis.set(_revoked_key(claims.token_id), "1", ex=remaining)
+        await self.denylist.publish_token(claims.token_id, claims.expires_at)
 
     async def request_reset(self, session: AsyncSession, email: str) -> tuple[str, str] | None:
         """Store a fresh one-time code; returns (email, code) to mail if the account exists."""
         await self.limiter.hit(self.limits.reset_requests_per_email, email)
+        # The code lives in Redis: without it, answer 503 for every email alike, so an outage
+        # does not tell which addresses have accounts.
+        await self.redis.ping()
         exists = (await session.execute(select(User.id).where(User.email == email))).first()
         if exists is None:
             return None
@@ -165,6 +201,7 @@ class AuthService:
             .returning(User.id, User.token_version))).one()
         await self.redis.set(_version_key(row.id), row.token_version,
                              ex=self.settings.jwt_ttl_seconds)
+        await self.denylist.publish_version(row.id, row.token_version)
 
     def _issue(self, user: User) -> str:
         return self.tokens.issue(user.id, user.username, user.token_version)

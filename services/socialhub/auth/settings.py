@@ -19,6 +19,13 @@ class AuthSettings(JwtSettings, PostgresSettings, RedisSettings, KafkaSettings):
     jwt_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     bcrypt_rounds: int = Field(default=10, ge=4, le=15)
 
+    # Redis (README: "When Redis is down"): each command's bound, so a frozen Redis costs a
+    # request this long, not a hang; the stream of revocations an instance reads at start; and
+    # how often each instance copies new revocations into memory.
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    revocation_memory_seconds: int = Field(default=900, ge=10)
+    revocation_sync_seconds: float = Field(default=2.0, gt=0)
+
     reset_code_ttl_seconds: int = Field(default=600, ge=60)
     reset_code_max_attempts: int = Field(default=5, ge=1)
 
