@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from pydantic import ValidationError
+from urllib3.exceptions import HTTPError
 
 from socialhub_operator import render
 from socialhub_operator.render import FIELD_MANAGER, MANAGED_BY, ClusterFacts, Instance, Manifest
@@ -134,7 +135,7 @@ class Reconciler:
             # Reported if the API server still answers; the work queue retries either way.
             cause = _api_error(error) if isinstance(error, DynamicApiError) \
                 else f"{type(error).__name__}: {error}"
-            with contextlib.suppress(DynamicApiError):
+            with contextlib.suppress(DynamicApiError, HTTPError):
                 self._report(body, failed("ReconcileFailed", cause))
             raise
 
@@ -162,9 +163,9 @@ class Reconciler:
         digests = self.secret_digests(namespace, read)
         plan = render.plan(instance, replace(facts, secret_digests=digests))
         retried = self._delete_jobs_due_for_retry(namespace, plan, jobs)
-        refused, transient = self._apply(plan, owner, jobs, retried)
-        if refused:
-            self._report(body, [*failed("ApplyFailed", "; ".join(refused)), capped(plan)])
+        failures, transient = self._apply(plan, owner, jobs, retried)
+        if failures:
+            self._report(body, [*failed("ApplyFailed", "; ".join(failures)), capped(plan)])
             return Outcome(read, RETRY_SECONDS if transient else None)
         self._prune(instance, body["metadata"]["uid"], plan, strimzi=strimzi)
 
@@ -196,8 +197,7 @@ class Reconciler:
         retried: dict[str, str] = {}
         for job_name in _plan_jobs(plan):
             job = jobs.get(job_name)
-            seconds = retry_in(job, now) if job else None
-            if job is None or seconds is None or seconds > 0:
+            if job is None or (seconds := retry_in(job, now)) is None or seconds > 0:
                 continue
             retried[job_name] = job_failure(job) or "Failed"
             log.info("retrying failed Job %s/%s (%s)", namespace, job_name, retried[job_name])
@@ -209,9 +209,9 @@ class Reconciler:
 
     def _apply(self, plan: render.Plan, owner: Manifest, jobs: Mapping[str, Manifest],
                retried: Mapping[str, str]) -> tuple[list[str], bool]:
-        """Applies every child the API server accepts; returns why the others were refused
-        and whether any refusal may pass by itself (anything but an invalid child)."""
-        refused: list[str] = []
+        """Applies every child the API server accepts; returns why the others failed and
+        whether any failure may pass by itself (anything but a child refused as invalid)."""
+        failures: list[str] = []
         transient = False
         for manifest in plan.apply:
             kind, child = manifest["kind"], manifest["metadata"]["name"]
@@ -224,9 +224,9 @@ class Reconciler:
             try:
                 self.apply(render.owned(manifest, owner))
             except DynamicApiError as error:
-                refused.append(f"{kind} {child}: {_api_error(error)}")
+                failures.append(f"{kind} {child}: {_api_error(error)}")
                 transient = transient or error.status not in REFUSED
-        return refused, transient
+        return failures, transient
 
     def _prune(self, instance: Instance, uid: str, plan: render.Plan, *, strimzi: bool) -> None:
         wanted = {(m["kind"], m["metadata"]["name"]) for m in plan.apply} | set(plan.held)

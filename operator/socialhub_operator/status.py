@@ -170,7 +170,10 @@ def verdicts(plan: Plan, deployments: Mapping[str, Manifest], jobs: Mapping[str,
         if stalled(deployment):
             degraded.append(f"{name} rollout exceeded its progress deadline")
             degraded_reason = degraded_reason or "RolloutStalled"
-        pending = rollout_pending(deployment, expected)
+        # Held for its migration: still to roll out, even when that Job has completed since
+        # the plan was made (the next pass applies it).
+        pending = "waits for its migration" if ("Deployment", name) in plan.held \
+            else rollout_pending(deployment, expected)
         if pending:
             progressing.append(f"{name}: {pending}")
             progressing_reason = progressing_reason or "RollingOut"

@@ -83,6 +83,16 @@ def test_everything_rolled_out_is_ready() -> None:
     assert not found["Progressing"].status
 
 
+def test_a_deployment_held_for_its_migration_is_still_rolling_out() -> None:
+    # The Job completed after the plan was made: the next pass applies the Deployment.
+    _, deployments, jobs, expected = rolled_out(instance())
+    held = render.plan(instance(), ClusterFacts())
+    found = by_type(verdicts(held, deployments, jobs, expected))
+    assert (found["Progressing"].status, found["Progressing"].reason) == (True, "RollingOut")
+    assert "hub-auth: waits for its migration" in found["Progressing"].message
+    assert not found["Ready"].status
+
+
 def test_pods_that_cannot_start_are_named() -> None:
     crashed = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}
     pods = [pod("hub-gateway-1", "ErrImagePull"), pod("hub-auth-1", "CrashLoopBackOff", **crashed),
