@@ -31,7 +31,7 @@ from devstack.config import INFRA, NODE_NETWORK, PROFILES, SERVICES, Profile
 from devstack.paths import ROOT, STATE, ensure_dir
 from devstack.platform import Infra
 from devstack.servers import containerd
-from devstack.servers.kube import KUBECONFIG, KubeCluster, kubectl
+from devstack.servers.kube import KUBECONFIG, SIMULATED_NAMESPACE_PREFIX, KubeCluster, kubectl
 from devstack.servers.node import real_node
 
 Progress = Callable[[str], None]
@@ -41,7 +41,7 @@ SMALL_SAMPLE = ROOT / "manifests" / "samples" / "socialhub-small.yaml"
 MEDIA_ROOT = STATE / "cluster-media"
 MEDIA_CLAIM = "socialhub-media"
 # Namespaces the in-cluster operator leaves alone: the simulated-node tests run their own.
-OPERATOR_EXCLUDES = "!op-*"
+OPERATOR_EXCLUDES = f"!{SIMULATED_NAMESPACE_PREFIX}*"
 
 
 @dataclass(frozen=True)

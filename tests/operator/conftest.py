@@ -25,14 +25,18 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from devstack import kube_build
 from devstack.install import apt_install
 from devstack.paths import STATE, ensure_dir
-from devstack.servers.kube import SIMULATED_NAMESPACE_ANNOTATIONS, KubeCluster, kubectl
+from devstack.servers.kube import (
+    SIMULATED_NAMESPACE_ANNOTATIONS,
+    SIMULATED_NAMESPACE_PREFIX,
+    KubeCluster,
+    kubectl,
+)
 from socialhub_operator import crd
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
 WAIT_SECONDS = 240.0
-NAMESPACE_PREFIX = "op-"
 BACKING_SECRETS = {
     "socialhub-postgres": {service: f"postgresql+asyncpg://u:p@postgres:5432/{service}"
                            for service in ("auth", "users", "posts")},
@@ -123,7 +127,7 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
     with log.open("ab") as out:
         # Only this suite's namespaces: the real-node tests run the operator as a pod.
         process = subprocess.Popen([sys.executable, "-m", "socialhub_operator.cli", "run",
-                                    f"--namespace={NAMESPACE_PREFIX}*"],
+                                    f"--namespace={SIMULATED_NAMESPACE_PREFIX}*"],
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
     OPERATOR_PROCESSES.append(process)
     yield log
@@ -140,7 +144,7 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
 def namespace(dynamic: DynamicClient) -> Iterator[str]:
     """A fresh namespace on kwok's simulated node, with the four backing Secrets the sample
     names (their values are never dialled: no pod really runs)."""
-    name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
+    name = f"{SIMULATED_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     namespaces = dynamic.resources.get(api_version="v1", kind="Namespace")
     # Restricted pod security: a child whose pods break it never becomes Ready.
     namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {

@@ -54,11 +54,12 @@ def test_operator_rbac_is_least_privilege() -> None:
     assert grants[("apiextensions.k8s.io", "customresourcedefinitions")] == {
         "get", "list", "watch"}
     assert grants[("", "namespaces")] == {"get", "list", "watch"}  # namespace globs
+    assert grants[("", "pods")] == {"get", "list", "watch"}  # failing pods are named
     # Nothing beyond what the operator writes or watches.
     assert {resource for _, resource in grants} == {
         "socialhubs", "socialhubs/status", "services", "configmaps", "secrets", "deployments",
         "jobs", "horizontalpodautoscalers", "poddisruptionbudgets", "kafkatopics",
-        "customresourcedefinitions", "events", "namespaces"}
+        "customresourcedefinitions", "events", "namespaces", "pods"}
 
 
 SAMPLES = sorted((ROOT / "manifests/samples").glob("*.yaml"))

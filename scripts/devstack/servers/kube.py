@@ -38,6 +38,9 @@ FRONT_PROXY_CLIENT = "front-proxy-client"
 FAKE_NODE = "kwok-node-0"
 FAIL_ANNOTATION = "kwok.socialhub.dev/fail"
 SIMULATED_TAINT = {"key": "socialhub.dev/node", "value": "simulated", "effect": "NoSchedule"}
+# The operator suite's namespaces: simulated, and served by its own `socialhub run` process
+# (the in-cluster operator of `devstack.cluster` leaves them alone).
+SIMULATED_NAMESPACE_PREFIX = "op-"
 # A namespace with these annotations has its pods placed on kwok's fake node (admission plugins
 # PodNodeSelector and PodTolerationRestriction): many simulated pods, no real containers.
 SIMULATED_NAMESPACE_ANNOTATIONS = {
