@@ -138,7 +138,17 @@ def https_ok(url: str, *, verify: bool) -> bool:
         return False
 
 
-class _KubeServer(Server):
+def node_ready(name: str) -> bool:
+    """Whether the node has registered and reports Ready."""
+    try:
+        status = kubectl("get", "node", name, "-o",
+                         "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+    except RuntimeError:
+        return False
+    return status.strip() == "True"
+
+
+class KubeServer(Server):
     """Common ground: binaries from the build cache, logs and pids under the infra run dir."""
 
     def install(self) -> None:
@@ -149,7 +159,7 @@ class _KubeServer(Server):
                               run_dir=RUN_DIR)
 
 
-class _KubeController(_KubeServer):
+class _KubeController(KubeServer):
     """A control-plane component that reaches the API server by kubeconfig and serves health."""
 
     port: int
@@ -174,7 +184,7 @@ class _KubeController(_KubeServer):
         return https_ok(f"{self.address}/healthz", verify=False)
 
 
-class Kine(_KubeServer):
+class Kine(KubeServer):
     name = "kube-kine"
 
     @property
@@ -197,7 +207,7 @@ class Kine(_KubeServer):
         return port_open(INFRA.kube_etcd_port, INFRA.host)
 
 
-class KubeApiserver(_KubeServer):
+class KubeApiserver(KubeServer):
     name = "kube-apiserver"
     start_timeout = 120.0
 
@@ -390,7 +400,7 @@ spec:
 """
 
 
-class Kwok(_KubeServer):
+class Kwok(KubeServer):
     """Plays the kubelet for one fake node: scheduled pods run, Job pods complete."""
 
     name = "kube-kwok"
@@ -423,12 +433,7 @@ class Kwok(_KubeServer):
         ])
 
     def ready(self) -> bool:
-        try:
-            status = kubectl("get", "node", FAKE_NODE, "-o",
-                             "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
-        except RuntimeError:
-            return False
-        return status.strip() == "True"
+        return node_ready(FAKE_NODE)
 
 
 class KubeCluster:

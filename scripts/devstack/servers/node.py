@@ -20,7 +20,7 @@ from devstack.process import ManagedProcess, run
 from devstack.servers.base import Server
 from devstack.servers.containerd import SOCKET as CONTAINERD_SOCKET
 from devstack.servers.containerd import Containerd
-from devstack.servers.kube import KUBECONFIG, PKI, RUN_DIR, https_ok, kubectl
+from devstack.servers.kube import KUBECONFIG, PKI, KubeServer, https_ok, kubectl, node_ready
 from devstack.waiting import http_ok
 
 NODE_STATE = INFRA_STATE / "node"
@@ -32,25 +32,7 @@ def _yaml_file(path: Path, content: dict[str, Any]) -> Path:
     return path
 
 
-def _node_ready() -> bool:
-    try:
-        status = kubectl("get", "node", NODE_NETWORK.node_name, "-o",
-                         "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
-    except RuntimeError:
-        return False
-    return status.strip() == "True"
-
-
-class _NodeServer(Server):
-    def install(self) -> None:
-        kube_build.build()
-
-    def _process(self, binary: str, args: list[str]) -> ManagedProcess:
-        return ManagedProcess(name=self.name, argv=[str(kube_build.binary(binary)), *args],
-                              run_dir=RUN_DIR)
-
-
-class Kubelet(_NodeServer):
+class Kubelet(KubeServer):
     """Registers the node and runs its pods through containerd's CRI."""
 
     name = "node-kubelet"
@@ -112,10 +94,10 @@ class Kubelet(_NodeServer):
 
     def ready(self) -> bool:
         return http_ok(f"http://{INFRA.host}:{INFRA.kubelet_healthz_port}/healthz") and \
-            _node_ready()
+            node_ready(NODE_NETWORK.node_name)
 
 
-class KubeProxy(_NodeServer):
+class KubeProxy(KubeServer):
     """Services by iptables rules; NodePorts answer on 127.0.0.1 only."""
 
     name = "node-kube-proxy"
@@ -147,7 +129,7 @@ class KubeProxy(_NodeServer):
         return http_ok(f"{self.address}/healthz")
 
 
-class CoreDns(_NodeServer):
+class CoreDns(KubeServer):
     """Cluster DNS on the node's address: Services and pods by name, nothing else."""
 
     name = "node-coredns"
@@ -185,7 +167,7 @@ class CoreDns(_NodeServer):
         return http_ok(f"http://{INFRA.host}:{INFRA.coredns_ready_port}/ready")
 
 
-class MetricsServer(_NodeServer):
+class MetricsServer(KubeServer):
     """The resource metrics API the HPAs read, served to the API server as an aggregated API.
 
     It runs on the node's address; a Service without selector and its Endpoints point the
