@@ -128,7 +128,9 @@ class Stack:
     def start_chat(self, auth: Service, **extra: str) -> Service:
         port = free_port(INFRA.host)
         env = {**self.base_env(port), "AUTH_SERVICE_URL": auth.url,
-               "CHAT_SEND_LIMIT": "1000000000", **extra}
+               "CHAT_SEND_LIMIT": "1000000000",
+               # no Kafka: the block replica must not join a platform's consumer group
+               "KAFKA_BOOTSTRAP_SERVERS": f"{INFRA.host}:{free_port(INFRA.host)}", **extra}
         return self._start("chat", [sys.executable, "-m", "socialhub.chat", "serve"], env)
 
     def start_redis_manager_server(self) -> Service:

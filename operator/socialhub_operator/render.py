@@ -41,7 +41,7 @@ STORES: Mapping[str, frozenset[str]] = {
     "users": frozenset({"postgres", "redis", "kafka"}),
     "posts": frozenset({"postgres", "redis", "kafka", "media", "ai"}),
     "notifications": frozenset({"mongo", "redis", "kafka"}),
-    "chat": frozenset({"redis", "auth"}),
+    "chat": frozenset({"redis", "kafka", "auth"}),  # kafka: blocks close direct messages
 }
 # A stopping pod first leaves the Services' endpoints; kube-proxy and the gateway take a moment
 # to notice. Its containers keep serving this long (preStop) before they get SIGTERM, so no

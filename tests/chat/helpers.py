@@ -163,5 +163,20 @@ class ChatClient:
             await self.sio.disconnect()
 
 
+async def refused_join(client: ChatClient, room_id: str) -> dict[str, Any]:
+    """Join `room_id`, expect a refusal, and prove no history or presence came with it."""
+    mark = len(client.events)
+    ack = await client.call("join_room", {"roomId": room_id})
+    assert ack["ok"] is False
+    error: dict[str, Any] = await client.wait_for("error", lambda d: d.get("roomId") == room_id,
+                                                  since=mark)
+    assert error == ack["error"]
+    await client.round_trip()
+    leaked = [(n, d) for n, d in client.events[mark:]
+              if n in ("message_history", "room_users", "new_message")]
+    assert leaked == []
+    return error
+
+
 def user_ids(room_users: dict[str, Any]) -> set[str]:
     return {user["userId"] for user in room_users["users"]}

@@ -3,33 +3,17 @@ join leaks no history. The HTTP API is called directly with the header the gatew
 
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
 from socialhub.chat.rooms import dm_room_id
-from tests.chat.helpers import ChatClient, Instance, User, new_user
+from tests.chat.helpers import ChatClient, Instance, User, new_user, refused_join
 
 NO_SUCH_GROUP = "group:00000000-0000-4000-8000-000000000000"
 
 
 def _dm(a: User, b: User) -> str:
     return dm_room_id(uuid.UUID(a.id), uuid.UUID(b.id))
-
-
-async def _refused_join(client: ChatClient, room_id: str) -> dict[str, Any]:
-    """Join `room_id`, expect a refusal, and prove no history or presence came with it."""
-    mark = len(client.events)
-    ack = await client.call("join_room", {"roomId": room_id})
-    assert ack["ok"] is False
-    error: dict[str, Any] = await client.wait_for("error", lambda d: d.get("roomId") == room_id,
-                                                  since=mark)
-    assert error == ack["error"]
-    await client.round_trip()
-    leaked = [(n, d) for n, d in client.events[mark:]
-              if n in ("message_history", "room_users", "new_message")]
-    assert leaked == []
-    return error
 
 
 async def test_only_the_two_users_join_and_read_a_direct_message_room(
@@ -53,11 +37,11 @@ async def test_only_the_two_users_join_and_read_a_direct_message_room(
     history = await b.join(room)
     assert [msg["id"] for msg in history] == [sent["id"]]
 
-    error = await _refused_join(m, room)
+    error = await refused_join(m, room)
     assert error["code"] == "forbidden"
     first_id, second_id = room.removeprefix("dm:").split(":")
     reversed_id = f"dm:{second_id}:{first_id}"
-    assert (await _refused_join(a, reversed_id))["code"] == "bad_request"
+    assert (await refused_join(a, reversed_id))["code"] == "bad_request"
     denied = await m.call("send_message", {"roomId": room, "message": "let me in"})
     assert denied["error"]["code"] == "forbidden"
 
@@ -102,8 +86,8 @@ async def test_a_private_group_admits_its_members_only(
     await o.join(room)
     secret = await o.call("send_message", {"roomId": room, "message": "the plan"})
     assert [m["id"] for m in await mem.join(room)] == [secret["id"]]
-    assert (await _refused_join(out, room))["code"] == "forbidden"
-    assert (await _refused_join(out, NO_SUCH_GROUP))["code"] == "not_found"
+    assert (await refused_join(out, room))["code"] == "forbidden"
+    assert (await refused_join(out, NO_SUCH_GROUP))["code"] == "not_found"
 
     async with httpx.AsyncClient(base_url=second.url) as http:
         response = await http.get(f"/chat/rooms/{room}/messages", headers=outsider.header)
@@ -119,7 +103,7 @@ async def test_a_private_group_admits_its_members_only(
         await o.wait_for("new_message", lambda d: d["id"] == after["id"])
         await mem.round_trip()
         assert not mem.received("new_message", lambda d: d["id"] == after["id"])
-        assert (await _refused_join(mem, room))["code"] == "forbidden"
+        assert (await refused_join(mem, room))["code"] == "forbidden"
         # the owner adds the outsider, who may now join
         added = await http.post(f"/chat/rooms/{room}/members", headers=owner.header,
                                 json={"members": [outsider.id]})

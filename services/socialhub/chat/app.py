@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
+from socialhub.chat.blocks import CONSUMER_GROUP, BlockReplica
 from socialhub.chat.errors import ChatError
+from socialhub.chat.rooms import dm_room_id
 from socialhub.chat.routes import router
 from socialhub.chat.service import ChatService
 from socialhub.chat.settings import ChatSettings
@@ -24,6 +26,8 @@ from socialhub.chat.verify import TokenVerifier
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
 from socialhub.kit.errors import error_response
+from socialhub.kit.events.consumer import BatchConsumer
+from socialhub.kit.events.topics import USER_TOPIC
 
 # Client packets are small (a message is at most a few KB): refuse big ones early.
 MAX_PACKET_BYTES = 64 * 1024
@@ -53,6 +57,10 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
             res.background("presence",
                            lambda: sockets.presence.run(sockets.local_memberships))
             res.background("token-recheck", sockets.recheck_tokens)
+            res.background("block-replica", BatchConsumer(
+                settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
+                handler=BlockReplica(chat.blocks, dm_room_id, chat.evict).handle,
+                batch_size=settings.consumer_batch_size).run)
             _tune_garbage_collector()
             yield
             await sockets.disconnect_all()

@@ -8,8 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from socialhub.chat.errors import invalid
-from socialhub.chat.rooms import dm_room_id
 from socialhub.chat.schemas import (
     AddMembersRequest,
     ChatMessageOut,
@@ -26,7 +24,8 @@ from socialhub.kit.openapi import errors
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 BAD_ROOM = (400, "not a room id")
-NOT_A_MEMBER = (403, "the caller is not a member of the room")
+NOT_A_MEMBER = (403, "the caller is not a member of the room, or a block closes the "
+                     "direct-message room")
 NO_GROUP = (404, "no such group room")
 NOT_THE_OWNER = (403, "the caller is not the group's owner")
 
@@ -87,9 +86,8 @@ async def remove_member(room_id: str, member_id: uuid.UUID, user: CurrentUser,
 
 
 @router.get("/dms/{user_id}", response_model=DirectRoom,
-            responses=errors((400, "the user is the caller")))
-async def direct_room(user_id: uuid.UUID, user: CurrentUser) -> DirectRoom:
-    """The id of the caller's direct-message room with `user_id`."""
-    if user_id == user.id:
-        raise invalid("a direct-message room needs two different users")
-    return DirectRoom(room_id=dm_room_id(user.id, user_id))
+            responses=errors((400, "the user is the caller"),
+                             (403, "a block between the two users, either way")))
+async def direct_room(user_id: uuid.UUID, user: CurrentUser, chat: Chat) -> DirectRoom:
+    """The id of the caller's direct-message room with `user_id`, unless a block closes it."""
+    return DirectRoom(room_id=await chat.direct_room(user.id, user_id))

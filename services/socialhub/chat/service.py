@@ -1,18 +1,31 @@
 """Rooms, access and history: what the Socket.IO handlers and the HTTP routes share."""
 
 import uuid
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from socialhub.chat.blocks import BlockStore
 from socialhub.chat.errors import ChatError, forbidden, invalid, not_found
 from socialhub.chat.fanout import encode_event
-from socialhub.chat.rooms import InvalidRoomIdError, Room, RoomKind, new_group_id, parse_room
+from socialhub.chat.rooms import (
+    InvalidRoomIdError,
+    Room,
+    RoomKind,
+    dm_room_id,
+    new_group_id,
+    parse_room,
+)
 from socialhub.chat.settings import ChatSettings
 from socialhub.chat.store import Group, GroupStore, MessageStore, Page
 
 NOT_A_MEMBER = "you are not a member of this room"
-# Internal room-channel event: the named user's sockets must leave the room (removed member).
+YOU_BLOCKED = "you have blocked this user; unblock them to send them direct messages"
+BLOCKED_YOU = "this user has blocked you"
+# Internal room-channel event: the named user's sockets must leave the room (a removed group
+# member, a direct-message room a block closed).
 EVICT = "evict"
+REMOVED_FROM_GROUP = "you were removed from this group"
 
 
 class ChatService:
@@ -21,6 +34,7 @@ class ChatService:
         self.redis = redis
         self.messages = MessageStore(redis, max_per_room=settings.chat_history_max_per_room)
         self.groups = GroupStore(redis, max_members=settings.chat_group_max_members)
+        self.blocks = BlockStore(redis)
 
     def room_channel(self, room_id: str) -> str:
         return self.settings.channel(f"chat:room:{room_id}")
@@ -38,6 +52,7 @@ class ChatService:
             assert room.participants is not None
             if user_id not in room.participants:
                 raise forbidden("this direct-message room belongs to two other users")
+            await self.refuse_if_blocked(room, user_id)
         elif room.kind is RoomKind.GROUP:
             exists, member = await self.groups.membership(room.id, user_id)
             if not exists:
@@ -45,6 +60,22 @@ class ChatService:
             if not member:
                 raise forbidden(NOT_A_MEMBER)
         return room
+
+    async def direct_room(self, user_id: uuid.UUID, other: uuid.UUID) -> str:
+        """The id of the two users' direct-message room, unless a block closes it."""
+        if other == user_id:
+            raise invalid("a direct-message room needs two different users")
+        return (await self.authorize(dm_room_id(user_id, other), user_id)).id
+
+    async def refuse_if_blocked(self, room: Room, user_id: uuid.UUID) -> None:
+        """A direct-message room is closed while either of its users blocks the other."""
+        if room.kind is not RoomKind.DM:
+            return
+        blockers = await self.blocks.blockers(room.id)
+        if user_id in blockers:
+            raise forbidden(YOU_BLOCKED)
+        if blockers:
+            raise forbidden(BLOCKED_YOU)
 
     async def history(self, room_id: str, user_id: uuid.UUID, before: str | None,
                       limit: int) -> Page:
@@ -79,9 +110,15 @@ class ChatService:
             raise forbidden("only the group's owner manages its members")
         if not await self.groups.remove_member(group.id, member):
             raise not_found("no such member")
-        await self.redis.publish(self.room_channel(group.id),
-                                 encode_event(EVICT, {"roomId": group.id,
-                                                      "userId": str(member)}))
+        await self.evict(group.id, [member], REMOVED_FROM_GROUP)
+
+    async def evict(self, room_id: str, users: Sequence[uuid.UUID], message: str) -> None:
+        """Make the users' sockets leave the room on every instance, told why (`removed`)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.publish(self.room_channel(room_id), encode_event(EVICT, {
+                    "roomId": room_id, "userId": str(user), "message": message}))
+            await pipe.execute()
 
     async def _owned(self, room_id: str, actor: uuid.UUID) -> Group:
         group = await self.group(room_id, actor)

@@ -4,11 +4,13 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from socialhub.kit.settings import RedisSettings, ServiceSettings
+from socialhub.kit.settings import KafkaSettings, RedisSettings, ServiceSettings
 
 
-class ChatSettings(ServiceSettings, RedisSettings):
+class ChatSettings(ServiceSettings, RedisSettings, KafkaSettings):
     service_port: int = 5004
+    # USER_TOPIC's blocks close direct-message rooms (blocks.py); events per batch.
+    consumer_batch_size: int = Field(default=500, ge=1, le=10_000)
     # The token check at connect: the auth service's verify endpoint (what the gateway calls).
     auth_service_url: str = "http://127.0.0.1:5000"
     auth_timeout_seconds: float = Field(default=3.0, gt=0)

@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 from socialhub.chat.errors import ChatError, forbidden, invalid, rate_limited, too_large
 from socialhub.chat.fanout import Fanout, FanoutUnavailableError, decode_event, encode_event
 from socialhub.chat.presence import Membership, Presence
-from socialhub.chat.service import EVICT, ChatService
+from socialhub.chat.rooms import parse_room
+from socialhub.chat.service import EVICT, REMOVED_FROM_GROUP, ChatService
 from socialhub.chat.store import stream_id_key
 from socialhub.chat.verify import (
     AuthUnavailableError,
@@ -278,6 +279,8 @@ class ChatSockets:
                             f"{self.settings.chat_message_max_bytes} bytes")
         self._count_send(conn)
         try:
+            # a block reaches the sockets already in the room by pub/sub: check it here too
+            await self.chat.refuse_if_blocked(parse_room(room_id), conn.user.id)
             message_id = await self.chat.messages.append(
                 room_id, str(conn.user.id), conn.user.username, message,
                 self.chat.room_channel(room_id))
@@ -400,7 +403,8 @@ class ChatSockets:
             if isinstance(data, dict):
                 # in a task: it waits for the connections' locks, which a join may hold while
                 # it waits for this listener to confirm a subscription
-                self._spawn(self._evict(room_id, str(data.get("userId"))))
+                self._spawn(self._evict(room_id, str(data.get("userId")),
+                                        str(data.get("message", REMOVED_FROM_GROUP))))
         elif event == "room_users":
             await self._presence_changed(room_id, data)
         else:
@@ -435,8 +439,9 @@ class ChatSockets:
             self.presence_sent_at[room_id] = asyncio.get_running_loop().time()
             await self._broadcast(room_id, "room_users", latest)
 
-    async def _evict(self, room_id: str, user_id: str) -> None:
-        """A removed group member's sockets leave the room and are told why."""
+    async def _evict(self, room_id: str, user_id: str, message: str) -> None:
+        """The user's sockets leave the room and are told why (a removed group member, a
+        direct-message room closed by a block)."""
         for sid in list(self.room_sids.get(room_id, ())):
             conn = self.connections.get(sid)
             if conn is None or str(conn.user.id) != user_id:
@@ -447,8 +452,7 @@ class ChatSockets:
                 except (RedisError, OSError) as exc:  # it has left locally all the same
                     log.warning("removing %s from %s failed: %s", sid, room_id, exc)
             await self.sio.emit("error", {"event": "join_room", "code": "removed",
-                                          "message": "you were removed from this group",
-                                          "roomId": room_id}, to=sid)
+                                          "message": message, "roomId": room_id}, to=sid)
 
     async def _on_push(self, user_id: str, raw: str) -> None:
         decoded = decode_event(raw)
