@@ -122,21 +122,58 @@ async def wait_for_count(client: httpx.AsyncClient, user_id: str, count: int, *,
     return body
 
 
+async def partitions_of(settings: KafkaSettings) -> list[TopicPartition]:
+    """Every partition of the notification service's topics (fails if a topic is missing).
+
+    From the admin client: a consumer's `topics()` fetches metadata without keeping it, so its
+    `partitions_for_topic` knows nothing of topics it has not subscribed to.
+    """
+    names = [settings.topic(POST_TOPIC), settings.topic(USER_TOPIC)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic["topic"], partition["partition"])
+                  for topic in described if topic["error_code"] == 0
+                  for partition in topic["partitions"]]
+    assert {tp.topic for tp in partitions} == set(names), described
+    return partitions
+
+
 async def caught_up(settings: KafkaSettings, group: str) -> bool:
     """Whether `group` has committed offsets at the end of every partition of its topics."""
+    partitions = await partitions_of(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
     await admin.start()
     await reader.start()
     try:
         committed = await admin.list_consumer_group_offsets(settings.group(group))
-        await reader.topics()  # loads the metadata partitions_for_topic reads
-        partitions = [TopicPartition(topic, partition)
-                      for topic in (settings.topic(POST_TOPIC), settings.topic(USER_TOPIC))
-                      for partition in reader.partitions_for_topic(topic) or ()]
         ends = await reader.end_offsets(partitions)
     finally:
         await reader.stop()
         await admin.close()
     return all(ends[tp] == 0 or (tp in committed and committed[tp].offset == ends[tp])
                for tp in partitions)
+
+
+async def rewind(settings: KafkaSettings, group: str) -> int:
+    """Reset `group`'s offsets to the start of its topics, as a full replay would.
+
+    Only while the group has no members (Kafka refuses the commit otherwise); returns how many
+    records lie ahead of the group after the reset.
+    """
+    partitions = await partitions_of(settings)
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
+                              group_id=settings.group(group), enable_auto_commit=False)
+    await reader.start()
+    try:
+        reader.assign(partitions)  # manual assignment: commits without joining the group
+        starts = await reader.beginning_offsets(partitions)
+        ends = await reader.end_offsets(partitions)
+        await reader.commit(starts)
+    finally:
+        await reader.stop()
+    return sum(ends[tp] - starts[tp] for tp in partitions)

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 STORED = Counter("notifications_stored_total", "Notifications stored", ["type"])
 DUPLICATES = Counter("notifications_duplicates_total",
-                     "Redelivered events whose notification was already stored")
+                     "Redelivered events whose notification was already stored (or deleted)")
+EXPIRED_ON_ARRIVAL = Counter("notifications_expired_on_arrival_total",
+                             "Events older than the notification TTL, so not stored")
 PUSH_FAILURES = Counter("notification_push_failures_total",
                         "Batches whose real-time push failed (the notifications are stored)")
 EVENT_TO_STORED = Histogram(
@@ -77,6 +79,7 @@ class NotificationIngest:
         for kind, count in Tally(n.type.value for n in inserted.stored).items():
             STORED.labels(kind).inc(count)
         DUPLICATES.inc(inserted.duplicates)
+        EXPIRED_ON_ARRIVAL.inc(inserted.expired)
         await self.push(inserted.stored)
         return rejected
 

@@ -2,6 +2,13 @@
 
 Uses only what both MongoDB and FerretDB support (the local server is FerretDB); the one gap,
 TTL indexes, is detected at startup and replaced by a periodic sweep (`expire_before`).
+
+A deletion is soft: the document stays, `deletedAt` set, until it expires with the others, so
+the unique `(eventId, userId)` index keeps refusing the notification whenever Kafka redelivers
+or a replay re-reads its event. Every read filters on `deletedAt: null` (also true of documents
+stored before soft deletes, which have no such field). A notification already past its TTL is
+never stored: expiry would delete it at once, and the deleted document that would have refused
+it may be gone, so a replay resurrects nothing whatever the TTL and Kafka's retention.
 """
 
 import logging
@@ -23,20 +30,29 @@ TTL_INDEX = "expire_created"
 DUPLICATE_KEY = 11000
 NOT_IMPLEMENTED = 238
 INDEX_OPTIONS_CONFLICT = 85
+INDEX_NOT_FOUND = 27
 
 Document = dict[str, Any]
 
+DELETED_AT = "deletedAt"
+# Not deleted: null matches a null and a missing deletedAt alike (MongoDB and FerretDB).
+LIVE: Document = {DELETED_AT: None}
+
 INDEXES = [
-    # The user's notifications, newest first; _id breaks ties for the cursor.
-    IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-               name="user_created"),
+    # The user's live notifications, newest first; _id breaks ties for the cursor.
+    IndexModel([("userId", ASCENDING), (DELETED_AT, ASCENDING), ("createdAt", DESCENDING),
+                ("_id", DESCENDING)], name="user_live_created"),
     # Unread counts and the unread filter.
-    IndexModel([("userId", ASCENDING), ("read", ASCENDING), ("createdAt", DESCENDING)],
-               name="user_read"),
-    # Idempotency: one notification per event and recipient, whatever the redelivery.
+    IndexModel([("userId", ASCENDING), (DELETED_AT, ASCENDING), ("read", ASCENDING),
+                ("createdAt", DESCENDING)], name="user_live_read"),
+    # Idempotency: one notification per event and recipient, whatever the redelivery; it sees
+    # deleted ones too, so a deleted notification is never stored again.
     IndexModel([("eventId", ASCENDING), ("userId", ASCENDING)], name="event_recipient",
                unique=True),
 ]
+# Replaced by the two above when deletion became soft (they did not key on deletedAt): dropped at
+# startup once their replacements exist.
+RETIRED_INDEXES = ("user_created", "user_read")
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class PagePosition:
 class Inserted:
     stored: list[Notification]
     duplicates: int
+    expired: int = 0  # already past the TTL on arrival, so not stored
 
 
 class NotificationStore:
@@ -65,6 +82,7 @@ class NotificationStore:
             # One per command: FerretDB 1.24 panics on a multi-index createIndexes whose
             # indexes all exist already (every restart); MongoDB takes either form.
             await self.collection.create_indexes([index])
+        await self._drop_retired_indexes()
         ttl_seconds = int(self.ttl.total_seconds())
         try:
             await self.collection.create_index([("createdAt", ASCENDING)], name=TTL_INDEX,
@@ -80,13 +98,29 @@ class NotificationStore:
                 "name": TTL_INDEX, "expireAfterSeconds": ttl_seconds})
         return True
 
+    async def _drop_retired_indexes(self) -> None:
+        """Drop the indexes an earlier version created, after their replacements exist."""
+        existing = await self.collection.index_information()
+        for name in RETIRED_INDEXES:
+            if name not in existing:
+                continue
+            try:
+                await self.collection.drop_index(name)
+            except OperationFailure as exc:
+                if exc.code != INDEX_NOT_FOUND:  # another instance starting dropped it first
+                    raise
+            log.info("dropped the retired index %s", name)
+
     async def insert(self, notifications: Sequence[Notification]) -> Inserted:
-        """Store a batch; notifications already stored (redelivered events) are skipped."""
-        if not notifications:
-            return Inserted([], 0)
+        """Store a batch; notifications already stored or deleted (redelivered events) and
+        those already past the TTL are skipped."""
+        cutoff = datetime.now(UTC) - self.ttl
+        fresh = [n for n in notifications if n.created_at >= cutoff]
+        expired = len(notifications) - len(fresh)
+        if not fresh:
+            return Inserted([], 0, expired)
         try:
-            await self.collection.insert_many([n.to_document() for n in notifications],
-                                              ordered=False)
+            await self.collection.insert_many([n.to_document() for n in fresh], ordered=False)
         except BulkWriteError as exc:
             errors: list[Document] = exc.details.get("writeErrors", [])
             if exc.details.get("writeConcernErrors") or any(
@@ -94,15 +128,15 @@ class NotificationStore:
                 raise
             # Ids are derived from (eventId, recipient), so any duplicate key is a redelivery.
             skipped = {error["index"] for error in errors}
-            stored = [n for i, n in enumerate(notifications) if i not in skipped]
-            return Inserted(stored, len(skipped))
-        return Inserted(list(notifications), 0)
+            stored = [n for i, n in enumerate(fresh) if i not in skipped]
+            return Inserted(stored, len(skipped), expired)
+        return Inserted(fresh, 0, expired)
 
     async def page(self, user_id: str, *, limit: int, after: PagePosition | None = None,
                    kind: NotificationType | None = None,
                    read: bool | None = None) -> list[Notification]:
         """Up to `limit` of the user's notifications, newest first, older than `after`."""
-        query: Document = {"userId": user_id}
+        query: Document = {"userId": user_id, **LIVE}
         if kind is not None:
             query["type"] = kind.value
         if read is not None:
@@ -115,11 +149,12 @@ class NotificationStore:
         return [Notification.from_document(document) async for document in cursor]
 
     async def unread_count(self, user_id: str) -> int:
-        return await self.collection.count_documents({"userId": user_id, "read": False})
+        return await self.collection.count_documents(
+            {"userId": user_id, **LIVE, "read": False})
 
     async def mark_read(self, user_id: str, ids: Sequence[str] | None = None) -> int:
         """Mark the user's notifications `ids` (all of them if None) read; returns how many."""
-        query: Document = {"userId": user_id, "read": False}
+        query: Document = {"userId": user_id, **LIVE, "read": False}
         if ids is not None:
             if not ids:
                 return 0
@@ -129,15 +164,20 @@ class NotificationStore:
 
     async def mark_one_read(self, user_id: str, notification_id: str) -> Notification | None:
         document = await self.collection.find_one_and_update(
-            {"_id": notification_id, "userId": user_id}, {"$set": {"read": True}},
+            {"_id": notification_id, "userId": user_id, **LIVE}, {"$set": {"read": True}},
             return_document=ReturnDocument.AFTER)
         return Notification.from_document(document) if document else None
 
     async def delete(self, user_id: str, notification_id: str) -> bool:
-        result = await self.collection.delete_one({"_id": notification_id, "userId": user_id})
-        return result.deleted_count == 1
+        """Mark it deleted, never remove it (see the module's docstring). The content stays, so
+        an instance of the previous version, which reads every document, still parses it."""
+        result = await self.collection.update_one(
+            {"_id": notification_id, "userId": user_id, **LIVE},
+            {"$set": {DELETED_AT: datetime.now(UTC)}})
+        return result.matched_count == 1
 
     async def expire_before(self, cutoff: datetime) -> int:
+        """Delete what is older than `cutoff`, tombstones included."""
         result = await self.collection.delete_many({"createdAt": {"$lt": cutoff}})
         return result.deleted_count
 
