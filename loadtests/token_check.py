@@ -320,7 +320,7 @@ def main() -> int:
               "`.venv/bin/python -m devstack up --profile bench`", file=sys.stderr)
         return 2
     platform = Platform(profile)
-    auth_pid = platform.service_process(auth_spec).pid()
+    auth_pid = platform.service_process(auth_spec).child_pid()  # the service, not its supervisor
     bench_gateway = platform.gateway_config()
 
     all_tokens = tokens(f"http://{auth}", args.account_prefix, args.tokens)

@@ -30,9 +30,11 @@ def main() -> int:
         platform.down(infra=not args.keep_infra)
     else:
         rows = platform.status()
-        width = max(len(r["name"]) for r in rows)
-        for row in rows:
-            print(f"{row['name']:<{width}}  {row['state']:<8} {row['address']:<32} {row['log']}")
+        header = {"name": "NAME", "state": "STATE", "restarts": "RESTARTS",
+                  "last_exit": "LAST EXIT", "address": "ADDRESS", "log": "LOG"}
+        widths = {key: max(len(row[key]) for row in [header, *rows]) for key in header}
+        for row in [header, *rows]:
+            print("  ".join(f"{row[key]:<{widths[key]}}" for key in header).rstrip())
     return 0
 
 

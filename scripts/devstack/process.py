@@ -1,13 +1,17 @@
 """Start, find and stop long-running processes by pid file.
 
 Every server runs in the foreground under its own session, so its pid is the one we recorded and
-`stop` ends exactly what `start` began (and its children), nothing else.
+`stop` ends exactly what `start` began (and its children), nothing else. A supervised process
+(`supervised=True`) runs under `devstack.supervise`, which restarts it when it exits: the pid
+file then names the supervisor, and the supervisor's state file says how its child is doing.
 """
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ class ManagedProcess:
     user: str | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = 20.0
+    supervised: bool = False
     START_MARKER: ClassVar[str] = "--- starting"
 
     @property
@@ -36,6 +41,11 @@ class ManagedProcess:
     @property
     def logfile(self) -> Path:
         return self.run_dir / f"{self.name}.log"
+
+    @property
+    def statefile(self) -> Path:
+        """Written by the supervisor of a supervised process (restarts, last exit, child pid)."""
+        return self.run_dir / f"{self.name}.supervise.json"
 
     def pid(self) -> int | None:
         try:
@@ -47,6 +57,26 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def supervision(self) -> "Supervision | None":
+        """How the supervised child is doing, while its supervisor runs; None otherwise."""
+        if self.pid() is None:
+            return None
+        try:
+            record = json.loads(self.statefile.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return Supervision(state=str(record["state"]), child_pid=record.get("child_pid"),
+                           restarts=int(record["restarts"]), last_exit=record.get("last_exit"),
+                           last_exit_at=record.get("last_exit_at"))
+
+    def child_pid(self) -> int | None:
+        """The pid doing the work: the supervised child (None between restarts), else pid()."""
+        if not self.supervised:
+            return self.pid()
+        supervision = self.supervision()
+        child = supervision.child_pid if supervision else None
+        return child if child is not None and _alive(child) else None
+
     def start(self) -> int:
         """Start the process unless it already runs; returns its pid."""
         existing = self.pid()
@@ -54,11 +84,16 @@ class ManagedProcess:
             return existing
         ensure_dir(self.run_dir)
         env = {**os.environ, **self.env}
+        argv = list(self.argv)
+        if self.supervised:
+            self.statefile.unlink(missing_ok=True)
+            argv = [sys.executable, "-m", "devstack.supervise", "--state", str(self.statefile),
+                    "--name", self.name, "--", *argv]
         with self.logfile.open("ab") as log:
             log.write(f"\n{self.START_MARKER} {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
             proc = subprocess.Popen(
-                list(self.argv),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -77,8 +112,14 @@ class ManagedProcess:
         pid = self.pid()
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
+            self.statefile.unlink(missing_ok=True)
             return False
-        _signal_group(pid, self.stop_signal)
+        if self.supervised or self.statefile.exists():
+            # Only the supervisor: it passes the signal on to its child once (a second SIGINT
+            # would cut a graceful shutdown short) and restarts nothing afterwards.
+            _signal_one(pid, self.stop_signal)
+        else:
+            _signal_group(pid, self.stop_signal)
         deadline = time.monotonic() + self.stop_timeout
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -87,6 +128,7 @@ class ManagedProcess:
             while _alive(pid):
                 time.sleep(0.05)
         self.pidfile.unlink(missing_ok=True)
+        self.statefile.unlink(missing_ok=True)
         return True
 
     def log_since_start(self) -> str:
@@ -102,6 +144,17 @@ class ManagedProcess:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+@dataclass(frozen=True)
+class Supervision:
+    """A supervisor's record of its child (see devstack.supervise)."""
+
+    state: str  # running, or waiting (to restart it after it exited)
+    child_pid: int | None
+    restarts: int
+    last_exit: str | None  # "exit 1", "SIGKILL"
+    last_exit_at: str | None
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -140,6 +193,11 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     except ProcessLookupError:
         pass
     except PermissionError:
+        os.kill(pid, sig)
+
+
+def _signal_one(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
 
 
