@@ -61,6 +61,7 @@ from devstack.config import INFRA
 from devstack.process import cpu_seconds
 from devstack.servers.postgres import Postgres
 from devstack.waiting import free_port
+from socialhub.contracts.topology import Env
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_DELIVERIES = 10_000
@@ -107,19 +108,19 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def base_env(self, port: int) -> dict[str, str]:
-        return {**os.environ, "SERVICE_PORT": str(port), "SOCIALHUB_ENV": "test",
-                "REDIS_URL": self.redis_url, "REDIS_CHANNEL_PREFIX": self.channel_prefix,
-                "JWT_SECRET": self.jwt_secret, "ACCESS_LOG": "false", "LOG_LEVEL": "WARNING",
+        return {**os.environ, Env.SERVICE_PORT: str(port), Env.SOCIALHUB_ENV: "test",
+                Env.REDIS_URL: self.redis_url, Env.REDIS_CHANNEL_PREFIX: self.channel_prefix,
+                Env.JWT_SECRET: self.jwt_secret, "ACCESS_LOG": "false", Env.LOG_LEVEL: "WARNING",
                 "PYTHONUNBUFFERED": "1"}
 
     def start_auth(self) -> Service:
         postgres = Postgres()
         postgres.create_database(AUTH_DATABASE)
         port = free_port(INFRA.host)
-        env = {**self.base_env(port), "DATABASE_URL": postgres.url(AUTH_DATABASE),
+        env = {**self.base_env(port), Env.DATABASE_URL: postgres.url(AUTH_DATABASE),
                # events stay in the outbox: Kafka is not part of this benchmark
-               "KAFKA_BOOTSTRAP_SERVERS": f"{INFRA.host}:{free_port(INFRA.host)}",
-               "MAIL_BACKEND": "log", "SIGNUP_LIMIT_PER_IP": "1000000",
+               Env.KAFKA_BOOTSTRAP_SERVERS: f"{INFRA.host}:{free_port(INFRA.host)}",
+               Env.MAIL_BACKEND: "log", "SIGNUP_LIMIT_PER_IP": "1000000",
                "LOGIN_LIMIT_PER_IP": "1000000", "BCRYPT_ROUNDS": "4"}
         subprocess.run([sys.executable, "-m", "socialhub.auth", "migrate"], env=env, cwd=ROOT,
                        check=True, capture_output=True)
@@ -127,10 +128,10 @@ class Stack:
 
     def start_chat(self, auth: Service, **extra: str) -> Service:
         port = free_port(INFRA.host)
-        env = {**self.base_env(port), "AUTH_SERVICE_URL": auth.url,
+        env = {**self.base_env(port), Env.AUTH_SERVICE_URL: auth.url,
                "CHAT_SEND_LIMIT": "1000000000",
                # no Kafka: the block replica must not join a platform's consumer group
-               "KAFKA_BOOTSTRAP_SERVERS": f"{INFRA.host}:{free_port(INFRA.host)}", **extra}
+               Env.KAFKA_BOOTSTRAP_SERVERS: f"{INFRA.host}:{free_port(INFRA.host)}", **extra}
         return self._start("chat", [sys.executable, "-m", "socialhub.chat", "serve"], env)
 
     def start_redis_manager_server(self) -> Service:
@@ -140,7 +141,7 @@ class Stack:
                                              "--port", str(port)], self.base_env(port))
 
     def _start(self, name: str, argv: list[str], env: dict[str, str]) -> Service:
-        port = int(env["SERVICE_PORT"])
+        port = int(env[Env.SERVICE_PORT])
         log = (self.logs / f"{name}-{port}.log").open("wb")
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -522,8 +523,8 @@ def redis_manager_server(port: int) -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    manager = socketio.AsyncRedisManager(os.environ["REDIS_URL"],
-                                         channel=os.environ["REDIS_CHANNEL_PREFIX"] + "socketio")
+    manager = socketio.AsyncRedisManager(os.environ[Env.REDIS_URL],
+                                         channel=os.environ[Env.REDIS_CHANNEL_PREFIX] + "socketio")
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
 
     @sio.on("join_room")  # type: ignore[untyped-decorator]

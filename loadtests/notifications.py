@@ -47,8 +47,11 @@ from redis.asyncio import Redis
 
 from devstack.config import INFRA
 from devstack.process import cpu_seconds
+from socialhub.contracts.channels import USER_PUSH_PREFIX
+from socialhub.contracts.events import ALL_TOPICS, POST_TOPIC, USER_TOPIC
+from socialhub.contracts.topology import Env
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import ALL_TOPICS, POST_TOPIC, USER_TOPIC, ensure_topics
+from socialhub.kit.events.topics import ensure_topics
 from socialhub.kit.settings import KafkaSettings
 from socialhub.notifications.rules import notification_for
 from socialhub.notifications.store import INDEXES
@@ -103,13 +106,13 @@ class Bench:
 
     @contextmanager
     def service(self) -> Iterator[subprocess.Popen[bytes]]:
-        env = {**os.environ, "SERVICE_PORT": str(self.port), "SOCIALHUB_ENV": "test",
-               "KAFKA_BOOTSTRAP_SERVERS": self.kafka.kafka_bootstrap_servers,
-               "KAFKA_TOPIC_PREFIX": self.kafka.kafka_topic_prefix,
-               "MONGO_URL": self.mongo_url, "MONGO_DATABASE": self.database,
-               "REDIS_URL": self.redis_url, "REDIS_CHANNEL_PREFIX": self.channel_prefix,
+        env = {**os.environ, Env.SERVICE_PORT: str(self.port), Env.SOCIALHUB_ENV: "test",
+               Env.KAFKA_BOOTSTRAP_SERVERS: self.kafka.kafka_bootstrap_servers,
+               Env.KAFKA_TOPIC_PREFIX: self.kafka.kafka_topic_prefix,
+               Env.MONGO_URL: self.mongo_url, Env.MONGO_DATABASE: self.database,
+               Env.REDIS_URL: self.redis_url, Env.REDIS_CHANNEL_PREFIX: self.channel_prefix,
                "CONSUMER_BATCH_SIZE": str(self.args.batch_size), "ACCESS_LOG": "false",
-               "LOG_LEVEL": "WARNING", "PYTHONPATH": f"{ROOT}/services:{ROOT}/scripts"}
+               Env.LOG_LEVEL: "WARNING", "PYTHONPATH": f"{ROOT}/services:{ROOT}/scripts"}
         log = Path(f"/tmp/notifications-bench-{self.port}.log").open("wb")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "socialhub.notifications", "serve"],
                                 env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -199,7 +202,7 @@ class Bench:
         redis: Redis = Redis.from_url(self.redis_url)
         with self.service():
             async with redis.pubsub() as pubsub:
-                await pubsub.psubscribe(f"{self.channel_prefix}push:user:*")
+                await pubsub.psubscribe(f"{self.channel_prefix}{USER_PUSH_PREFIX}*")
 
                 async def receive() -> None:
                     async for message in pubsub.listen():

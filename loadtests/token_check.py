@@ -56,11 +56,12 @@ from typing import Any
 
 import httpx
 
-from devstack.config import INFRA, PROFILES, SERVICES
+from devstack.config import INFRA, PROFILES
 from devstack.platform import Platform
 from devstack.process import ManagedProcess, cpu_seconds
 from devstack.servers.redis import Redis
 from devstack.waiting import free_port, http_ok, wait_until
+from socialhub.contracts.topology import SERVICES, service
 from socialhub.gateway import GatewayConfig, render
 
 NGINX = "/usr/sbin/nginx"
@@ -313,7 +314,7 @@ def main() -> int:
               "installs it)", file=sys.stderr)
         return 2
     profile = PROFILES["bench"]
-    auth_spec = next(spec for spec in SERVICES if spec.name == "auth")
+    auth_spec = service("auth")
     auth = f"{INFRA.host}:{profile.port(auth_spec)}"
     if not http_ok(f"http://{auth}/health"):
         print(f"the bench profile's auth service does not answer on {auth}: start it with "

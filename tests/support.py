@@ -13,16 +13,16 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 
-from devstack.config import SERVICES
 from devstack.platform import Platform
+from socialhub.contracts.topology import service as service_named
 
 T = TypeVar("T", bound=BaseSettings)
 
 
 def settings_for(cls: type[T], platform: Platform, service: str, **overrides: Any) -> T:
     """A service's settings exactly as the test platform would run it, plus overrides."""
-    spec = next(s for s in SERVICES if s.name == service)
-    env = {key.lower(): value for key, value in platform.service_env(spec).items()}
+    env = {key.lower(): value
+           for key, value in platform.service_env(service_named(service)).items()}
     known = {key: value for key, value in env.items() if key in cls.model_fields}
     return cls(**{**known, **overrides})
 

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from socialhub.gateway import GATEWAY_ERRORS, SERVICES, api_documents
+from socialhub.contracts.topology import SERVICE_NAMES
+from socialhub.gateway import GATEWAY_ERRORS, api_documents
 from tests.support import sign_up
 
 ENVELOPE = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -40,7 +41,7 @@ def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
             for method, operation in by_method.items()]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_NAMES)
 async def test_the_documents_are_public(gateway: httpx.AsyncClient, service: str) -> None:
     doc = await document(gateway, service)
     assert doc["paths"]
@@ -49,7 +50,7 @@ async def test_the_documents_are_public(gateway: httpx.AsyncClient, service: str
     assert api_documents(service)[0] in page.text
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_NAMES)
 async def test_every_error_is_documented_as_the_envelope(gateway: httpx.AsyncClient,
                                                          service: str) -> None:
     doc = await document(gateway, service)
@@ -67,7 +68,7 @@ async def test_every_error_is_documented_as_the_envelope(gateway: httpx.AsyncCli
                 assert response["description"]
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", SERVICE_NAMES)
 async def test_every_documented_path_is_routed_by_the_gateway(gateway: httpx.AsyncClient,
                                                               service: str) -> None:
     """Without a token, nothing documented gets the gateway's own 404 (the token check's

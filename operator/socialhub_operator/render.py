@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from socialhub.contracts import topology
+from socialhub.contracts.events import ALL_TOPICS
+from socialhub.contracts.topology import Env, Store
 from socialhub_operator import gateway
 from socialhub_operator.capacity import ReplicaBounds, replica_bounds
 from socialhub_operator.spec import (
@@ -29,20 +32,13 @@ MANAGED_BY = "socialhub-operator"
 HASH_ANNOTATION = "socialhub.dev/config-hash"
 JOB_KIND_LABEL = "socialhub.dev/job"
 # Services with PostgreSQL migrations (`python -m socialhub.<service> migrate`).
-MIGRATING = ("auth", "users", "posts")
-# The topics `socialhub.kit.events.topics` creates; mirrored for Strimzi KafkaTopics.
-TOPICS = ("POST_TOPIC", "USER_TOPIC", "DEAD_LETTER_TOPIC")
+MIGRATING = tuple(service.name for service in topology.SERVICES if service.migrates)
 GENERATED_JWT_KEY = "jwtSecret"
 # The services image's user and group (Dockerfile): the group that may write the media volume.
 SERVICES_GID = 10001
 MEDIA_VOLUME = "media"
-STORES: Mapping[str, frozenset[str]] = {
-    "auth": frozenset({"postgres", "redis", "kafka", "jwt", "mail"}),
-    "users": frozenset({"postgres", "redis", "kafka"}),
-    "posts": frozenset({"postgres", "redis", "kafka", "media", "ai"}),
-    "notifications": frozenset({"mongo", "redis", "kafka"}),
-    "chat": frozenset({"redis", "kafka", "auth"}),  # kafka: blocks close direct messages
-}
+STORES: Mapping[str, frozenset[Store]] = {service.name: service.stores
+                                          for service in topology.SERVICES}
 # A stopping pod first leaves the Services' endpoints; kube-proxy and the gateway take a moment
 # to notice. Its containers keep serving this long (preStop) before they get SIGTERM, so no
 # request goes to a process already gone. Both images have `sleep`.
@@ -130,52 +126,52 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
     """The service's settings (pydantic-settings, no prefix) from the spec and Secret refs."""
     spec, stores = instance.spec, STORES[service]
     env: list[Manifest] = [
-        {"name": "SOCIALHUB_ENV", "value": spec.environment},
-        {"name": "SERVICE_HOST", "value": "0.0.0.0"},  # every interface of the pod
-        {"name": "SERVICE_PORT", "value": str(SERVICE_PORTS[service])},
-        {"name": "LOG_LEVEL", "value": spec.log_level},
+        {"name": Env.SOCIALHUB_ENV, "value": spec.environment},
+        {"name": Env.SERVICE_HOST, "value": "0.0.0.0"},  # every interface of the pod
+        {"name": Env.SERVICE_PORT, "value": str(SERVICE_PORTS[service])},
+        {"name": Env.LOG_LEVEL, "value": spec.log_level},
     ]
     backing = spec.backing
-    if "postgres" in stores:
-        env.append(_secret_env("DATABASE_URL", backing.postgres.secret_name, service))
-    if "mongo" in stores:
-        env += [_secret_env("MONGO_URL", backing.mongo.secret_name, backing.mongo.key),
-                {"name": "MONGO_DATABASE", "value": backing.mongo.database}]
-    if "redis" in stores:
+    if Store.POSTGRES in stores:
+        env.append(_secret_env(Env.DATABASE_URL, backing.postgres.secret_name, service))
+    if Store.MONGO in stores:
+        env += [_secret_env(Env.MONGO_URL, backing.mongo.secret_name, backing.mongo.key),
+                {"name": Env.MONGO_DATABASE, "value": backing.mongo.database}]
+    if Store.REDIS in stores:
         # Pub/sub channels are global to a Redis server: SocialHubs sharing one stay apart.
-        env += [_secret_env("REDIS_URL", backing.redis.secret_name, backing.redis.key),
-                {"name": "REDIS_CHANNEL_PREFIX",
+        env += [_secret_env(Env.REDIS_URL, backing.redis.secret_name, backing.redis.key),
+                {"name": Env.REDIS_CHANNEL_PREFIX,
                  "value": f"{instance.namespace}.{instance.name}."}]
-    if "kafka" in stores:
+    if Store.KAFKA in stores:
         env += _kafka_env(instance)
-    if "jwt" in stores:
-        env.append(_secret_env("JWT_SECRET", instance.jwt_secret_name, instance.jwt_secret_key))
-    if "mail" in stores:
+    if Store.JWT in stores:
+        env.append(_secret_env(Env.JWT_SECRET, instance.jwt_secret_name, instance.jwt_secret_key))
+    if Store.MAIL in stores:
         env += _mail_env(instance)
-    if "auth" in stores:
+    if Store.AUTH in stores:
         host = gateway.upstream_host(instance.name, instance.namespace, "auth")
-        env.append({"name": "AUTH_SERVICE_URL", "value": f"http://{host}:{SERVICE_PORTS['auth']}"})
-    if "media" in stores:
-        env.append({"name": "MEDIA_BACKEND", "value": spec.media.backend})
+        env.append({"name": Env.AUTH_SERVICE_URL, "value": f"http://{host}:{SERVICE_PORTS['auth']}"})
+    if Store.MEDIA in stores:
+        env.append({"name": Env.MEDIA_BACKEND, "value": spec.media.backend})
         if spec.media.backend == "local":
-            env += [{"name": "MEDIA_DIR", "value": gateway.MEDIA_DIR},
-                    {"name": "MEDIA_BASE_URL",
+            env += [{"name": Env.MEDIA_DIR, "value": gateway.MEDIA_DIR},
+                    {"name": Env.MEDIA_BASE_URL,
                      "value": f"{spec.gateway.public_url.rstrip('/')}/media"}]
         if spec.media.cloudinary_secret_name:
-            env.append(_secret_env("CLOUDINARY_URL", spec.media.cloudinary_secret_name,
+            env.append(_secret_env(Env.CLOUDINARY_URL, spec.media.cloudinary_secret_name,
                                    "cloudinaryUrl"))
-    if "ai" in stores and spec.ai.gemini_secret_name:
-        env.append(_secret_env("GEMINI_API_KEY", spec.ai.gemini_secret_name, "geminiApiKey"))
+    if Store.AI in stores and spec.ai.gemini_secret_name:
+        env.append(_secret_env(Env.GEMINI_API_KEY, spec.ai.gemini_secret_name, "geminiApiKey"))
     return _with_overrides(env, spec.components.of(service))
 
 
 def _kafka_env(instance: Instance) -> list[Manifest]:
     kafka = instance.spec.backing.kafka
-    return [_secret_env("KAFKA_BOOTSTRAP_SERVERS", kafka.secret_name, kafka.key),
-            {"name": "KAFKA_TOPIC_PREFIX", "value": kafka.topic_prefix},
-            {"name": "KAFKA_TOPIC_PARTITIONS", "value": str(kafka.partitions)},
-            {"name": "KAFKA_TOPIC_REPLICATION", "value": str(kafka.replication_factor)},
-            {"name": "KAFKA_RETENTION_DAYS", "value": str(kafka.retention_days)}]
+    return [_secret_env(Env.KAFKA_BOOTSTRAP_SERVERS, kafka.secret_name, kafka.key),
+            {"name": Env.KAFKA_TOPIC_PREFIX, "value": kafka.topic_prefix},
+            {"name": Env.KAFKA_TOPIC_PARTITIONS, "value": str(kafka.partitions)},
+            {"name": Env.KAFKA_TOPIC_REPLICATION, "value": str(kafka.replication_factor)},
+            {"name": Env.KAFKA_RETENTION_DAYS, "value": str(kafka.retention_days)}]
 
 
 def _mail_env(instance: Instance) -> list[Manifest]:
@@ -183,17 +179,17 @@ def _mail_env(instance: Instance) -> list[Manifest]:
     if not mail.host:
         # The log backend refuses production (it would log reset codes): no reset mails there.
         production = instance.spec.environment == "production"
-        return [] if production else [{"name": "MAIL_BACKEND", "value": "log"}]
+        return [] if production else [{"name": Env.MAIL_BACKEND, "value": "log"}]
     env: list[Manifest] = [
-        {"name": "MAIL_BACKEND", "value": "smtp"},
-        {"name": "SMTP_HOST", "value": mail.host},
-        {"name": "SMTP_PORT", "value": str(mail.port)},
-        {"name": "SMTP_STARTTLS", "value": str(mail.starttls).lower()},
-        {"name": "MAIL_FROM", "value": mail.from_address},
+        {"name": Env.MAIL_BACKEND, "value": "smtp"},
+        {"name": Env.SMTP_HOST, "value": mail.host},
+        {"name": Env.SMTP_PORT, "value": str(mail.port)},
+        {"name": Env.SMTP_STARTTLS, "value": str(mail.starttls).lower()},
+        {"name": Env.MAIL_FROM, "value": mail.from_address},
     ]
     if mail.secret_name:
-        env += [_secret_env("SMTP_USERNAME", mail.secret_name, "username"),
-                _secret_env("SMTP_PASSWORD", mail.secret_name, "password")]
+        env += [_secret_env(Env.SMTP_USERNAME, mail.secret_name, "username"),
+                _secret_env(Env.SMTP_PASSWORD, mail.secret_name, "password")]
     return env
 
 
@@ -240,7 +236,7 @@ def _media_volume(instance: Instance, *, read_only: bool) -> Manifest:
 
 
 def _writes_local_media(instance: Instance, service: str) -> bool:
-    return "media" in STORES[service] and instance.spec.media.backend == "local"
+    return Store.MEDIA in STORES[service] and instance.spec.media.backend == "local"
 
 
 def _service_container(instance: Instance, service: str, command: str) -> Manifest:
@@ -405,7 +401,7 @@ def kafka_topics(instance: Instance) -> list[Manifest]:
     kafka = instance.spec.backing.kafka
     retention_ms = kafka.retention_days * 24 * 3600 * 1000
     topics = []
-    for topic in TOPICS:
+    for topic in ALL_TOPICS:
         full = f"{kafka.topic_prefix}{topic}"
         name = f"{instance.name}-{full.lower().replace('_', '-').replace('.', '-')}"
         metadata = _metadata(instance, name, "kafka")

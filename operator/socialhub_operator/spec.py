@@ -10,18 +10,19 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from socialhub.contracts import topology
+
 GROUP = "socialhub.dev"
 VERSION = "v1alpha1"
 KIND = "SocialHub"
 PLURAL = "socialhubs"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# The five services with their documented ports; the gateway fronts them.
-SERVICE_PORTS: dict[str, int] = {
-    "auth": 5000, "posts": 5001, "notifications": 5002, "users": 5003, "chat": 5004,
-}
-SERVICES = tuple(SERVICE_PORTS)
-GATEWAY = "gateway"
+# The services with their documented ports (socialhub.contracts.topology); the gateway fronts
+# them.
+SERVICE_PORTS: dict[str, int] = {service.name: service.port for service in topology.SERVICES}
+SERVICES = topology.SERVICE_NAMES
+GATEWAY = topology.GATEWAY
 COMPONENTS = (*SERVICES, GATEWAY)
 MAX_REPLICAS = 1000  # per component: far above one cluster's needs, far below int32
 # Any capacity target: far above one platform's load, and small enough that the sizing

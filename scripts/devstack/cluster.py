@@ -27,12 +27,13 @@ import yaml
 
 from devstack import images as container_images
 from devstack import kube_build
-from devstack.config import INFRA, NODE_NETWORK, PROFILES, SERVICES, Profile
+from devstack.config import INFRA, NODE_NETWORK, PROFILES, Profile
 from devstack.paths import ROOT, STATE, ensure_dir
 from devstack.platform import Infra
 from devstack.servers import containerd
 from devstack.servers.kube import KUBECONFIG, SIMULATED_NAMESPACE_PREFIX, KubeCluster, kubectl
 from devstack.servers.node import real_node
+from socialhub.contracts.topology import SERVICES, Store
 
 Progress = Callable[[str], None]
 OPERATOR_NAMESPACE = "socialhub-system"
@@ -120,7 +121,7 @@ def backing_secrets(target: Target, infra: Infra) -> list[dict[str, Any]]:
     """The four Secrets the CRD expects, pointing pods at the node's address."""
     node, profile = NODE_NETWORK.node_ip, target.profile
     postgres = {spec.name: infra.postgres.url(profile.database(spec), host=node)
-                for spec in SERVICES if spec.uses_postgres}
+                for spec in SERVICES if spec.uses(Store.POSTGRES)}
     return [
         _secret(target.namespace, "socialhub-postgres", postgres),
         _secret(target.namespace, "socialhub-mongo",
@@ -138,7 +139,7 @@ def prepare_backing(target: Target, infra: Infra, progress: Progress = _print) -
     infra.start()
     infra.postgres.reload()  # picks up the pod network's access line if it was just added
     for spec in SERVICES:
-        if spec.uses_postgres:
+        if spec.uses(Store.POSTGRES):
             infra.postgres.create_database(target.profile.database(spec))
     progress(f"  backing servers ready for pods at {NODE_NETWORK.node_ip}")
 

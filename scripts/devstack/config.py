@@ -9,6 +9,8 @@ Kafka topic prefix, and its own service and gateway ports.
 import os
 from dataclasses import dataclass
 
+from socialhub.contracts.topology import Service
+
 
 def _port(env: str, default: int) -> int:
     return int(os.environ.get(env, default))
@@ -74,27 +76,6 @@ NODE_NETWORK = NodeNetwork()
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    """A SocialHub service as the local platform runs it."""
-
-    name: str
-    default_port: int
-    uses_postgres: bool = False
-    uses_mongo: bool = False
-
-
-# Documented ports (design document): auth 5000, posts 5001, notifications 5002, users 5003,
-# chat 5004. Services are added here as they land.
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("auth", 5000, uses_postgres=True),
-    ServiceSpec("posts", 5001, uses_postgres=True),
-    ServiceSpec("chat", 5004),
-    ServiceSpec("users", 5003, uses_postgres=True),
-    ServiceSpec("notifications", 5002, uses_mongo=True),
-)
-
-
-@dataclass(frozen=True)
 class Profile:
     name: str
     port_offset: int
@@ -108,10 +89,10 @@ class Profile:
     # its gateway port is then the gateway Service's NodePort on 127.0.0.1.
     local: bool = True
 
-    def port(self, service: ServiceSpec) -> int:
-        return service.default_port + self.port_offset
+    def port(self, service: Service) -> int:
+        return service.port + self.port_offset
 
-    def database(self, service: ServiceSpec) -> str:
+    def database(self, service: Service) -> str:
         suffix = "" if self.name == "dev" else f"_{self.name}"
         return f"socialhub_{service.name}{suffix}"
 

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
-from devstack.config import INFRA, SERVICES, Profile, ServiceSpec
+from devstack.config import INFRA, Profile
 from devstack.install import apt_install
 from devstack.paths import ROOT, STATE, ensure_dir
 from devstack.process import ManagedProcess, run
@@ -25,6 +25,7 @@ from devstack.servers.mongo import Mongo
 from devstack.servers.postgres import Postgres
 from devstack.servers.redis import Redis
 from devstack.waiting import http_ok, wait_until
+from socialhub.contracts.topology import SERVICES, Service, Store, service
 from socialhub.gateway import GatewayConfig, render
 
 NGINX = "/usr/sbin/nginx"
@@ -82,7 +83,7 @@ class Platform:
             path.chmod(0o600)
         return path.read_text().strip()
 
-    def service_env(self, spec: ServiceSpec, port: int | None = None) -> dict[str, str]:
+    def service_env(self, spec: Service, port: int | None = None) -> dict[str, str]:
         """The environment a service instance runs with (its settings)."""
         env = {
             "SOCIALHUB_ENV": "development" if self.profile.name == "dev" else "test",
@@ -99,19 +100,19 @@ class Platform:
             "SMTP_PORT": str(self.infra.mail.port),
             "MEDIA_DIR": str(self.media_dir),
             "MEDIA_BASE_URL": f"http://{INFRA.host}:{self.profile.gateway_port}/media",
-            "AUTH_SERVICE_URL": f"http://{INFRA.host}:{self.profile.port(_spec('auth'))}",
+            "AUTH_SERVICE_URL": f"http://{INFRA.host}:{self.profile.port(service('auth'))}",
             "PYTHONUNBUFFERED": "1",
             **dict(self.profile.env),
         }
-        if spec.uses_postgres:
+        if spec.uses(Store.POSTGRES):
             env["DATABASE_URL"] = self.infra.postgres.url(self.profile.database(spec))
         return env
 
-    def service_process(self, spec: ServiceSpec, port: int | None = None) -> ManagedProcess:
+    def service_process(self, spec: Service, port: int | None = None) -> ManagedProcess:
         port = port or self.profile.port(spec)
         return ManagedProcess(
             name=f"{spec.name}-{port}",
-            argv=[sys.executable, "-m", f"socialhub.{spec.name}", "serve"],
+            argv=[sys.executable, "-m", spec.module, "serve"],
             run_dir=self.run_dir,
             env=self.service_env(spec, port),
             cwd=ROOT,
@@ -170,9 +171,10 @@ class Platform:
         """
         commands = []
         for spec in SERVICES:
-            if spec.uses_postgres:
+            if spec.uses(Store.POSTGRES):
                 self.infra.postgres.create_database(self.profile.database(spec))
-                commands.append(([sys.executable, "-m", f"socialhub.{spec.name}", "migrate"],
+            if spec.migrates:
+                commands.append(([sys.executable, "-m", spec.module, "migrate"],
                                  self.service_env(spec)))
         commands.append(([sys.executable, "-m", "socialhub.kit.events.topics"],
                          self.service_env(SERVICES[0])))
@@ -250,9 +252,3 @@ def wait_healthy(proc: ManagedProcess, base_url: str) -> None:
     wait_until(lambda: http_ok(f"{base_url}/health"), timeout=SERVICE_START_TIMEOUT,
                what=proc.name, on_timeout=lambda: f"{proc.logfile}:\n{proc.tail()}")
 
-
-def _spec(name: str) -> ServiceSpec:
-    for spec in SERVICES:
-        if spec.name == name:
-            return spec
-    raise KeyError(name)

@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from devstack.platform import Platform
-from socialhub.kit.events.topics import USER_TOPIC
+from socialhub.contracts.events import USER_TOPIC
 from tests.auth.helpers import bearer, signup
 from tests.support import PASSWORD, EventProbe, escaped_json, unique
 

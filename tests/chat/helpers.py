@@ -13,19 +13,15 @@ from typing import Any
 import httpx
 import socketio
 
-from devstack.config import SERVICES, ServiceSpec
 from devstack.paths import ROOT
 from devstack.platform import Platform, wait_healthy
 from devstack.process import ManagedProcess
 from devstack.waiting import free_port
+from socialhub.contracts.topology import service
 from tests.support import sign_up
 
 SOCKETIO_PATH = "/chat/socket.io"
 WAIT_SECONDS = 15.0
-
-
-def spec(name: str) -> ServiceSpec:
-    return next(s for s in SERVICES if s.name == name)
 
 
 
@@ -42,7 +38,7 @@ class Instance:
         port = free_port()
         process = ManagedProcess(
             name=f"{name}-{port}", argv=[sys.executable, "-m", f"socialhub.{name}", "serve"],
-            run_dir=platform.run_dir, env={**platform.service_env(spec(name), port), **env},
+            run_dir=platform.run_dir, env={**platform.service_env(service(name), port), **env},
             cwd=ROOT)
         return cls(process, port)
 

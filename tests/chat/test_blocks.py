@@ -18,8 +18,8 @@ from devstack.platform import Platform
 from socialhub.chat.blocks import BlockChange, BlockStore
 from socialhub.chat.rooms import dm_room_id
 from socialhub.chat.service import BLOCKED_YOU, YOU_BLOCKED
+from socialhub.contracts.events import USER_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import USER_TOPIC
 from tests.chat.helpers import ChatClient, Instance, User, new_user, refused_join
 from tests.support import eventually, unique
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from devstack.config import SERVICES
 from devstack.platform import Platform, wait_healthy
 from devstack.process import ManagedProcess
 from devstack.supervise import Backoff, describe_exit
 from devstack.waiting import free_port, http_ok, port_open, wait_until
+from socialhub.contracts.topology import service
 
 WAIT = 30.0
 
@@ -175,7 +175,7 @@ def test_a_dead_supervisor_takes_its_child_along(web: tuple[ManagedProcess, str]
 
 def test_a_killed_service_is_restarted_and_make_status_counts_it(platform: Platform) -> None:
     """The real auth service of the test profile, on a port of its own (not the fixtures')."""
-    auth = next(spec for spec in SERVICES if spec.name == "auth")
+    auth = service("auth")
     port = free_port()
     proc = platform.service_process(auth, port)
     assert proc.supervised

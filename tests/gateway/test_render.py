@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from socialhub.gateway import SERVICES, GatewayConfig, render
+from socialhub.contracts.topology import SERVICE_NAMES
+from socialhub.gateway import GatewayConfig, render
 from tests.gateway.conftest import NGINX, self_signed, worker_user
 
-ALL_UPSTREAMS = {name: [f"127.0.0.1:{5000 + i}"] for i, name in enumerate(SERVICES)}
+ALL_UPSTREAMS = {name: [f"127.0.0.1:{5000 + i}"] for i, name in enumerate(SERVICE_NAMES)}
 
 
 def config(tmp_path: Path, **options: object) -> GatewayConfig:
@@ -73,7 +74,7 @@ def test_http2_takes_the_form_of_the_nginx_version(tmp_path: Path, version: str 
 
 def test_kubernetes_style(tmp_path: Path) -> None:
     """Several replicas per service, all interfaces, a trusted load balancer, extra directives."""
-    upstreams = {name: [f"{name}-{i}.socialhub.svc:80" for i in range(3)] for name in SERVICES}
+    upstreams = {name: [f"{name}-{i}.socialhub.svc:80" for i in range(3)] for name in SERVICE_NAMES}
     gateway = config(tmp_path, upstreams=upstreams, listen_host="0.0.0.0",
                      trusted_proxies=("10.0.0.0/8",), extra={"resolver_timeout": "5s"},
                      auth_cache_seconds=0, worker_processes=2)

@@ -6,9 +6,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import text
 
 from devstack.servers.postgres import Postgres
+from socialhub.contracts.events import ALL_TOPICS
 from socialhub.kit.database import Database
 from socialhub.kit.events.outbox import NOTIFY_TRIGGER, outbox
-from socialhub.kit.events.topics import ALL_TOPICS
 from socialhub.kit.settings import KafkaSettings, PostgresSettings
 
 

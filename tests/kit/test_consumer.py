@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from socialhub.contracts.events import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.events.consumer import BatchConsumer, Handler, Rejected
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.settings import KafkaSettings
 from tests.support import eventually, read_topic
 

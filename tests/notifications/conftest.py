@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 
 from devstack.platform import Platform
 from devstack.servers.mongo import Mongo
-from socialhub.kit.events.topics import ALL_TOPICS, ensure_topics
+from socialhub.contracts.events import ALL_TOPICS
+from socialhub.kit.events.topics import ensure_topics
 from socialhub.notifications.app import create_app
 from socialhub.notifications.settings import NotificationSettings
 from socialhub.notifications.store import COLLECTION

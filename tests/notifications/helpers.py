@@ -10,8 +10,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from socialhub.contracts.events import POST_TOPIC, USER_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.kit.settings import KafkaSettings
 from tests.support import eventually
@@ -65,7 +65,7 @@ def commented(commenter: str, author: str, post: str | None = None, *, username:
 def replied(replier: str, parent_author: str, *, username: str = "alice",
             occurred_at: datetime | None = None) -> Event:
     return _event("comment.replied", "posts", {
-        "postId": uid(), "commentId": uid(), "parentCommentId": uid(),
+        "postId": uid(), "postAuthorId": uid(), "commentId": uid(), "parentCommentId": uid(),
         "parentAuthorId": parent_author, "userId": replier, "username": username,
         "content": "agreed", "timestamp": 1764061200000}, occurred_at)
 

@@ -12,9 +12,9 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from socialhub.contracts.events import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.events.consumer import BatchConsumer, Rejected
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.notifications.app import CONSUMER_GROUP, TOPICS, create_app
 from socialhub.notifications.ingest import NotificationIngest, push_channel
 from socialhub.notifications.settings import NotificationSettings

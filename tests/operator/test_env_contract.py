@@ -6,17 +6,15 @@ default that only fits one machine. Here every rendered name must be a field, ev
 without a default must be rendered, and the rendered values must parse.
 """
 
-import importlib
-import inspect
 from typing import Any
 
 import pytest
-from pydantic_settings import BaseSettings
 
 from socialhub.kit.settings import KafkaSettings
 from socialhub_operator import render
 from socialhub_operator.render import ClusterFacts, Instance
 from socialhub_operator.spec import SERVICES
+from tests.contracts.settings_fields import read_env, settings_class
 from tests.operator.test_render import by_kind, instance
 
 # Every optional part of the spec switched on: all the variables the operator can render.
@@ -30,22 +28,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "test-environment": {"environment": "test"},
     "defaults": {},
 }
-
-
-def settings_class(service: str) -> type[BaseSettings]:
-    """The one settings class `socialhub.<service>.settings` defines."""
-    module = importlib.import_module(f"socialhub.{service}.settings")
-    found = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
-             if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__]
-    assert len(found) == 1, found
-    return found[0]
-
-
-def env_names(cls: type[BaseSettings]) -> dict[str, str]:
-    """Environment variable -> field name, as pydantic-settings reads them."""
-    prefix = cls.model_config.get("env_prefix", "")
-    assert not any(field.alias or field.validation_alias for field in cls.model_fields.values())
-    return {f"{prefix}{name}".upper(): name for name in cls.model_fields}
 
 
 def containers(hub: Instance, service: str) -> list[dict[str, Any]]:
@@ -70,7 +52,7 @@ def value(item: dict[str, Any]) -> str:
 def test_rendered_env_is_what_the_service_reads(service: str, variant: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     cls = settings_class(service)
-    fields = env_names(cls)
+    fields = read_env(cls)
     hub = instance(**VARIANTS[variant])
     for container in containers(hub, service):
         env = {item["name"]: value(item) for item in container["env"]}
@@ -90,7 +72,7 @@ def test_rendered_env_is_what_the_service_reads(service: str, variant: str,
 def test_no_default_that_only_fits_one_machine_is_left(service: str) -> None:
     """Defaults naming this machine (databases on 127.0.0.1, localhost URLs) are all set."""
     cls = settings_class(service)
-    local = {name for name, field in env_names(cls).items()
+    local = {name for name, field in read_env(cls).items()
              if "127.0.0.1" in str(cls.model_fields[field].default)}
     assert local, "the check looks for local defaults"
     hub = instance(**FULL)
@@ -103,5 +85,5 @@ def test_the_topic_job_renders_only_kafka_settings() -> None:
     assert plan.topic_job
     job = by_kind(plan.apply, "Job")[plan.topic_job]
     names = {item["name"] for item in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert names <= set(env_names(KafkaSettings))
+    assert names <= set(read_env(KafkaSettings))
     assert "KAFKA_BOOTSTRAP_SERVERS" in names

@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from devstack.platform import Platform
+from socialhub.contracts.events import POST_TOPIC, USER_TOPIC
 from socialhub.kit.database import Database
-from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
 from socialhub.posts.app import create_app
 from socialhub.posts.settings import PostsSettings
 from tests.posts.helpers import Graph, database_at

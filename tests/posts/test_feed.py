@@ -9,6 +9,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from socialhub.contracts.events import PostCreated
 from socialhub.kit.database import Database
 from socialhub.kit.events.envelope import Event
 from socialhub.posts.feed import READY, FanOut, FeedCache
@@ -197,8 +198,8 @@ async def test_big_accounts_are_merged_in_at_read_time(
         # Fan-out on write skips the star too.
         newer = [await create_post(posts, author, "newer") for author in (star, regular)]
         fan_out = FanOut(posts_db, FeedCache(private_redis, settings), settings)
-        events = [Event(event_type="post.created", producer="posts",
-                        data={"postId": p["id"]}) for p in newer]
+        events = [Event.of(PostCreated.of({**p, "postId": p["id"], "timestamp": 0,
+                                           "mediaCount": 0})) for p in newer]
         assert await fan_out.handle(events) == []
         cached = set(await private_redis.zrangebyscore(key(reader.id), 0, "+inf"))
         assert newer[1]["id"] in cached

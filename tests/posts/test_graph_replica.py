@@ -8,8 +8,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import select
 
+from socialhub.contracts.events import DEAD_LETTER_TOPIC
 from socialhub.kit.database import Database
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC
 from socialhub.posts.models import blocks, follower_counts, follows
 from socialhub.posts.settings import PostsSettings
 from tests.posts.helpers import Graph, now_ms, someone

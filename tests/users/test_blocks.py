@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from devstack.platform import Platform
-from socialhub.kit.events.topics import USER_TOPIC
+from socialhub.contracts.events import USER_TOPIC
 from tests.support import EventProbe
 from tests.users.helpers import (
     UsersDb,

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from devstack.platform import Platform
 from devstack.waiting import free_port, wait_until
+from socialhub.contracts.events import POST_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.kit.redis_client import connect_redis
 from socialhub.users.app import create_app

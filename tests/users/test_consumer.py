@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from devstack.platform import Platform
+from socialhub.contracts.events import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC, POST_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.users.events import CONSUMER_GROUP, PostCountChange
 from tests.support import EventProbe, eventually
@@ -118,7 +118,8 @@ async def test_invalid_events_go_to_the_dead_letter_topic_and_others_are_skipped
     author = await new_user(users)
     prefix = platform.profile.topic_prefix
     broken = Event(event_type="post.created", producer="posts",
-                   data={"postId": "p", "userId": "not-a-uuid", "username": "x"})
+                   data={"postId": str(uuid.uuid4()), "userId": "not-a-uuid",
+                         "username": "x"})
     not_ours = Event(event_type="post.liked", producer="posts", data={"postId": "p"})
     marker = post_created(author, str(uuid.uuid4()))
     async with EventProbe.on(platform.infra.kafka.address,

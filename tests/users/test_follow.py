@@ -6,8 +6,8 @@ import uuid
 import httpx
 
 from devstack.platform import Platform
+from socialhub.contracts.events import USER_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import USER_TOPIC
 from tests.support import EventProbe
 from tests.users.helpers import (
     UsersDb,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from devstack.platform import Platform
+from socialhub.contracts.events import USER_TOPIC
 from socialhub.kit.database import Database
 from socialhub.kit.events.outbox import OutboxRelay
-from socialhub.kit.events.topics import USER_TOPIC
 from socialhub.kit.migrations import upgrade_to_head
 from socialhub.users.app import create_app
 from socialhub.users.settings import UsersSettings

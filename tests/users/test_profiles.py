@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from devstack.platform import Platform
+from socialhub.contracts.events import USER_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import USER_TOPIC
 from tests.support import EventProbe, escaped_json, eventually, unique
 from tests.users.helpers import UsersDb, as_user, new_user, profile, publish, someone
 

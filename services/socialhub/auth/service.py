@@ -29,9 +29,9 @@ from socialhub.auth.revocations import LocalDenylist
 from socialhub.auth.schemas import ResetPasswordRequest, SignupRequest
 from socialhub.auth.settings import AuthSettings
 from socialhub.auth.tokens import InvalidTokenError, TokenClaims, TokenCodec
+from socialhub.contracts.events import UserCreated
 from socialhub.kit.errors import ApiError, conflict, unauthorized
 from socialhub.kit.events.outbox import Outbox
-from socialhub.kit.events.topics import USER_TOPIC
 from socialhub.kit.outages import REDIS_DOWN, Breaker, degraded
 from socialhub.kit.ratelimit import Limit, RateLimiter
 
@@ -96,9 +96,9 @@ class AuthService:
             constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", "")
             raise _taken(UNIQUE_FIELDS.get(constraint or "", "username")) from exc
         await session.refresh(user)
-        await self.outbox.emit(session, USER_TOPIC, "user.created", {
-            "userId": str(user.id), "username": user.username, "name": user.name,
-            "createdAt": user.created_at.isoformat()}, key=str(user.id))
+        await self.outbox.emit(session, UserCreated(
+            user_id=user.id, username=user.username, name=user.name,
+            created_at=user.created_at))
         return user, self._issue(user)
 
     async def login(self, session: AsyncSession, identifier: str, password: str,

@@ -23,11 +23,11 @@ from socialhub.chat.service import ChatService
 from socialhub.chat.settings import ChatSettings
 from socialhub.chat.sockets import ChatSockets
 from socialhub.chat.verify import TokenVerifier
+from socialhub.contracts.events import USER_TOPIC
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
 from socialhub.kit.errors import error_response
 from socialhub.kit.events.consumer import BatchConsumer
-from socialhub.kit.events.topics import USER_TOPIC
 
 # Client packets are small (a message is at most a few KB): refuse big ones early.
 MAX_PACKET_BYTES = 64 * 1024

@@ -16,21 +16,19 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from socialhub.contracts.events import UserBlocked, UserUnblocked
 from socialhub.kit.events.consumer import Rejected
 from socialhub.kit.events.envelope import Event
 
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "chat-service"
-BLOCKED = "user.blocked"
-UNBLOCKED = "user.unblocked"
-EpochMs = Annotated[int, Field(ge=0, le=2**53)]  # Lua compares them as doubles
+BLOCK_EVENTS = {model.event_type: model for model in (UserBlocked, UserUnblocked)}
 
 # KEYS[1]: a DM's blocks; ARGV: blocker, 1 (blocked) or 0 (unblocked), event ms, occurredAt µs.
 # Stores the state unless a newer one is stored; returns how many blockers the room has now.
@@ -56,15 +54,6 @@ return active
 
 def blocks_key(room_id: str) -> str:
     return f"chat:blocks:{room_id}"
-
-
-class BlockData(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
-
-    blocker_id: uuid.UUID
-    blocked_id: uuid.UUID
-    timestamp: EpochMs
 
 
 @dataclass(frozen=True)
@@ -118,17 +107,18 @@ class BlockReplica:
         rejected: list[Rejected] = []
         rooms: dict[str, list[BlockChange]] = {}
         for event in events:
-            if event.event_type not in (BLOCKED, UNBLOCKED):
+            model = BLOCK_EVENTS.get(event.event_type)
+            if model is None:
                 continue
             try:
-                data = BlockData.model_validate(event.data)
+                data = model.of(event.data)
             except ValidationError as exc:
                 rejected.append(Rejected(event, f"invalid {event.event_type} data: {exc}"[:500]))
                 continue
             if data.blocker_id == data.blocked_id:
                 rejected.append(Rejected(event, "a user cannot block themself"))
                 continue
-            change = BlockChange(data.blocker_id, data.blocked_id, event.event_type == BLOCKED,
+            change = BlockChange(data.blocker_id, data.blocked_id, model is UserBlocked,
                                  data.timestamp, _microseconds(event))
             rooms.setdefault(self.room_of(change.blocker, change.blocked), []).append(change)
         for room_id, changes in rooms.items():

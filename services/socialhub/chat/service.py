@@ -18,6 +18,7 @@ from socialhub.chat.rooms import (
 )
 from socialhub.chat.settings import ChatSettings
 from socialhub.chat.store import Group, GroupStore, MessageStore, Page
+from socialhub.contracts.channels import user_push
 
 NOT_A_MEMBER = "you are not a member of this room"
 YOU_BLOCKED = "you have blocked this user; unblock them to send them direct messages"
@@ -40,7 +41,7 @@ class ChatService:
         return self.settings.channel(f"chat:room:{room_id}")
 
     def push_channel(self, user_id: uuid.UUID | str) -> str:
-        return self.settings.channel(f"push:user:{user_id}")
+        return self.settings.channel(user_push(user_id))
 
     async def authorize(self, room_id: object, user_id: uuid.UUID) -> Room:
         """The room, if `user_id` may join and read it; otherwise a ChatError (nothing leaks)."""

@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import jinja2
 
-SERVICES = ("auth", "users", "posts", "notifications", "chat")
+from socialhub.contracts import topology
 
-# Public HTTP routes protected by the token check, in the design document's order.
-_PROTECTED_ROUTES = (("/users/", "users"), ("/posts/", "posts"), ("/notify/", "notifications"),
-                     ("/chat/", "chat"))
+# Public HTTP routes protected by the token check.
+_PROTECTED_ROUTES = tuple((service.protected_route, service.name) for service in topology.SERVICES
+                          if service.protected_route is not None)
 
 
 def api_documents(service: str) -> tuple[str, str]:
@@ -145,7 +145,7 @@ def render(config: GatewayConfig) -> str:
         http2_directive=_version(config.nginx_version) >= HTTP2_DIRECTIVE_SINCE,
         listen_address=_listen_address(config.listen_host),
         http_routes=routes,
-        api_documents={service: api_documents(service) for service in SERVICES},
+        api_documents={service: api_documents(service) for service in topology.SERVICE_NAMES},
         gateway_errors=GATEWAY_ERRORS,
         media_types=_MEDIA_TYPES,
         auth_cache_inactive=max(10, 4 * config.auth_cache_seconds),
@@ -173,7 +173,7 @@ def _listen_address(host: str) -> str:
 
 
 def _validate(config: GatewayConfig) -> None:
-    unknown = set(config.upstreams) - set(SERVICES)
+    unknown = set(config.upstreams) - set(topology.SERVICE_NAMES)
     if unknown:
         raise ValueError(f"unknown services in upstreams: {sorted(unknown)}")
     for name, servers in config.upstreams.items():

@@ -9,10 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from socialhub.contracts.events import POST_TOPIC, USER_TOPIC
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
 from socialhub.kit.events.consumer import BatchConsumer
-from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
 from socialhub.notifications.ingest import NotificationIngest
 from socialhub.notifications.routes import router
 from socialhub.notifications.settings import NotificationSettings

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from socialhub.contracts.channels import user_push
 from socialhub.kit.events.consumer import Rejected
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.settings import RedisSettings
@@ -51,7 +52,7 @@ return #ARGV / 2
 
 
 def push_channel(settings: RedisSettings, user_id: str) -> str:
-    return settings.channel(f"push:user:{user_id}")
+    return settings.channel(user_push(user_id))
 
 
 class NotificationIngest:

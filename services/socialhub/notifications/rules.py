@@ -10,11 +10,19 @@ are known and skipped; an unknown event type or invalid data raises `Unprocessab
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 
+from socialhub.contracts.events import (
+    BY_TYPE,
+    CommentReplied,
+    EventData,
+    PostCommented,
+    PostCreated,
+    PostLiked,
+    UserFollowed,
+)
 from socialhub.kit.events.envelope import Event
 from socialhub.notifications.models import (
     Actor,
@@ -24,58 +32,9 @@ from socialhub.notifications.models import (
     bson_datetime,
 )
 
-# Known events that notify nobody.
-IGNORED_EVENT_TYPES = frozenset({
-    "user.created", "user.unfollowed", "user.blocked", "user.unblocked", "user.updated",
-    "post.updated", "post.deleted",
-})
-
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-
 
 class UnprocessableEventError(Exception):
     """An event this service can never process: unknown type or data that breaks the contract."""
-
-
-class EventData(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
-
-
-class UserFollowed(EventData):
-    follower_id: uuid.UUID
-    follower_username: Username
-    following_id: uuid.UUID
-
-
-class PostCreated(EventData):
-    post_id: uuid.UUID
-    user_id: uuid.UUID
-    username: Username
-
-
-class PostLiked(EventData):
-    post_id: uuid.UUID
-    post_author_id: uuid.UUID
-    user_id: uuid.UUID
-    username: Username
-
-
-class PostCommented(EventData):
-    post_id: uuid.UUID
-    post_author_id: uuid.UUID
-    comment_id: uuid.UUID
-    user_id: uuid.UUID
-    username: Username
-
-
-class CommentReplied(EventData):
-    post_id: uuid.UUID
-    comment_id: uuid.UUID
-    parent_comment_id: uuid.UUID
-    parent_author_id: uuid.UUID
-    user_id: uuid.UUID
-    username: Username
 
 
 @dataclass(frozen=True)
@@ -128,16 +87,18 @@ class _Rule(Generic[D]):
     draft: Callable[[D], Draft]
 
     def apply(self, payload: dict[str, Any]) -> Draft:
-        return self.draft(self.data.model_validate(payload))
+        return self.draft(self.data.of(payload))
 
 
-RULES: dict[str, _Rule[Any]] = {
-    "user.followed": _Rule(UserFollowed, _follow),
-    "post.created": _Rule(PostCreated, _post),
-    "post.liked": _Rule(PostLiked, _like),
-    "post.commented": _Rule(PostCommented, _comment),
-    "comment.replied": _Rule(CommentReplied, _reply),
-}
+RULES: dict[str, _Rule[Any]] = {rule.data.event_type: rule for rule in (
+    _Rule(UserFollowed, _follow),
+    _Rule(PostCreated, _post),
+    _Rule(PostLiked, _like),
+    _Rule(PostCommented, _comment),
+    _Rule(CommentReplied, _reply),
+)}
+# Every other event of the contract notifies nobody.
+IGNORED_EVENT_TYPES = frozenset(BY_TYPE) - frozenset(RULES)
 
 
 def notification_for(event: Event) -> Notification | None:

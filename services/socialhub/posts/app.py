@@ -11,11 +11,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from socialhub.contracts.events import POST_TOPIC, USER_TOPIC
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
 from socialhub.kit.events.consumer import BatchConsumer
 from socialhub.kit.events.outbox import Outbox, OutboxRelay
-from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
 from socialhub.kit.ratelimit import Limit, RateLimiter
 from socialhub.posts.ai import create_engine
 from socialhub.posts.comments import CommentService
@@ -48,7 +48,7 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
             storage = create_storage(settings)
             res.stack.push_async_callback(storage.close)
 
-            outbox = Outbox("posts", settings)
+            outbox = Outbox(settings)
             cache = FeedCache(redis, settings)
             posts = PostService(database, outbox, storage, FeedReader(cache, settings))
             if settings.run_workers:

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Row, case, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import CommentReplied, PostCommented
 from socialhub.kit.errors import ApiError, forbidden, not_found
 from socialhub.kit.events.outbox import Outbox
-from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.posts.models import blocks, comments, posts
 from socialhub.posts.pagination import Position, now_ms_precision, to_ms
@@ -53,17 +53,19 @@ class CommentService:
                   "depth": parent.depth + 1 if parent else 1, "content": request.content,
                   "created_at": now, "deleted_at": None}
         await session.execute(comments.insert().values(values))
-        common = {"postId": str(post_id), "commentId": str(comment_id), "userId": str(user.id),
-                  "username": user.username, "content": request.content,
-                  "timestamp": to_ms(now)}
+        event: PostCommented | CommentReplied
         if parent is None:
-            await self.outbox.emit(session, POST_TOPIC, "post.commented", {
-                **common, "postAuthorId": str(post.author_id)}, key=str(post_id))
+            event = PostCommented(
+                post_id=post_id, post_author_id=post.author_id, comment_id=comment_id,
+                user_id=user.id, username=user.username, content=request.content,
+                timestamp=to_ms(now))
         else:
-            await self.outbox.emit(session, POST_TOPIC, "comment.replied", {
-                **common, "parentCommentId": str(parent.id),
-                "parentAuthorId": str(parent.author_id), "postAuthorId": str(post.author_id)},
-                key=str(post_id))
+            event = CommentReplied(
+                post_id=post_id, post_author_id=post.author_id, comment_id=comment_id,
+                user_id=user.id, username=user.username, content=request.content,
+                timestamp=to_ms(now), parent_comment_id=parent.id,
+                parent_author_id=parent.author_id)
+        await self.outbox.emit(session, event)
         await session.execute(update(posts).where(posts.c.id == post_id)
                               .values(comment_count=posts.c.comment_count + 1))
         return _out(values)

@@ -23,11 +23,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import PostCreated, PostUpdated
 from socialhub.kit.database import Database
 from socialhub.kit.events.consumer import Rejected
 from socialhub.kit.events.envelope import Event
@@ -46,7 +48,7 @@ from socialhub.posts.settings import PostsSettings
 log = logging.getLogger(__name__)
 
 FANOUT_CONSUMER_GROUP = "posts-feed"
-FANOUT_EVENTS = frozenset({"post.created", "post.updated"})
+FANOUT_EVENTS = {model.event_type: model for model in (PostCreated, PostUpdated)}
 # Markers kept in each set below every post score (scores are ms since the epoch, > 0):
 # `_building` while a rebuild is under way (fan-out writes only into sets that exist, so posts
 # committed during a rebuild still land), `_ready` once the set holds the feed.
@@ -182,12 +184,13 @@ class FanOut:
         rejected: list[Rejected] = []
         post_ids: set[uuid.UUID] = set()
         for event in events:
-            if event.event_type not in FANOUT_EVENTS:
+            model = FANOUT_EVENTS.get(event.event_type)
+            if model is None:
                 continue
             try:
-                post_ids.add(uuid.UUID(str(event.data["postId"])))
-            except (KeyError, ValueError):
-                rejected.append(Rejected(event, f"{event.event_type} without a valid postId"))
+                post_ids.add(model.of(event.data).post_id)
+            except ValidationError as exc:
+                rejected.append(Rejected(event, f"invalid {event.event_type} data: {exc}"[:500]))
         if post_ids:
             await self._fan_out(post_ids)
         return rejected

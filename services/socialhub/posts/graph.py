@@ -17,14 +17,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 from sqlalchemy import Table, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import UserBlocked, UserFollowed, UserUnblocked, UserUnfollowed
 from socialhub.kit.database import Database
 from socialhub.kit.events.consumer import Rejected
 from socialhub.kit.events.envelope import Event
@@ -34,24 +33,6 @@ from socialhub.posts.models import blocks, follower_counts, follows
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "posts-service"
-EpochMs = Annotated[int, Field(ge=0)]
-
-
-class _Data(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
-
-
-class FollowData(_Data):
-    follower_id: uuid.UUID
-    following_id: uuid.UUID
-    timestamp: EpochMs
-
-
-class BlockData(_Data):
-    blocker_id: uuid.UUID
-    blocked_id: uuid.UUID
-    timestamp: EpochMs
 
 
 @dataclass(frozen=True)
@@ -81,13 +62,13 @@ def edges_of(event: Event) -> list[Edge] | None:
     """
     at = event.occurred_at
     match event.event_type:
-        case "user.followed" | "user.unfollowed":
-            f = FollowData.model_validate(event.data)
-            active = event.event_type == "user.followed"
+        case UserFollowed.event_type | UserUnfollowed.event_type:
+            active = event.event_type == UserFollowed.event_type
+            f = (UserFollowed if active else UserUnfollowed).of(event.data)
             return [Edge(follows, f.follower_id, f.following_id, active, f.timestamp, at)]
-        case "user.blocked" | "user.unblocked":
-            b = BlockData.model_validate(event.data)
-            active = event.event_type == "user.blocked"
+        case UserBlocked.event_type | UserUnblocked.event_type:
+            active = event.event_type == UserBlocked.event_type
+            b = (UserBlocked if active else UserUnblocked).of(event.data)
             edges = [Edge(blocks, b.blocker_id, b.blocked_id, active, b.timestamp, at)]
             if active:
                 edges += [Edge(follows, b.blocker_id, b.blocked_id, False, b.timestamp, at),

@@ -24,8 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import PostLiked
 from socialhub.kit.events.outbox import Outbox
-from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.posts.models import ReactionKind, posts, reactions
 from socialhub.posts.pagination import to_ms
@@ -60,10 +60,9 @@ class ReactionService:
         deltas = {ReactionKind.LIKE: 0, ReactionKind.DISLIKE: 0}
         current = await self._toggle_row(session, user.id, post_id, kind, deltas)
         if current is ReactionKind.LIKE:
-            await self.outbox.emit(session, POST_TOPIC, "post.liked", {
-                "postId": str(post_id), "postAuthorId": str(post.author_id),
-                "userId": str(user.id), "username": user.username,
-                "timestamp": to_ms(datetime.now(UTC))}, key=str(post_id))
+            await self.outbox.emit(session, PostLiked(
+                post_id=post_id, post_author_id=post.author_id, user_id=user.id,
+                username=user.username, timestamp=to_ms(datetime.now(UTC))))
         # Last, so the post row stays locked only until the commit right after.
         counts = (await session.execute(COUNT, {
             "pair_post": post_id, "likes": deltas[ReactionKind.LIKE],

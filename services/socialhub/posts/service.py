@@ -14,10 +14,10 @@ from sqlalchemy import Row, and_, delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import PostCreated, PostDeleted, PostUpdated
 from socialhub.kit.database import Database
 from socialhub.kit.errors import ApiError, conflict, forbidden, not_found
 from socialhub.kit.events.outbox import Outbox
-from socialhub.kit.events.topics import POST_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.posts.drafts import PostDraft
 from socialhub.posts.feed import FeedReader
@@ -94,10 +94,10 @@ class PostService:
             assert winner is not None
             await self.storage.remove(stored)
             return winner
-        await self.outbox.emit(session, POST_TOPIC, "post.created", {
-            "postId": str(post_id), "userId": str(author.id), "username": author.username,
-            "content": draft.content, "timestamp": to_ms(now),
-            "visibility": draft.visibility.value, "mediaCount": len(stored)}, key=str(post_id))
+        await self.outbox.emit(session, PostCreated(
+            post_id=post_id, user_id=author.id, username=author.username,
+            content=draft.content, timestamp=to_ms(now), visibility=draft.visibility.value,
+            media_count=len(stored)))
         return Created(PostOut.from_values({**values, "my_reaction": None}), replayed=False)
 
     async def _replay(self, session: AsyncSession, author: Principal, key: str,
@@ -179,9 +179,8 @@ class PostService:
             values["visibility"] = change.visibility.value
         await session.execute(update(posts).where(posts.c.id == post_id).values(values))
         visibility = values.get("visibility", row.visibility)
-        await self.outbox.emit(session, POST_TOPIC, "post.updated", {
-            "postId": str(post_id), "userId": str(user.id), "visibility": visibility},
-            key=str(post_id))
+        await self.outbox.emit(session, PostUpdated(post_id=post_id, user_id=user.id,
+                                                    visibility=visibility))
         return PostOut.from_values({**row._asdict(), **values})
 
     async def delete(self, session: AsyncSession, user: Principal, post_id: uuid.UUID) -> None:
@@ -194,6 +193,5 @@ class PostService:
             and_(comments.c.post_id == post_id, comments.c.deleted_at.is_(None)))
             .values(deleted_at=now))
         await session.execute(delete(reactions).where(reactions.c.post_id == post_id))
-        await self.outbox.emit(session, POST_TOPIC, "post.deleted", {
-            "postId": str(post_id), "userId": str(user.id)}, key=str(post_id))
+        await self.outbox.emit(session, PostDeleted(post_id=post_id, user_id=user.id))
 

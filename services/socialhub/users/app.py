@@ -6,11 +6,11 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from socialhub.contracts.events import POST_TOPIC, USER_TOPIC
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
 from socialhub.kit.events.consumer import BatchConsumer
 from socialhub.kit.events.outbox import Outbox, OutboxRelay
-from socialhub.kit.events.topics import POST_TOPIC, USER_TOPIC
 from socialhub.users.cache import ProfileCache
 from socialhub.users.events import CONSUMER_GROUP, EventHandler, prune_processed_events
 from socialhub.users.routes import router
@@ -31,7 +31,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             redis = await res.redis(settings, fail_fast_seconds=settings.redis_timeout_seconds)
             cache = ProfileCache(redis, settings)
             app.state.profile_cache = cache
-            app.state.users = UsersService(cache, Outbox("users", settings),
+            app.state.users = UsersService(cache, Outbox(settings),
                                            new_user_wait_seconds=settings.new_user_wait_seconds)
             res.background("outbox-relay", OutboxRelay(database, settings).run)
             consumer = BatchConsumer(settings, topics=[USER_TOPIC, POST_TOPIC],

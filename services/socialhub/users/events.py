@@ -14,10 +14,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
+from socialhub.contracts import events as contract
 from socialhub.kit.database import Database
 from socialhub.kit.events.consumer import Rejected
 from socialhub.kit.events.envelope import Event
@@ -34,30 +34,21 @@ from socialhub.users.models import NAME_MAX, USERNAME_MAX, ProcessedEvent, Profi
 log = logging.getLogger(__name__)
 
 CONSUMER_GROUP = "users-service"
-USER_CREATED = "user.created"
-POST_CREATED = "post.created"
-POST_DELETED = "post.deleted"
-HANDLED = frozenset({USER_CREATED, POST_CREATED, POST_DELETED})
 
 
-class _EventData(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+class UserCreated(contract.UserCreated):
+    """With this service's limits: a profile's columns hold no more."""
 
-
-class UserCreated(_EventData):
-    user_id: uuid.UUID
     username: str = Field(min_length=1, max_length=USERNAME_MAX)
     name: str = Field(min_length=1, max_length=NAME_MAX)
-    created_at: datetime | None = None
 
 
-class PostCreated(_EventData):
-    user_id: uuid.UUID
+class PostCreated(contract.PostCreated):
     username: str = Field(min_length=1, max_length=USERNAME_MAX)
 
 
-class PostDeleted(_EventData):
-    user_id: uuid.UUID
+HANDLED = frozenset({UserCreated.event_type, PostCreated.event_type,
+                     contract.PostDeleted.event_type})
 
 
 @dataclass
@@ -114,18 +105,18 @@ class EventHandler:
                 if event.event_id not in fresh:
                     continue
                 try:
-                    if event.event_type == USER_CREATED:
-                        created = UserCreated.model_validate(event.data)
+                    if event.event_type == UserCreated.event_type:
+                        created = UserCreated.of(event.data)
                         if not await _store_user(session, created):
                             rejected.append(Rejected(event, "username belongs to another user"))
                             continue
                         changed.add(created.user_id)
-                    elif event.event_type == POST_CREATED:
-                        post = PostCreated.model_validate(event.data)
+                    elif event.event_type == PostCreated.event_type:
+                        post = PostCreated.of(event.data)
                         post_counts[post.user_id].step(+1)
                         authors.setdefault(post.user_id, post.username)
                     else:
-                        deleted = PostDeleted.model_validate(event.data)
+                        deleted = contract.PostDeleted.of(event.data)
                         post_counts[deleted.user_id].step(-1)
                 except ValidationError as exc:
                     rejected.append(Rejected(event, f"invalid {event.event_type} data: "
@@ -155,9 +146,7 @@ def _user_id(event: Event) -> uuid.UUID | None:
 async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
     """Create the profile or complete a provisional one; False if the username is taken."""
     values = {"id": user.user_id, "username": user.username, "name": user.name,
-              "provisional": False}
-    if user.created_at is not None:
-        values["created_at"] = user.created_at
+              "provisional": False, "created_at": user.created_at}
     stmt = pg_insert(Profile).values(values)
     try:
         async with session.begin_nested():

@@ -22,9 +22,15 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import (
+    UserBlocked,
+    UserFollowed,
+    UserUnblocked,
+    UserUnfollowed,
+    UserUpdated,
+)
 from socialhub.kit.errors import bad_request, conflict, forbidden, not_found, unauthorized
 from socialhub.kit.events.outbox import Outbox
-from socialhub.kit.events.topics import USER_TOPIC
 from socialhub.kit.identity import Principal
 from socialhub.users import queries
 from socialhub.users.cache import ProfileCache
@@ -107,9 +113,9 @@ class UsersService:
             return after
         profile.updated_at = datetime.now(UTC)
         await session.flush()
-        await self.outbox.emit(session, USER_TOPIC, "user.updated", {
-            "userId": str(me.id), "username": profile.username, "name": profile.name,
-            "bio": profile.bio, "avatarUrl": profile.avatar_url}, key=str(me.id))
+        await self.outbox.emit(session, UserUpdated(
+            user_id=me.id, username=profile.username, name=profile.name, bio=profile.bio,
+            avatar_url=profile.avatar_url))
         write.changed.add(me.id)
         return after
 
@@ -147,10 +153,10 @@ class UsersService:
             if blocker is not None:
                 raise forbidden("you have blocked this user; unblock them to follow")
             return FollowState(follower_id=me.id, following_id=target, is_following=True)
-        await self.outbox.emit(session, USER_TOPIC, "user.followed", {
-            "followerId": str(me.id), "followerUsername": me.username,
-            "followingId": str(target), "followingUsername": target_username,
-            "timestamp": int(followed["followed_at"].timestamp() * 1000)}, key=str(me.id))
+        await self.outbox.emit(session, UserFollowed(
+            follower_id=me.id, follower_username=me.username, following_id=target,
+            following_username=target_username,
+            timestamp=int(followed["followed_at"].timestamp() * 1000)))
         write.changed.update((me.id, target))
         return FollowState(follower_id=me.id, following_id=target, is_following=True)
 
@@ -196,9 +202,9 @@ class UsersService:
                     session, {"me": follower, "target": followed}, write=True)
                 if ended is not None:
                     await self._unfollowed(write, follower, followed)
-            await self.outbox.emit(session, USER_TOPIC, "user.blocked", {
-                "blockerId": str(me.id), "blockedId": str(target),
-                "timestamp": int(created.timestamp() * 1000)}, key=str(me.id))
+            await self.outbox.emit(session, UserBlocked(
+                blocker_id=me.id, blocked_id=target,
+                timestamp=int(created.timestamp() * 1000)))
         return BlockState(blocker_id=me.id, blocked_id=target, is_blocking=True)
 
     async def unblock(self, write: Write, me: Principal, target: uuid.UUID) -> BlockState:
@@ -212,9 +218,8 @@ class UsersService:
             delete(Block).where(Block.blocker_id == me.id, Block.blocked_id == target)
             .returning(Block.blocker_id))
         if removed is not None:
-            await self.outbox.emit(session, USER_TOPIC, "user.unblocked", {
-                "blockerId": str(me.id), "blockedId": str(target), "timestamp": now_ms()},
-                key=str(me.id))
+            await self.outbox.emit(session, UserUnblocked(
+                blocker_id=me.id, blocked_id=target, timestamp=now_ms()))
         return BlockState(blocker_id=me.id, blocked_id=target, is_blocking=False)
 
     # -- internals ---------------------------------------------------------------------------
@@ -278,9 +283,8 @@ class UsersService:
         return False
 
     async def _unfollowed(self, write: Write, follower: uuid.UUID, followed: uuid.UUID) -> None:
-        await self.outbox.emit(write.session, USER_TOPIC, "user.unfollowed", {
-            "followerId": str(follower), "followingId": str(followed), "timestamp": now_ms()},
-            key=str(follower))
+        await self.outbox.emit(write.session, UserUnfollowed(
+            follower_id=follower, following_id=followed, timestamp=now_ms()))
         write.changed.update((follower, followed))
 
     async def _follow_page(self, session: AsyncSession, page: Prepared, viewer: uuid.UUID,

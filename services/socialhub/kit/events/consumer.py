@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter
 
+from socialhub.contracts.events import DEAD_LETTER_TOPIC
 from socialhub.kit.events.envelope import Event
-from socialhub.kit.events.topics import DEAD_LETTER_TOPIC
 from socialhub.kit.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

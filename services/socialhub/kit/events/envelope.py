@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from socialhub.contracts.events import EventData
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -26,6 +28,12 @@ class Event(BaseModel):
     data: dict[str, Any]
     event_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=100)
     occurred_at: datetime = Field(default_factory=_now)
+
+    @classmethod
+    def of(cls, data: EventData, **envelope: Any) -> "Event":
+        """The envelope of a contract event (`envelope`: eventId or occurredAt to set)."""
+        return cls(event_type=data.event_type, producer=data.producer, data=data.to_data(),
+                   **envelope)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

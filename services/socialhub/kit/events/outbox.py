@@ -20,6 +20,7 @@ from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, dele
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socialhub.contracts.events import EventData
 from socialhub.kit.database import Database
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.settings import KafkaSettings
@@ -48,16 +49,15 @@ RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay attempts that fai
 
 
 class Outbox:
-    """Adds events to the current transaction; `service` becomes the envelope's producer."""
+    """Adds events to the current transaction. The event's model (socialhub.contracts.events)
+    names its type, topic, producer and message key."""
 
-    def __init__(self, service: str, kafka: KafkaSettings) -> None:
-        self.service = service
+    def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
 
-    async def emit(self, session: AsyncSession, topic: str, event_type: str,
-                   data: dict[str, Any], *, key: str | None = None) -> Event:
-        event = Event(event_type=event_type, producer=self.service, data=data)
-        await session.execute(_INSERT, {"topic": self.kafka.topic(topic), "key": key,
+    async def emit(self, session: AsyncSession, data: EventData) -> Event:
+        event = Event.of(data)
+        await session.execute(_INSERT, {"topic": self.kafka.topic(data.topic), "key": data.key,
                                         "payload": event.to_json()})
         return event
 

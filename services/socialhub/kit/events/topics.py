@@ -1,4 +1,4 @@
-"""Kafka topic names (the design document's) and idempotent topic creation.
+"""Idempotent creation of the Kafka topics (their names: socialhub.contracts.events).
 
 Run `python -m socialhub.kit.events.topics` to create them; the local platform and the
 operator's topic Job both do.
@@ -10,12 +10,8 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from socialhub.contracts.events import ALL_TOPICS
 from socialhub.kit.settings import KafkaSettings
-
-POST_TOPIC = "POST_TOPIC"
-USER_TOPIC = "USER_TOPIC"
-DEAD_LETTER_TOPIC = "DEAD_LETTER_TOPIC"
-ALL_TOPICS = (POST_TOPIC, USER_TOPIC, DEAD_LETTER_TOPIC)
 
 log = logging.getLogger(__name__)
 
