@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import socketio
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from socialhub.chat.blocks import CONSUMER_GROUP, BlockReplica
-from socialhub.chat.errors import ChatError
 from socialhub.chat.rooms import dm_room_id
 from socialhub.chat.routes import router
 from socialhub.chat.service import ChatService
@@ -26,7 +24,6 @@ from socialhub.chat.verify import TokenVerifier
 from socialhub.contracts.events import USER_TOPIC
 from socialhub.kit.app import create_app as create_service_app
 from socialhub.kit.app import resources
-from socialhub.kit.errors import error_response
 from socialhub.kit.events.consumer import BatchConsumer
 
 # Client packets are small (a message is at most a few KB): refuse big ones early.
@@ -67,7 +64,6 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
             await sockets.presence.withdraw()
 
     app = create_service_app("chat", settings, lifespan=lifespan, routers=[router])
-    app.add_exception_handler(ChatError, _on_chat_error)
     combined: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=app,
                                          socketio_path=settings.chat_socketio_path.strip("/"))
     return combined
@@ -82,7 +78,3 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
-
-async def _on_chat_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ChatError)
-    return error_response(exc.status, exc.code, exc.message)

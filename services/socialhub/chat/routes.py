@@ -1,6 +1,6 @@
 """The chat's HTTP API (behind the gateway's token check): history pages and private groups.
 
-Refusals are ChatErrors, answered in the kit's error envelope by the app's handler.
+Refusals are the kit's ApiErrors, answered in its error envelope.
 """
 
 import uuid

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from socialhub.chat.blocks import BlockStore
-from socialhub.chat.errors import ChatError, forbidden, invalid, not_found
 from socialhub.chat.fanout import encode_event
 from socialhub.chat.rooms import (
     InvalidRoomIdError,
@@ -19,6 +18,7 @@ from socialhub.chat.rooms import (
 from socialhub.chat.settings import ChatSettings
 from socialhub.chat.store import Group, GroupStore, MessageStore, Page
 from socialhub.contracts.channels import user_push
+from socialhub.kit.errors import bad_request, conflict, forbidden, not_found
 
 NOT_A_MEMBER = "you are not a member of this room"
 YOU_BLOCKED = "you have blocked this user; unblock them to send them direct messages"
@@ -44,11 +44,11 @@ class ChatService:
         return self.settings.channel(user_push(user_id))
 
     async def authorize(self, room_id: object, user_id: uuid.UUID) -> Room:
-        """The room, if `user_id` may join and read it; otherwise a ChatError (nothing leaks)."""
+        """The room, if `user_id` may join and read it; otherwise an ApiError (nothing leaks)."""
         try:
             room = parse_room(room_id)
         except InvalidRoomIdError as exc:
-            raise invalid(str(exc)) from None
+            raise bad_request(str(exc)) from None
         if room.kind is RoomKind.DM:
             assert room.participants is not None
             if user_id not in room.participants:
@@ -57,7 +57,7 @@ class ChatService:
         elif room.kind is RoomKind.GROUP:
             exists, member = await self.groups.membership(room.id, user_id)
             if not exists:
-                raise not_found("no such group room")
+                raise not_found("group room")
             if not member:
                 raise forbidden(NOT_A_MEMBER)
         return room
@@ -65,7 +65,7 @@ class ChatService:
     async def direct_room(self, user_id: uuid.UUID, other: uuid.UUID) -> str:
         """The id of the two users' direct-message room, unless a block closes it."""
         if other == user_id:
-            raise invalid("a direct-message room needs two different users")
+            raise bad_request("a direct-message room needs two different users")
         return (await self.authorize(dm_room_id(user_id, other), user_id)).id
 
     async def refuse_if_blocked(self, room: Room, user_id: uuid.UUID) -> None:
@@ -90,10 +90,10 @@ class ChatService:
     async def group(self, room_id: str, user_id: uuid.UUID) -> Group:
         room = await self.authorize(room_id, user_id)
         if room.kind is not RoomKind.GROUP:
-            raise not_found("no such group room")
+            raise not_found("group room")
         group = await self.groups.get(room.id)
         if group is None:
-            raise not_found("no such group room")
+            raise not_found("group room")
         return group
 
     async def add_members(self, room_id: str, actor: uuid.UUID,
@@ -106,11 +106,11 @@ class ChatService:
         """The owner removes anyone but themself; a member may remove (leave) themself."""
         group = await self.group(room_id, actor)
         if member == group.owner_id:
-            raise ChatError(409, "conflict", "the owner cannot leave their group")
+            raise conflict("the owner cannot leave their group")
         if actor not in (group.owner_id, member):
             raise forbidden("only the group's owner manages its members")
         if not await self.groups.remove_member(group.id, member):
-            raise not_found("no such member")
+            raise not_found("member")
         await self.evict(group.id, [member], REMOVED_FROM_GROUP)
 
     async def evict(self, room_id: str, users: Sequence[uuid.UUID], message: str) -> None:

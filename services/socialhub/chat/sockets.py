@@ -24,7 +24,6 @@ import socketio
 from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
-from socialhub.chat.errors import ChatError, forbidden, invalid, rate_limited, too_large
 from socialhub.chat.fanout import Fanout, FanoutUnavailableError, decode_event, encode_event
 from socialhub.chat.presence import Membership, Presence
 from socialhub.chat.rooms import parse_room
@@ -35,6 +34,13 @@ from socialhub.chat.verify import (
     TokenRejectedError,
     TokenVerifier,
     token_from,
+)
+from socialhub.kit.errors import (
+    ApiError,
+    bad_request,
+    forbidden,
+    payload_too_large,
+    rate_limited,
 )
 from socialhub.kit.identity import Principal
 from socialhub.kit.inputs import check_line, check_text
@@ -55,8 +61,16 @@ RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "error"})
 Ack = dict[str, Any]
 
 
-def _unavailable() -> ChatError:
-    return ChatError(503, "unavailable", "chat storage unavailable, retry shortly")
+def _unavailable() -> ApiError:
+    return ApiError(503, "unavailable", "chat storage unavailable, retry shortly")
+
+
+def error_event(error: ApiError, event: str, room_id: str | None = None) -> dict[str, str]:
+    """The `error` event's payload: which client event failed, why, and for which room."""
+    payload = {"event": event, "code": error.code, "message": error.message}
+    if room_id is not None:
+        payload["roomId"] = room_id
+    return payload
 
 
 @dataclass(eq=False)
@@ -224,21 +238,21 @@ class ChatSockets:
         conn = self.connections.get(sid)
         try:
             if conn is None or conn.closed:
-                raise ChatError(409, "not_connected", "the connection is closing")
+                raise ApiError(409, "not_connected", "the connection is closing")
             result = await handler(conn, data)
-        except ChatError as exc:
+        except ApiError as exc:
             return await self._refuse(sid, event, data, exc)
         except Exception:
             log.exception("handling %s failed", event)
             return await self._refuse(sid, event, data,
-                                      ChatError(500, "internal_error", "internal server error"))
+                                      ApiError(500, "internal_error", "internal server error"))
         EVENTS.labels(event, "ok").inc()
         return result
 
-    async def _refuse(self, sid: str, event: str, data: Any, error: ChatError) -> Ack:
+    async def _refuse(self, sid: str, event: str, data: Any, error: ApiError) -> Ack:
         EVENTS.labels(event, error.code).inc()
         room_id = data.get("roomId") if isinstance(data, dict) else None
-        payload = error.as_event(event, room_id if isinstance(room_id, str) else None)
+        payload = error_event(error, event, room_id if isinstance(room_id, str) else None)
         await self.sio.emit("error", payload, to=sid)
         return {"ok": False, "error": payload}
 
@@ -246,11 +260,11 @@ class ChatSockets:
         room = await self.chat.authorize(_field(data, "roomId"), conn.user.id)
         async with conn.lock:
             if conn.closed:
-                raise ChatError(409, "not_connected", "the connection is closing")
+                raise ApiError(409, "not_connected", "the connection is closing")
             if room.id in conn.rooms:
                 return {"ok": True, "roomId": room.id, "alreadyJoined": True}
             if len(conn.rooms) >= MAX_ROOMS_PER_CONNECTION:
-                raise invalid(f"a connection joins at most {MAX_ROOMS_PER_CONNECTION} rooms")
+                raise bad_request(f"a connection joins at most {MAX_ROOMS_PER_CONNECTION} rooms")
             async with self.join_slots:
                 await self._enter(conn, room.id)
         return {"ok": True, "roomId": room.id}
@@ -259,7 +273,7 @@ class ChatSockets:
         room_id = _field(data, "roomId")
         async with conn.lock:
             if room_id not in conn.rooms:
-                raise invalid("you are not in this room")
+                raise bad_request("you are not in this room")
             try:
                 await self._leave(conn, room_id)
             except (RedisError, OSError):
@@ -272,10 +286,10 @@ class ChatSockets:
         if room_id not in conn.rooms:
             raise forbidden("join the room before sending to it")
         if not message.strip():
-            raise invalid("message must not be empty")
+            raise bad_request("message must not be empty")
         size = len(message.encode())
         if size > self.settings.chat_message_max_bytes:
-            raise too_large(f"message is {size} bytes; the limit is "
+            raise payload_too_large(f"message is {size} bytes; the limit is "
                             f"{self.settings.chat_message_max_bytes} bytes")
         self._count_send(conn)
         try:
@@ -481,11 +495,11 @@ class ChatSockets:
 def _field(data: Any, name: str, rule: Callable[[str], str] = check_line) -> str:
     """A string field of a client event, held to the kit's text rule."""
     if not isinstance(data, dict):
-        raise invalid(f"expected an object with {name}")
+        raise bad_request(f"expected an object with {name}")
     value = data.get(name)
     if not isinstance(value, str):
-        raise invalid(f"{name} must be a string")
+        raise bad_request(f"{name} must be a string")
     try:
         return rule(value)
     except ValueError as exc:
-        raise invalid(f"{name} {exc}") from None
+        raise bad_request(f"{name} {exc}") from None

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from socialhub.chat.errors import ChatError, invalid
+from socialhub.kit.errors import bad_request, conflict
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 STREAM_ID_PART_MAX = 2**64 - 1  # Redis keeps both parts of a stream id as unsigned 64-bit
@@ -147,7 +147,7 @@ class GroupStore:
                      members: set[uuid.UUID]) -> Group:
         everyone = {owner, *members}
         if len(everyone) > self.max_members:
-            raise invalid(f"a group has at most {self.max_members} members")
+            raise bad_request(f"a group has at most {self.max_members} members")
         created_at = now_iso()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(_group_key(group_id), mapping={"name": name, "ownerId": str(owner),
@@ -178,7 +178,7 @@ class GroupStore:
         added = await self._add(keys=[_members_key(group_id)],
                                 args=[self.max_members, *sorted(str(m) for m in members)])
         if int(added) < 0:
-            raise ChatError(409, "conflict", f"a group has at most {self.max_members} members")
+            raise conflict(f"a group has at most {self.max_members} members")
         return int(added)
 
     async def remove_member(self, group_id: str, member: uuid.UUID) -> bool:

@@ -60,6 +60,15 @@ def conflict(message: str, **fields: str) -> ApiError:
     return ApiError(409, "conflict", message, fields=fields)
 
 
+def payload_too_large(message: str) -> ApiError:
+    return ApiError(413, "payload_too_large", message)
+
+
+def rate_limited(message: str, *, retry_after: int | None = None) -> ApiError:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return ApiError(429, "rate_limited", message, headers=headers)
+
+
 def error_response(status: int, code: str, message: str, *,
                    fields: Mapping[str, str] | None = None,
                    headers: Mapping[str, str] | None = None) -> JSONResponse:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from socialhub.kit.errors import ApiError
+from socialhub.kit.errors import ApiError, rate_limited
 from socialhub.kit.outages import REDIS_DOWN, Breaker, degraded
 
 LOCAL_MAX_KEYS = 100_000
@@ -131,6 +131,5 @@ class RateLimiter:
 
 def _too_many(limit: Limit, ttl: int) -> ApiError:
     retry_after = max(int(ttl), 1)
-    return ApiError(429, "rate_limited",
-                    f"too many {limit.name.replace('_', ' ')}; retry in {retry_after}s",
-                    headers={"Retry-After": str(retry_after)})
+    return rate_limited(f"too many {limit.name.replace('_', ' ')}; retry in {retry_after}s",
+                        retry_after=retry_after)
