@@ -62,7 +62,7 @@ async def test_d_e_follow_a_user_and_they_get_notified(gateway: httpx.AsyncClien
             listing = await gateway.get("/notify/notifications",
                                         headers=bearer(followed_token))
             assert listing.status_code == 200, listing.text
-            follows = [n for n in listing.json()["notifications"] if n["type"] == "follow"]
+            follows = [n for n in listing.json()["items"] if n["type"] == "follow"]
             if follows:
                 break
             await asyncio.sleep(0.1)

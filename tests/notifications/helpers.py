@@ -117,7 +117,7 @@ async def wait_for_count(client: httpx.AsyncClient, user_id: str, count: int, *,
     async def arrived() -> bool:
         nonlocal body
         body = await listed(client, user_id, limit=100)
-        return len(body["notifications"]) >= count
+        return len(body["items"]) >= count
     await eventually(arrived, within=within, what=f"{count} notifications for {user_id}")
     return body
 

@@ -28,7 +28,7 @@ async def seed(client: httpx.AsyncClient, producer: AIOKafkaProducer,
     events = [liked(uid(), user, occurred_at=BASE + timedelta(seconds=i)) for i in range(count)]
     await produce(producer, settings, events)
     body = await wait_for_count(client, user, count)
-    return [n["id"] for n in body["notifications"]]
+    return [n["id"] for n in body["items"]]
 
 
 async def test_pages_are_newest_first_and_the_cursor_walks_all_without_gaps(
@@ -49,7 +49,7 @@ async def test_pages_are_newest_first_and_the_cursor_walks_all_without_gaps(
         if cursor:
             params["cursor"] = cursor
         body = await listed(notifications, user, **params)
-        seen += body["notifications"]
+        seen += body["items"]
         pages += 1
         cursor = body["nextCursor"]
         if cursor is None:
@@ -72,21 +72,21 @@ async def test_filters_by_type_and_read_state(
     await produce(producer, notification_settings, [
         liked(uid(), user), liked(uid(), user), followed(uid(), user), commented(uid(), user)])
     body = await wait_for_count(notifications, user, 4)
-    follow = next(n for n in body["notifications"] if n["type"] == "follow")
+    follow = next(n for n in body["items"] if n["type"] == "follow")
 
     likes = await listed(notifications, user, type="like")
-    assert [n["type"] for n in likes["notifications"]] == ["like", "like"]
+    assert [n["type"] for n in likes["items"]] == ["like", "like"]
 
     response = await notifications.patch(f"/notify/notifications/{follow['id']}/read",
                                          headers=as_user(user))
     assert response.status_code == 200
     unread = await listed(notifications, user, unread="true")
-    assert {n["type"] for n in unread["notifications"]} == {"like", "comment"}
+    assert {n["type"] for n in unread["items"]} == {"like", "comment"}
     assert unread["unreadCount"] == 3
     read = await listed(notifications, user, unread="false")
-    assert [n["id"] for n in read["notifications"]] == [follow["id"]]
+    assert [n["id"] for n in read["items"]] == [follow["id"]]
     assert (await listed(notifications, user, type="follow", unread="true"))[
-        "notifications"] == []
+        "items"] == []
 
 
 async def test_mark_read_on_fetch_marks_exactly_the_returned_page(
@@ -96,11 +96,11 @@ async def test_mark_read_on_fetch_marks_exactly_the_returned_page(
     ids = await seed(notifications, producer, notification_settings, user, 5)
     first = await listed(notifications, user, limit=2, markRead="true")
     # returned as they were, so a client can highlight what is new
-    assert [n["read"] for n in first["notifications"]] == [False, False]
+    assert [n["read"] for n in first["items"]] == [False, False]
     assert first["unreadCount"] == 3
     after = await listed(notifications, user)
-    assert [n["read"] for n in after["notifications"]] == [True, True, False, False, False]
-    assert [n["id"] for n in after["notifications"]] == ids
+    assert [n["read"] for n in after["items"]] == [True, True, False, False, False]
+    assert [n["id"] for n in after["items"]] == ids
     assert after["unreadCount"] == 3
 
 
@@ -133,7 +133,7 @@ async def test_read_all_touches_only_the_callers_notifications(
     response = await notifications.post("/notify/notifications/read-all", headers=as_user(user))
     assert response.status_code == 200
     assert response.json() == {"updated": 3, "unreadCount": 0}
-    assert all(n["read"] for n in (await listed(notifications, user))["notifications"])
+    assert all(n["read"] for n in (await listed(notifications, user))["items"])
     assert (await listed(notifications, other))["unreadCount"] == 1
     again = await notifications.post("/notify/notifications/read-all", headers=as_user(user))
     assert again.json() == {"updated": 0, "unreadCount": 0}
@@ -147,12 +147,12 @@ async def test_delete_only_your_own(
     response = await notifications.delete(f"/notify/notifications/{ids[0]}",
                                           headers=as_user(stranger))
     assert response.status_code == 404
-    assert len((await listed(notifications, user))["notifications"]) == 2
+    assert len((await listed(notifications, user))["items"]) == 2
 
     response = await notifications.delete(f"/notify/notifications/{ids[0]}", headers=as_user(user))
     assert response.status_code == 204
     page = await listed(notifications, user)
-    assert [n["id"] for n in page["notifications"]] == ids[1:]
+    assert [n["id"] for n in page["items"]] == ids[1:]
     assert page["unreadCount"] == 1
     again = await notifications.delete(f"/notify/notifications/{ids[0]}", headers=as_user(user))
     assert again.status_code == 404
@@ -167,9 +167,6 @@ async def test_delete_only_your_own(
     ("GET", "/notify/notifications", {"type": "poke"}, "type"),
     ("GET", "/notify/notifications", {"unread": "maybe"}, "unread"),
     ("GET", "/notify/notifications", {"markRead": "please"}, "markRead"),
-    ("GET", "/notify/notifications", {"cursor": "garbage!"}, "cursor"),
-    ("GET", "/notify/notifications", {"cursor": "MTIzOg"}, "cursor"),  # "123:" without an id
-    ("GET", "/notify/notifications", {"cursor": "x" * 201}, "cursor"),
     ("PATCH", "/notify/notifications/not-a-uuid/read", {}, "notification_id"),
     ("DELETE", "/notify/notifications/12345", {}, "notification_id"),
 ])
@@ -181,6 +178,37 @@ async def test_bad_input_is_a_422_naming_the_field(
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert field in error["fields"]
+
+
+@pytest.mark.parametrize("cursor", [
+    "garbage!", "MTIzOg",  # "123:", an old-style cursor without an id
+    "WyIxMjMiLCIiXQ",  # ["123", ""]: no id
+    "x" * 201,
+])
+async def test_a_cursor_this_api_did_not_give_is_400_invalid_cursor(
+        notifications: httpx.AsyncClient, cursor: str) -> None:
+    response = await notifications.get("/notify/notifications", params={"cursor": cursor},
+                                       headers=as_user(uid()))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_pages_link_to_the_next_one(
+        notifications: httpx.AsyncClient, producer: AIOKafkaProducer,
+        notification_settings: NotificationSettings) -> None:
+    user = uid()
+    await seed(notifications, producer, notification_settings, user, 3)
+    first = await notifications.get("/notify/notifications", params={"limit": 2},
+                                    headers=as_user(user))
+    cursor = first.json()["nextCursor"]
+    assert cursor
+    assert first.headers["link"] == (
+        f'</notify/notifications?limit=2&cursor={cursor}>; rel="next"')
+    last = await notifications.get("/notify/notifications", params={"limit": 2, "cursor": cursor},
+                                   headers=as_user(user))
+    assert "link" not in last.headers
+    assert last.json()["items"] == last.json()["notifications"]  # the deprecated name
+    assert len(last.json()["items"]) == 1
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -205,4 +233,4 @@ async def test_without_the_gateways_identity_is_401(notifications: httpx.AsyncCl
 
 async def test_a_new_user_has_an_empty_page(notifications: httpx.AsyncClient) -> None:
     body = await listed(notifications, uid())
-    assert body == {"notifications": [], "nextCursor": None, "unreadCount": 0}
+    assert body == {"items": [], "notifications": [], "nextCursor": None, "unreadCount": 0}

@@ -163,7 +163,7 @@ async def test_an_online_user_gets_each_new_notification_pushed_once(
         assert pushed["event"] == "notification"
         page = (await notifications.get("/notify/notifications",
                                         headers=as_user(user))).json()
-        assert pushed["data"] == page["notifications"][0]
+        assert pushed["data"] == page["items"][0]
         assert pushed["data"]["eventId"] == first.event_id
         assert pushed["data"]["message"] == "alice started following you"
 

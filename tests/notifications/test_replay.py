@@ -54,10 +54,10 @@ async def view(client: httpx.AsyncClient, user: str) -> Document:
     unread = await listed(client, user, limit=100, unread="true")
     read = await listed(client, user, limit=100, unread="false")
     likes = await listed(client, user, limit=100, type="like")
-    return {"page": [(n["id"], n["read"]) for n in page["notifications"]],
-            "unread": [n["id"] for n in unread["notifications"]],
-            "read": [n["id"] for n in read["notifications"]],
-            "likes": [n["id"] for n in likes["notifications"]],
+    return {"page": [(n["id"], n["read"]) for n in page["items"]],
+            "unread": [n["id"] for n in unread["items"]],
+            "read": [n["id"] for n in read["items"]],
+            "likes": [n["id"] for n in likes["items"]],
             "unreadCount": page["unreadCount"]}
 
 
@@ -106,7 +106,7 @@ async def test_deleted_and_read_notifications_stay_so_through_redelivery_and_ful
 
     async with app_client(create_app(isolated)) as client:
         await produce(producer, isolated, events)
-        ids = [n["id"] for n in (await wait_for_count(client, owner, 6))["notifications"]]
+        ids = [n["id"] for n in (await wait_for_count(client, owner, 6))["items"]]
         await wait_for_count(client, other, 2)
         await settled(isolated)
         # ids newest first: 0 like, 1 reply, 2 like, 3 follow, 4 comment, 5 like

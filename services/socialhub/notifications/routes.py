@@ -11,14 +11,19 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from socialhub.kit.errors import not_found
 from socialhub.kit.identity import CurrentUser
 from socialhub.kit.openapi import errors
+from socialhub.kit.pagination import (
+    DEFAULT_LIMIT,
+    INVALID_CURSOR,
+    CursorQuery,
+    Limit,
+    set_next_link,
+)
 from socialhub.notifications.models import Notification, NotificationType
 from socialhub.notifications.schemas import (
-    PAGE_SIZE_DEFAULT,
-    PAGE_SIZE_MAX,
     NotificationPage,
     ReadAllResult,
-    decode_cursor,
-    encode_cursor,
+    page_cursor,
+    page_position,
 )
 from socialhub.notifications.store import NotificationStore
 
@@ -34,11 +39,10 @@ def _store(request: Request) -> NotificationStore:
 Store = Annotated[NotificationStore, Depends(_store)]
 
 
-@router.get("", response_model=NotificationPage)
+@router.get("", response_model=NotificationPage, responses=errors(INVALID_CURSOR))
 async def list_notifications(
-    user: CurrentUser, store: Store,
-    limit: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    request: Request, response: Response, user: CurrentUser, store: Store,
+    limit: Limit = DEFAULT_LIMIT, cursor: CursorQuery = None,
     kind: Annotated[NotificationType | None, Query(alias="type")] = None,
     unread: Annotated[bool | None, Query(
         description="true: only unread; false: only read; absent: both")] = None,
@@ -48,17 +52,16 @@ async def list_notifications(
     )] = False,
 ) -> NotificationPage:
     user_id = str(user.id)
-    after = decode_cursor(cursor) if cursor is not None else None
+    after = page_position(cursor) if cursor is not None else None
     read = None if unread is None else not unread
     found = await store.page(user_id, limit=limit + 1, after=after, kind=kind, read=read)
     page = found[:limit]
     if mark_read:
         await store.mark_read(user_id, [n.id for n in page if not n.read])
-    return NotificationPage(
-        notifications=page,
-        next_cursor=encode_cursor(page[-1]) if len(found) > limit else None,
-        unread_count=await store.unread_count(user_id),
-    )
+    next_cursor = page_cursor(page[-1]) if len(found) > limit else None
+    set_next_link(request, response, next_cursor)
+    return NotificationPage(items=page, notifications=page, next_cursor=next_cursor,
+                            unread_count=await store.unread_count(user_id))
 
 
 @router.patch("/{notification_id}/read", response_model=Notification, responses=errors(NOT_FOUND))

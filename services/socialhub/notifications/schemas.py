@@ -1,28 +1,27 @@
 """Response bodies and the page cursor of the notification API."""
 
-import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from socialhub.kit.errors import ApiError
+from socialhub.kit.pagination import Page, decode_cursor, encode_cursor
 from socialhub.notifications.models import Notification
 from socialhub.notifications.store import PagePosition
 
-PAGE_SIZE_DEFAULT = 20
-PAGE_SIZE_MAX = 100
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MILLISECOND = timedelta(milliseconds=1)
+MAX_ID_LENGTH = 100
 
 
 class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class NotificationPage(ApiModel):
-    notifications: list[Notification]
-    next_cursor: str | None
+class NotificationPage(Page[Notification]):
     unread_count: int
+    notifications: list[Notification] = Field(
+        deprecated=True, description="the same list as `items`, under its first name; use `items`")
 
 
 class ReadAllResult(ApiModel):
@@ -30,28 +29,14 @@ class ReadAllResult(ApiModel):
     unread_count: int
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MILLISECOND = timedelta(milliseconds=1)
+def page_cursor(last: Notification) -> str:
+    """The (createdAt ms, id) of the last notification of a page."""
+    return encode_cursor((last.created_at - EPOCH) // MILLISECOND, last.id)  # exact ms
 
 
-def encode_cursor(last: Notification) -> str:
-    """Opaque to clients: the (createdAt ms, id) of the last notification of a page."""
-    millis = (last.created_at - EPOCH) // MILLISECOND  # exact: no float rounding
-    return base64.urlsafe_b64encode(f"{millis}:{last.id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> PagePosition:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        millis, notification_id = raw.split(":", 1)
-        created_at = EPOCH + int(millis) * MILLISECOND
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
-        raise _bad_cursor() from None
-    if not notification_id or len(notification_id) > 100:
-        raise _bad_cursor()
-    return PagePosition(created_at, notification_id)
-
-
-def _bad_cursor() -> ApiError:
-    return ApiError(422, "validation_error", "invalid input (cursor: not a cursor we issued)",
-                    fields={"cursor": "not a cursor we issued"})
+def page_position(cursor: str) -> PagePosition:
+    def parse(millis: str, notification_id: str) -> PagePosition:
+        if not 0 < len(notification_id) <= MAX_ID_LENGTH:
+            raise ValueError("notification id")
+        return PagePosition(EPOCH + int(millis) * MILLISECOND, notification_id)
+    return decode_cursor(cursor, parse)

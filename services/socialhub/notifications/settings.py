@@ -14,6 +14,3 @@ class NotificationSettings(ServiceSettings, MongoSettings, RedisSettings, KafkaS
     expiry_sweep_interval_seconds: float = Field(default=3600.0, gt=0)
 
     consumer_batch_size: int = Field(default=1000, ge=1, le=10_000)
-
-    page_size_default: int = Field(default=20, ge=1)
-    page_size_max: int = Field(default=100, ge=1)
