@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from devstack import datafiles
 from devstack.install import apt_install
 from devstack.paths import CACHE, ROOT, ensure_dir
 
@@ -67,16 +68,6 @@ BASE_PACKAGES = ("python3.11", "ca-certificates", "tzdata", "passwd", "nginx")
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BASE_RECIPE = 1  # bump when `_make_rootfs` changes: the base and every image on it are rebuilt
 GATEWAY_NGINX_VERSION = "1.22.1"  # Debian bookworm's; the operator's nginx.conf depends on it
-GATEWAY_CONTAINERFILE = """\
-FROM {base}
-USER 10001:10001
-EXPOSE 8080
-# nginx's graceful stop: in-flight requests finish (the official nginx images do the same).
-STOPSIGNAL SIGQUIT
-# The operator's gateway Deployment runs nginx with its own prefix and configuration.
-ENTRYPOINT ["nginx"]
-CMD ["-g", "daemon off;"]
-"""
 PAUSE_ENTRYPOINT = 'ENTRYPOINT ["/catatonit", "-P"]'  # -P: reap zombies, as a pause container
 
 
@@ -271,7 +262,7 @@ def _uv_image(progress: Progress) -> str:
 
 
 def _gateway_image(base: str, progress: Progress) -> str:
-    containerfile = GATEWAY_CONTAINERFILE.format(base=base)
+    containerfile = datafiles.render("images/gateway.Containerfile", base=base)
 
     def build(ref: str) -> None:
         with tempfile.TemporaryDirectory(dir=ensure_dir(PODMAN_DIR / "tmp")) as context:

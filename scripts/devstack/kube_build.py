@@ -36,7 +36,7 @@ COREDNS_VERSION = os.environ.get("SOCIALHUB_COREDNS_VERSION", "v1.12.4")
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
                  "kubelet", "kube-proxy")
 TOOLS = ("kine", "kwok", "metrics-server", "coredns")
-# The Corefile of `devstack.servers.node.CoreDns` uses exactly these plugins.
+# The Corefile (`devstack/data/coredns/Corefile`) uses exactly these plugins.
 COREDNS_PLUGINS = ("bind", "errors", "health", "ready", "kubernetes", "cache", "loadbalance")
 
 

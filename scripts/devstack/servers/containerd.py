@@ -10,6 +10,7 @@ from `devstack.images` (no registry is reachable), the pause image included.
 import json
 import subprocess
 
+from devstack import datafiles
 from devstack.config import NODE_NETWORK
 from devstack.install import apt_install
 from devstack.paths import INFRA_STATE, ensure_dir
@@ -24,26 +25,9 @@ RUNC = "/usr/sbin/runc"
 
 
 def containerd_config(pause_image: str) -> str:
-    return f"""version = 2
-root = "{ROOT / 'root'}"
-state = "{ROOT / 'state'}"
-[grpc]
-  address = "{SOCKET}"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{pause_image}"
-  restrict_oom_score_adj = true
-  enable_selinux = false
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  SystemdCgroup = false
-  BinaryName = "{RUNC}"
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "{CNI_BIN}"
-  conf_dir = "{ROOT / 'net.d'}"
-"""
+    return datafiles.render("containerd/config.toml", root=ROOT / "root", state=ROOT / "state",
+                            socket=SOCKET, pause_image=pause_image, runc=RUNC, cni_bin=CNI_BIN,
+                            cni_conf=ROOT / "net.d")
 
 
 def cni_config() -> dict[str, object]:

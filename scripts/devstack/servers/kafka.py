@@ -14,6 +14,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from devstack import datafiles
 from devstack.config import INFRA, NODE_NETWORK
 from devstack.install import apt_install
 from devstack.paths import CACHE, INFRA_STATE, ensure_dir
@@ -23,24 +24,6 @@ from devstack.servers.base import Server
 POM = Path(__file__).with_name("kafka-pom.xml")
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 NODE_ID = 1
-
-_LOG4J2 = """\
-status = warn
-# Kafka logs its own controlled shutdown from a JVM shutdown hook: keep log4j alive for it.
-shutdownHook = disable
-appender.out.type = Console
-appender.out.name = STDOUT
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = STDOUT
-# Every request/response and state-change line at INFO would drown the log.
-logger.request.name = kafka.request.logger
-logger.request.level = WARN
-logger.state.name = state.change.logger
-logger.state.level = WARN
-"""
-
 
 def kafka_version() -> str:
     """The Kafka release pinned in the pom, so the cache directory follows the pom."""
@@ -98,7 +81,8 @@ class Kafka(Server):
 
     def prepare(self) -> None:
         ensure_dir(self.data)
-        (self.root / "log4j2.properties").write_text(_LOG4J2)
+        log4j = datafiles.text("kafka/log4j2.properties")
+        (self.root / "log4j2.properties").write_text(log4j)
         (self.root / "server.properties").write_text(self._server_properties())
         if (self.data / "meta.properties").exists():
             return

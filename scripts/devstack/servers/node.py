@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from devstack import kube_build
+from devstack import datafiles, kube_build
 from devstack.config import INFRA, NODE_NETWORK
 from devstack.paths import INFRA_STATE, ensure_dir
 from devstack.process import ManagedProcess, run
@@ -139,22 +139,10 @@ class CoreDns(KubeServer):
         return f"dns://{NODE_NETWORK.node_ip}:53"
 
     def corefile(self) -> str:
-        domain = NODE_NETWORK.cluster_domain
-        return f""".:53 {{
-    bind {NODE_NETWORK.node_ip}
-    errors
-    health {INFRA.host}:{INFRA.coredns_health_port}
-    ready {INFRA.host}:{INFRA.coredns_ready_port}
-    kubernetes {domain} in-addr.arpa ip6.arpa {{
-        kubeconfig {KUBECONFIG} socialhub-local
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-        ttl 5
-    }}
-    cache 5
-    loadbalance
-}}
-"""
+        return datafiles.render(
+            "coredns/Corefile", node_ip=NODE_NETWORK.node_ip, host=INFRA.host,
+            health_port=INFRA.coredns_health_port, ready_port=INFRA.coredns_ready_port,
+            domain=NODE_NETWORK.cluster_domain, kubeconfig=KUBECONFIG)
 
     def prepare(self) -> None:
         ensure_dir(NODE_STATE)

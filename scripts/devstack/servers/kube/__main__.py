@@ -1,0 +1,3 @@
+from devstack.servers.kube.cluster import main
+
+main()
