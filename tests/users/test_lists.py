@@ -62,7 +62,7 @@ async def test_default_limit_is_20_and_the_maximum_100(users: httpx.AsyncClient)
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=-1", "limit=abc",
-                                   "limit=1e3", "limit=", "cursor="])
+                                   "limit=1e3", "limit="])
 async def test_bad_limits_are_422(users: httpx.AsyncClient, query: str) -> None:
     me = await new_user(users)
     response = await users.get(f"/users/{me.id}/following?{query}", headers=as_user(me))
@@ -70,7 +70,7 @@ async def test_bad_limits_are_422(users: httpx.AsyncClient, query: str) -> None:
     assert query.split("=")[0] in response.json()["error"]["fields"]
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "Zjox", "Zjp4Ong", "czpib2I", "%00",
+@pytest.mark.parametrize("cursor", ["", "garbage", "Zjox", "Zjp4Ong", "czpib2I", "%00",
                                     "A" * 300, "Zjo5OTk5OTk5OTk5OTk5OTk5OTk5OToxMg"])
 async def test_cursors_not_made_by_the_api_are_400(users: httpx.AsyncClient,
                                                    cursor: str) -> None:

@@ -11,14 +11,15 @@ from pydantic_core import to_json
 from socialhub.kit.database import SessionDep
 from socialhub.kit.identity import CurrentUser
 from socialhub.kit.openapi import errors
-from socialhub.users.cache import ProfileCache
-from socialhub.users.pagination import (
+from socialhub.kit.pagination import (
     DEFAULT_LIMIT,
-    MAX_LIMIT,
-    FollowCursor,
-    SearchCursor,
+    INVALID_CURSOR,
+    CursorQuery,
+    Limit,
     next_link,
 )
+from socialhub.users.cache import ProfileCache
+from socialhub.users.pagination import FollowCursor, SearchCursor
 from socialhub.users.schemas import (
     USERNAME_PATTERN,
     BlockState,
@@ -61,9 +62,6 @@ async def _write(changed: Annotated[set[uuid.UUID], Depends(_changed_profiles, s
 
 WriteDep = Annotated[Write, Depends(_write)]
 UserId = Annotated[uuid.UUID, Path(description="a user id (UUID)")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(min_length=1, description="nextCursor of the previous page")]
-BAD_CURSOR = (400, "the cursor is not one this API returned (`invalid_cursor`)")
 NEW_PROFILE_TAKEN = (409, "a new profile's username is held by another account")
 SELF = (400, "the user is the caller")
 
@@ -79,12 +77,12 @@ async def update_me(body: ProfileUpdate, me: CurrentUser, write: WriteDep,
     return JsonText(await users.update_me(write, me, body))
 
 
-@router.get("/search", response_model=SearchPage, responses=errors(BAD_CURSOR))
+@router.get("/search", response_model=SearchPage, responses=errors(INVALID_CURSOR))
 async def search(me: CurrentUser, session: SessionDep, users: Users, request: Request,
                  q: Annotated[SearchQuery, Query()], limit: Limit = DEFAULT_LIMIT,
-                 cursor: Cursor = None) -> Response:
+                 cursor: CursorQuery = None) -> Response:
     """Users whose username or name starts with `q` (case-insensitive), by username."""
-    after = SearchCursor.decode(cursor) if cursor else None
+    after = SearchCursor.decode(cursor) if cursor is not None else None
     items, last = await users.search(session, me.id, q, after, limit)
     return _page(request, items, last.encode() if last else None)
 
@@ -120,23 +118,23 @@ async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: User
 
 
 @router.get("/{user_id}/followers", response_model=FollowPage,
-            responses=errors(BAD_CURSOR, 404))
+            responses=errors(INVALID_CURSOR, 404))
 async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
                     request: Request, limit: Limit = DEFAULT_LIMIT,
-                    cursor: Cursor = None) -> Response:
+                    cursor: CursorQuery = None) -> Response:
     """Who follows the user, newest first."""
-    after = FollowCursor.decode(cursor) if cursor else None
+    after = FollowCursor.decode(cursor) if cursor is not None else None
     items, last = await users.followers(session, me.id, user_id, after, limit)
     return _page(request, items, last.encode() if last else None)
 
 
 @router.get("/{user_id}/following", response_model=FollowPage,
-            responses=errors(BAD_CURSOR, 404))
+            responses=errors(INVALID_CURSOR, 404))
 async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
                     request: Request, limit: Limit = DEFAULT_LIMIT,
-                    cursor: Cursor = None) -> Response:
+                    cursor: CursorQuery = None) -> Response:
     """Whom the user follows, newest first."""
-    after = FollowCursor.decode(cursor) if cursor else None
+    after = FollowCursor.decode(cursor) if cursor is not None else None
     items, last = await users.following(session, me.id, user_id, after, limit)
     return _page(request, items, last.encode() if last else None)
 

@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from socialhub.kit.inputs import MULTILINE, SINGLE_LINE
+from socialhub.kit.pagination import Page
 from socialhub.users.models import AVATAR_URL_MAX, BIO_MAX, NAME_MAX, USERNAME_MAX
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_]{1,30}$"
@@ -86,14 +87,8 @@ class FollowListItem(UserSummary):
     followed_at: datetime
 
 
-class FollowPage(ApiModel):
-    items: list[FollowListItem]
-    next_cursor: str | None
-
-
-class SearchPage(ApiModel):
-    items: list[UserSummary]
-    next_cursor: str | None
+FollowPage = Page[FollowListItem]
+SearchPage = Page[UserSummary]
 
 
 class FollowState(ApiModel):
