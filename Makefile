@@ -5,6 +5,8 @@ export UV_CACHE_DIR ?= $(SOCIALHUB_CACHE)/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+SERVICE ?=
+PROFILE ?= dev
 
 .DEFAULT_GOAL := help
 
@@ -25,6 +27,9 @@ down: venv ## stop everything `make up` started (data is kept in .state/)
 
 status: venv ## show what runs, where, and where its logs are
 	@$(PY) -m devstack status
+
+restart: venv ## restart one service after an edit: make restart SERVICE=posts [PROFILE=dev]
+	@$(PY) -m devstack restart $(SERVICE) --profile $(PROFILE)
 
 lint: venv ## ruff, mypy and the architecture contracts (import-linter)
 	@$(VENV)/bin/ruff check .
@@ -50,4 +55,4 @@ cluster-down: venv ## stop the node and the control plane (data is kept, like ma
 bench: venv ## run the Locust load tests against a local platform and write the report
 	@$(PY) -m loadtests
 
-.PHONY: help venv up down status lint test bench image cluster cluster-down
+.PHONY: help venv up down status restart lint test bench image cluster cluster-down

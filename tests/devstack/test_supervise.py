@@ -6,10 +6,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from devstack.platform import Platform, wait_healthy
 from devstack.process import ManagedProcess
@@ -51,23 +49,6 @@ def restarted(proc: ManagedProcess, old_child: int) -> Callable[[], bool]:
         child = proc.child_pid()
         return child is not None and child != old_child
     return check
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[tuple[ManagedProcess, str]]:
-    """A tiny HTTP server, supervised; stopped at the end whatever the test did."""
-    (tmp_path / "www").mkdir()
-    (tmp_path / "www" / "index.html").write_text("up\n")
-    port = free_port()
-    proc = ManagedProcess(
-        name=f"web-{port}", run_dir=tmp_path / "run", supervised=True,
-        argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-              "--directory", str(tmp_path / "www")])
-    proc.start()
-    url = f"http://127.0.0.1:{port}/"
-    eventually(lambda: http_ok(url), "the supervised web server")
-    yield proc, url
-    proc.stop()
 
 
 def test_backoff_doubles_to_its_cap_and_starts_over_after_a_healthy_minute() -> None:
