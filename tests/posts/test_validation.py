@@ -194,7 +194,7 @@ async def test_missing_or_forged_identity_is_401(posts: httpx.AsyncClient) -> No
         assert_error(await posts.get("/posts/feed", headers=headers), 401)
 
 
-async def test_bad_ids_cursors_and_limits_are_422(posts: httpx.AsyncClient) -> None:
+async def test_bad_ids_and_limits_are_422_and_bad_cursors_400(posts: httpx.AsyncClient) -> None:
     headers = as_user(ALICE)
     post = await create_post(posts, ALICE)
     some_id = str(uuid.uuid4())
@@ -206,12 +206,17 @@ async def test_bad_ids_cursors_and_limits_are_422(posts: httpx.AsyncClient) -> N
     ]:
         response = await posts.request(method, path, headers=headers, json={"content": "x"})
         assert_error(response, 422, "validation_error")
-    for params in ({"cursor": "garbage"}, {"cursor": "bm90LmEuY3Vyc29y"}, {"limit": 0},
-                   {"limit": 101}, {"limit": "ten"}, {"cursor": ""}):
-        for path in ("/posts/feed", f"/posts/user/{ALICE.id}", f"/posts/{post['id']}/comments"):
+    paged = ("/posts/feed", f"/posts/user/{ALICE.id}", f"/posts/{post['id']}/comments")
+    for params in ({"limit": 0}, {"limit": 101}, {"limit": "ten"}):
+        for path in paged:
             response = await posts.get(path, headers=headers, params=params)
             error = assert_error(response, 422, "validation_error")["error"]
-            assert set(error["fields"]) <= {"cursor", "limit"}, (path, params, error)
+            assert set(error["fields"]) == {"limit"}, (path, params, error)
+    for cursor in ("garbage", "bm90LmEuY3Vyc29y", ""):
+        for path in paged:
+            response = await posts.get(path, headers=headers, params={"cursor": cursor})
+            error = assert_error(response, 400, "invalid_cursor")["error"]
+            assert set(error["fields"]) == {"cursor"}, (path, cursor, error)
     bad_parent = await posts.get(f"/posts/{post['id']}/comments", headers=headers,
                                  params={"parentId": "nope"})
     assert "parentId" in assert_error(bad_parent, 422)["error"]["fields"]

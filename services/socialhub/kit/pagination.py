@@ -1,6 +1,6 @@
 """One way to page every list of every service.
 
-- `limit`: 1 to `MAX_LIMIT` items (`Limit`); anything else answers 422 like any bad parameter.
+- `limit`: 1 to `MAX_LIMIT` items (`LimitQuery`); anything else answers 422 like any bad parameter.
 - `cursor`: opaque to clients (`CursorQuery`): the sort key of the last item a page returned,
   so the next page starts strictly after it, and rows inserted meanwhile never shift, repeat or
   hide items. A cursor this API did not return answers 400 `invalid_cursor` (`decode_cursor`).
@@ -28,7 +28,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 200
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT,
+LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT,
                              description=f"items per page, 1 to {MAX_LIMIT}")]
 CursorQuery = Annotated[str | None, Query(
     description="`nextCursor` of the previous page (opaque; 400 `invalid_cursor` otherwise)")]

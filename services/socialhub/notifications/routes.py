@@ -15,7 +15,7 @@ from socialhub.kit.pagination import (
     DEFAULT_LIMIT,
     INVALID_CURSOR,
     CursorQuery,
-    Limit,
+    LimitQuery,
     set_next_link,
 )
 from socialhub.notifications.models import Notification, NotificationType
@@ -42,7 +42,7 @@ Store = Annotated[NotificationStore, Depends(_store)]
 @router.get("", response_model=NotificationPage, responses=errors(INVALID_CURSOR))
 async def list_notifications(
     request: Request, response: Response, user: CurrentUser, store: Store,
-    limit: Limit = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
     kind: Annotated[NotificationType | None, Query(alias="type")] = None,
     unread: Annotated[bool | None, Query(
         description="true: only unread; false: only read; absent: both")] = None,

@@ -1,20 +1,16 @@
-"""Keyset cursors: a position (time in ms, id) in a list ordered by (created_at, id).
+"""The posts service's sort key: a position (time in ms, id) in a list ordered by
+(created_at, id), carried in the kit's opaque cursors (socialhub.kit.pagination).
 
 Pages continue strictly after the last item shown, so rows inserted meanwhile (always newer
-than the first page of a newest-first list) never shift, repeat or hide later pages. The cursor
-is opaque to clients: base64url of `<ms>.<uuid hex>`.
+than the first page of a newest-first list) never shift, repeat or hide later pages.
 """
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import Request, Response
-
-from socialhub.kit.errors import ApiError
+from socialhub.kit.pagination import decode_cursor, encode_cursor
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MS = timedelta(milliseconds=1)
@@ -51,34 +47,17 @@ class Position:
         return cls(to_ms(row.created_at), row.id)
 
     def encode(self) -> str:
-        raw = f"{self.ms}.{self.id.hex}".encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return encode_cursor(self.ms, self.id.hex)
 
     @classmethod
     def decode(cls, cursor: str) -> "Position":
-        """Raises a 422 naming `cursor` for anything this module did not produce."""
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            ms, hex_id = raw.split(".")
-            position = cls(int(ms), uuid.UUID(hex=hex_id))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise invalid_cursor() from None
-        if not 0 <= position.ms <= MAX_MS:
-            raise invalid_cursor()
-        return position
-
-
-def invalid_cursor() -> ApiError:
-    return ApiError(422, "validation_error", "invalid input (cursor: not a cursor this API gave)",
-                    fields={"cursor": "not a cursor this API gave"})
+        """Raises 400 `invalid_cursor` for anything `encode` did not produce."""
+        def parse(ms: str, hex_id: str) -> Position:
+            if not 0 <= int(ms) <= MAX_MS:
+                raise ValueError(ms)
+            return cls(int(ms), uuid.UUID(hex=hex_id))
+        return decode_cursor(cursor, parse)
 
 
 def decode_optional(cursor: str | None) -> Position | None:
     return Position.decode(cursor) if cursor is not None else None
-
-
-def next_link(request: Request, response: Response, cursor: str | None) -> None:
-    """RFC 8288 `Link: <...>; rel="next"`, the same URL with the next cursor."""
-    if cursor is not None:
-        url = request.url.include_query_params(cursor=cursor)
-        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'

@@ -11,17 +11,22 @@ from redis.exceptions import RedisError
 from socialhub.kit.database import SessionDep
 from socialhub.kit.identity import CurrentUser
 from socialhub.kit.openapi import errors
+from socialhub.kit.pagination import (
+    DEFAULT_LIMIT,
+    INVALID_CURSOR,
+    CursorQuery,
+    LimitQuery,
+    set_next_link,
+)
 from socialhub.kit.ratelimit import Limit, RateLimiter
 from socialhub.posts.ai import SuggestionEngine
 from socialhub.posts.comments import CommentService
 from socialhub.posts.drafts import read_draft
 from socialhub.posts.media import ACCEPTED_SUMMARY, MediaPolicy
 from socialhub.posts.models import ReactionKind
-from socialhub.posts.pagination import Position, decode_optional, next_link, to_ms
+from socialhub.posts.pagination import Position, decode_optional, to_ms
 from socialhub.posts.reactions import ReactionService
 from socialhub.posts.schemas import (
-    PAGE_SIZE_DEFAULT,
-    PAGE_SIZE_MAX,
     CommentOut,
     CommentPage,
     CreateCommentRequest,
@@ -57,9 +62,6 @@ async def _api(request: Request) -> PostsApi:
 
 
 Api = Annotated[PostsApi, Depends(_api)]
-PageSize = Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)]
-Cursor = Annotated[str | None, Query(min_length=1, max_length=200,
-                                     description="nextCursor of the previous page")]
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="retrying a create with the same key returns the first result")]
@@ -101,19 +103,19 @@ async def create_post(request: Request, response: Response, user: CurrentUser,
     return created.post
 
 
-@router.get("/feed", response_model=PostPage)
+@router.get("/feed", response_model=PostPage, responses=errors(INVALID_CURSOR))
 async def home_feed(request: Request, response: Response, user: CurrentUser,
-                    session: SessionDep, api: Api, limit: PageSize = PAGE_SIZE_DEFAULT,
-                    cursor: Cursor = None) -> PostPage:
+                    session: SessionDep, api: Api, limit: LimitQuery = DEFAULT_LIMIT,
+                    cursor: CursorQuery = None) -> PostPage:
     """Your posts and those of the people you follow that you may see, newest first."""
     items = await api.posts.home_feed(session, user.id, decode_optional(cursor), limit)
     return _post_page(request, response, items, limit)
 
 
-@router.get("/user/{user_id}", response_model=PostPage)
+@router.get("/user/{user_id}", response_model=PostPage, responses=errors(INVALID_CURSOR))
 async def user_timeline(user_id: uuid.UUID, request: Request, response: Response,
                         user: CurrentUser, session: SessionDep, api: Api,
-                        limit: PageSize = PAGE_SIZE_DEFAULT, cursor: Cursor = None) -> PostPage:
+                        limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None) -> PostPage:
     """One user's posts that you may see, newest first."""
     items = await api.posts.timeline(session, user.id, user_id, decode_optional(cursor), limit)
     return _post_page(request, response, items, limit)
@@ -167,10 +169,10 @@ async def dislike(post_id: uuid.UUID, user: CurrentUser, session: SessionDep,
 
 
 @router.get("/{post_id}/comments", response_model=CommentPage, responses=errors(
-    (404, "no such post or parent comment, or not visible to the caller")))
+    INVALID_CURSOR, (404, "no such post or parent comment, or not visible to the caller")))
 async def list_comments(
     post_id: uuid.UUID, request: Request, response: Response, user: CurrentUser,
-    session: SessionDep, api: Api, limit: PageSize = PAGE_SIZE_DEFAULT, cursor: Cursor = None,
+    session: SessionDep, api: Api, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
     parent_id: Annotated[uuid.UUID | None, Query(
         alias="parentId", description="page this comment's replies instead")] = None,
 ) -> CommentPage:
@@ -178,7 +180,7 @@ async def list_comments(
     items = await api.comments.page(session, user.id, post_id, parent_id,
                                     decode_optional(cursor), limit)
     next_cursor = _next_cursor(items, limit)
-    next_link(request, response, next_cursor)
+    set_next_link(request, response, next_cursor)
     return CommentPage(items=items[:limit], next_cursor=next_cursor)
 
 
@@ -211,5 +213,5 @@ def _next_cursor(items: list[PostOut] | list[CommentOut], limit: int) -> str | N
 def _post_page(request: Request, response: Response, items: list[PostOut],
                limit: int) -> PostPage:
     next_cursor = _next_cursor(items, limit)
-    next_link(request, response, next_cursor)
+    set_next_link(request, response, next_cursor)
     return PostPage(items=items[:limit], next_cursor=next_cursor)

@@ -10,10 +10,9 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import Row
 
 from socialhub.kit.inputs import MULTILINE
+from socialhub.kit.pagination import Page
 from socialhub.posts.models import ReactionKind, Visibility
 
-PAGE_SIZE_DEFAULT = 20
-PAGE_SIZE_MAX = 100
 POST_MAX_CHARS = 5000
 COMMENT_MAX_CHARS = 2000
 
@@ -91,10 +90,7 @@ class PostOut(OutModel):
                    created_at=row["created_at"], updated_at=row["updated_at"])
 
 
-class PostPage(OutModel):
-    items: list[PostOut]
-    # pass as ?cursor= for the next (older) page; null on the last page
-    next_cursor: str | None
+PostPage = Page[PostOut]
 
 
 class CreateCommentRequest(ApiModel):
@@ -116,9 +112,7 @@ class CommentOut(OutModel):
     replies: list["CommentOut"] = Field(default_factory=list)
 
 
-class CommentPage(OutModel):
-    items: list[CommentOut]
-    next_cursor: str | None
+CommentPage = Page[CommentOut]
 
 
 class ReactionOut(OutModel):

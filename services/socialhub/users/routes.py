@@ -15,7 +15,7 @@ from socialhub.kit.pagination import (
     DEFAULT_LIMIT,
     INVALID_CURSOR,
     CursorQuery,
-    Limit,
+    LimitQuery,
     next_link,
 )
 from socialhub.users.cache import ProfileCache
@@ -79,7 +79,7 @@ async def update_me(body: ProfileUpdate, me: CurrentUser, write: WriteDep,
 
 @router.get("/search", response_model=SearchPage, responses=errors(INVALID_CURSOR))
 async def search(me: CurrentUser, session: SessionDep, users: Users, request: Request,
-                 q: Annotated[SearchQuery, Query()], limit: Limit = DEFAULT_LIMIT,
+                 q: Annotated[SearchQuery, Query()], limit: LimitQuery = DEFAULT_LIMIT,
                  cursor: CursorQuery = None) -> Response:
     """Users whose username or name starts with `q` (case-insensitive), by username."""
     after = SearchCursor.decode(cursor) if cursor is not None else None
@@ -120,7 +120,7 @@ async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: User
 @router.get("/{user_id}/followers", response_model=FollowPage,
             responses=errors(INVALID_CURSOR, 404))
 async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
-                    request: Request, limit: Limit = DEFAULT_LIMIT,
+                    request: Request, limit: LimitQuery = DEFAULT_LIMIT,
                     cursor: CursorQuery = None) -> Response:
     """Who follows the user, newest first."""
     after = FollowCursor.decode(cursor) if cursor is not None else None
@@ -131,7 +131,7 @@ async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users
 @router.get("/{user_id}/following", response_model=FollowPage,
             responses=errors(INVALID_CURSOR, 404))
 async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
-                    request: Request, limit: Limit = DEFAULT_LIMIT,
+                    request: Request, limit: LimitQuery = DEFAULT_LIMIT,
                     cursor: CursorQuery = None) -> Response:
     """Whom the user follows, newest first."""
     after = FollowCursor.decode(cursor) if cursor is not None else None
