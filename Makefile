@@ -33,14 +33,22 @@ restart: venv ## restart one service after an edit: make restart SERVICE=posts [
 
 lint: venv ## ruff, mypy and the architecture contracts (import-linter)
 	@$(VENV)/bin/ruff check .
-	@$(VENV)/bin/mypy services scripts operator
+	@$(VENV)/bin/mypy services scripts operator tests loadtests
 	@$(VENV)/bin/lint-imports --no-cache
 
-test: venv lint ## install, start the servers the tests need, run every test suite
+# A selection (PYTEST_ARGS) skips the two builds: once pytest has collected it, it builds only
+# what the selected tests need: the control plane for `kube` tests (tests/operator/conftest.py),
+# it and the images for `node` tests (tests/cluster/conftest.py); test_images builds its own.
+test: venv lint ## install, start the servers the tests need, run every test suite (or PYTEST_ARGS)
 	@$(PY) -m devstack install
+ifeq ($(strip $(PYTEST_ARGS)),)
 	@$(PY) -m devstack.kube_build  # the operator's tests run on a real API server (cold: 6-15 min)
 	@$(PY) -m devstack.images      # the real-node tests run the images built here (cold: 2 min)
+endif
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv ## the unit tests alone, in seconds, no server (tests/unit.py says which; PYTEST_ARGS)
+	@$(PY) -m pytest --unit -q $(PYTEST_ARGS)
 
 image: venv ## build the images here without Docker (podman; cached by content); prints their tags
 	@$(PY) -m devstack.images
@@ -55,4 +63,4 @@ cluster-down: venv ## stop the node and the control plane (data is kept, like ma
 bench: venv ## run the Locust load tests against a local platform and write the report
 	@$(PY) -m loadtests
 
-.PHONY: help venv up down status restart lint test bench image cluster cluster-down
+.PHONY: help venv up down status restart lint test unit bench image cluster cluster-down

@@ -47,7 +47,7 @@ def someone_else(me: str) -> str:
     return other
 
 
-@events.init.add_listener  # type: ignore[no-untyped-call]  # untyped in locust
+@events.init.add_listener  # type: ignore[untyped-decorator]  # untyped in locust
 def prepare_pool(environment: Environment, **_: Any) -> None:
     """Make sure the pool's profiles exist and learn their ids, before the clock starts."""
     if isinstance(environment.runner, WorkerRunner):

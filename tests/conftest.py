@@ -19,8 +19,32 @@ from devstack.servers.mailsink import MailSink
 from devstack.servers.mongo import Mongo
 from devstack.servers.postgres import Postgres
 from devstack.servers.redis import Redis
+from tests import unit
 
 S = TypeVar("S", bound=Server)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--unit", action="store_true",
+                     help="only the unit tests, and no server may start (make unit)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("unit"):
+        unit.forbid_servers()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the unit tests; under `--unit`, leave out every other test."""
+    others = []
+    for item in items:
+        if unit.is_unit(item):
+            item.add_marker(pytest.mark.unit)
+        else:
+            others.append(item)
+    if config.getoption("unit") and others:
+        config.hook.pytest_deselected(items=others)
+        items[:] = [item for item in items if item.get_closest_marker("unit")]
 
 
 def _serve(server: S) -> Iterator[S]:

@@ -253,7 +253,7 @@ def raw_request(gateway: Gateway, request: bytes) -> httpx.Response:
             received += chunk
     head, _, body = received.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = [tuple(line.split(": ", 1)) for line in header_lines]
+    headers = [(name, value) for name, value in (line.split(": ", 1) for line in header_lines)]
     return httpx.Response(int(status_line.split(" ")[1]), headers=headers, content=body)
 
 

@@ -18,6 +18,7 @@ from socialhub.kit.errors import conflict
 from socialhub.kit.identity import CurrentUser
 from socialhub.kit.settings import ServiceSettings
 from tests.support import app_client
+from tests.unit import unit_fixture
 
 router = APIRouter()
 
@@ -65,6 +66,7 @@ def build(failing_check: bool = False) -> FastAPI:
 
 
 @pytest.fixture(scope="module")
+@unit_fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with app_client(build()) as http:
         yield http

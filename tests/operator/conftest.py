@@ -32,6 +32,7 @@ from devstack.servers.kube import (
     kubectl,
 )
 from socialhub_operator import crd
+from tests.unit import unit_fixture
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +109,7 @@ OPERATOR_PROCESSES: list[subprocess.Popen[bytes]] = []
 
 
 @pytest.fixture(autouse=True)
+@unit_fixture
 def _operator_still_running() -> Iterator[None]:
     """A test that ends the operator fails itself, not the tests after it."""
     yield

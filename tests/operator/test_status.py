@@ -94,7 +94,7 @@ def test_a_deployment_held_for_its_migration_is_still_rolling_out() -> None:
 
 
 def test_pods_that_cannot_start_are_named() -> None:
-    crashed = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}
+    crashed: dict[str, Any] = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}
     pods = [pod("hub-gateway-1", "ErrImagePull"), pod("hub-auth-1", "CrashLoopBackOff", **crashed),
             pod("hub-users-1", "ContainerCreating"), pod("hub-posts-1", "ImagePullBackOff",
                                                          init=True),

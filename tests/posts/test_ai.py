@@ -11,6 +11,7 @@ from socialhub.posts.settings import PostsSettings
 from tests.posts.conftest import api_instance
 from tests.posts.doubles import GeminiDouble, serving
 from tests.posts.helpers import as_user, assert_error, someone
+from tests.unit import unit_fixture
 
 DRAFT = ("Sunset hike with friends! The mountain trail was steep, but the mountain views "
          "were worth it. #nature")
@@ -99,6 +100,7 @@ async def with_gemini(posts_settings: PostsSettings,
 
 
 @pytest.fixture(autouse=True)
+@unit_fixture
 def answering(request: pytest.FixtureRequest) -> None:
     if "gemini" in request.fixturenames:
         double: GeminiDouble = request.getfixturevalue("gemini")
