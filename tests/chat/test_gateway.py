@@ -59,7 +59,7 @@ async def test_history_and_groups_over_http_through_the_gateway(
 
     history = await gateway.get(f"/chat/rooms/{room}/messages", headers=owner_auth)
     assert history.status_code == 200, history.text
-    assert [m["id"] for m in history.json()["messages"]] == [sent["id"]]
+    assert [m["id"] for m in history.json()["items"]] == [sent["id"]]
     assert (await gateway.get(f"/chat/rooms/{room}/messages")).status_code == 401
     outsider = await gateway.get(f"/chat/rooms/{room}/messages",
                                  headers={"Authorization": f"Bearer {outsider_token}"})

@@ -51,7 +51,7 @@ async def test_only_the_two_users_join_and_read_a_direct_message_room(
         assert "messages" not in response.text
         response = await http.get(f"/chat/rooms/{room}/messages", headers=bob.header)
         assert response.status_code == 200
-        assert [msg["message"] for msg in response.json()["messages"]] == ["just for you"]
+        assert [msg["message"] for msg in response.json()["items"]] == ["just for you"]
         assert (await http.get(f"/chat/rooms/{room}/messages")).status_code == 401
 
 
@@ -128,19 +128,37 @@ async def test_history_pages_over_http_with_a_cursor(
     async with httpx.AsyncClient(base_url=first.url) as http:
         pages, cursor = [], None
         while True:
-            params = {"limit": 3, **({"before": cursor} if cursor else {})}
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
             response = await http.get(f"/chat/rooms/{room}/messages", params=params,
                                       headers=writer.header)
             assert response.status_code == 200, response.text
             body = response.json()
-            pages.append([m["id"] for m in body["messages"]])
+            pages.append([m["id"] for m in body["items"]])
+            assert body["messages"] == body["items"]  # the deprecated name
             cursor = body["nextCursor"]
             if cursor is None:
+                assert "link" not in response.headers
                 break
+            assert response.headers["link"] == (
+                f'</chat/rooms/{room}/messages?limit=3&cursor={cursor}>; rel="next"')
         assert pages == [ids[6:3:-1], ids[3:0:-1], ids[0:1]]
+        # Clients written for `before=` pass the previous nextCursor there: still the same pages.
+        second = await http.get(f"/chat/rooms/{room}/messages", headers=writer.header,
+                                params={"limit": 3, "before": body_cursor(
+                                    await http.get(f"/chat/rooms/{room}/messages",
+                                                   params={"limit": 3}, headers=writer.header))})
+        assert [m["id"] for m in second.json()["items"]] == ids[3:0:-1]
+        for foreign in ("yesterday", ids[1], "", "x" * 201):
+            refused = await http.get(f"/chat/rooms/{room}/messages", params={"cursor": foreign},
+                                     headers=writer.header)
+            assert refused.status_code == 400, (foreign, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_cursor"
+        too_many = await http.get(f"/chat/rooms/{room}/messages", params={"limit": 101},
+                                  headers=writer.header)
+        assert too_many.status_code == 422
         first_message = (await http.get(f"/chat/rooms/{room}/messages",
                                         params={"before": ids[1]},
-                                        headers=writer.header)).json()["messages"][0]
+                                        headers=writer.header)).json()["items"][0]
         assert first_message["message"] == "m0"
         assert first_message["userId"] == writer.id
         for bad_cursor in ("yesterday", "0-0", "18446744073709551616-0",
@@ -152,6 +170,11 @@ async def test_history_pages_over_http_with_a_cursor(
         largest = await http.get(f"/chat/rooms/{room}/messages",
                                  params={"before": "18446744073709551615-18446744073709551615"},
                                  headers=writer.header)
-        assert [m["id"] for m in largest.json()["messages"]][:1] == [ids[-1]]
+        assert [m["id"] for m in largest.json()["items"]][:1] == [ids[-1]]
         assert (await http.get("/chat/rooms/bad room/messages",
                                headers=writer.header)).status_code == 400
+
+
+def body_cursor(response: httpx.Response) -> str:
+    cursor: str = response.json()["nextCursor"]
+    return cursor

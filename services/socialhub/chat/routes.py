@@ -6,21 +6,22 @@ Refusals are the kit's ApiErrors, answered in its error envelope.
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from socialhub.chat.schemas import (
     AddMembersRequest,
     ChatMessageOut,
     CreateGroupRequest,
-    Cursor,
     DirectRoom,
     GroupOut,
+    MessageId,
     MessagePage,
 )
 from socialhub.chat.service import ChatService
-from socialhub.chat.store import Group
+from socialhub.chat.store import Group, message_cursor, message_position
 from socialhub.kit.identity import CurrentUser
 from socialhub.kit.openapi import errors
+from socialhub.kit.pagination import INVALID_CURSOR, CursorQuery, LimitQuery, set_next_link
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 BAD_ROOM = (400, "not a room id")
@@ -28,6 +29,7 @@ NOT_A_MEMBER = (403, "the caller is not a member of the room, or a block closes 
                      "direct-message room")
 NO_GROUP = (404, "no such group room")
 NOT_THE_OWNER = (403, "the caller is not the group's owner")
+HISTORY_PAGE_DEFAULT = 50
 
 
 def _service(request: Request) -> ChatService:
@@ -43,15 +45,21 @@ def _out(group: Group) -> GroupOut:
 
 
 @router.get("/rooms/{room_id}/messages", response_model=MessagePage,
-            responses=errors(BAD_ROOM, NOT_A_MEMBER, NO_GROUP))
-async def history(room_id: str, user: CurrentUser, chat: Chat,
-                  before: Annotated[Cursor | None, Query()] = None,
-                  limit: Annotated[int, Query(ge=1)] = 50) -> MessagePage:
-    """Older messages page by page, newest first; `before` is the previous `nextCursor`."""
-    limit = min(limit, chat.settings.chat_history_page_max)
-    page = await chat.history(room_id, user.id, before, limit)
-    return MessagePage(room_id=room_id, next_cursor=page.next_cursor,
-                       messages=[ChatMessageOut.model_validate(m) for m in page.messages])
+            responses=errors(BAD_ROOM, INVALID_CURSOR, NOT_A_MEMBER, NO_GROUP))
+async def history(request: Request, response: Response, room_id: str, user: CurrentUser,
+                  chat: Chat, cursor: CursorQuery = None,
+                  before: Annotated[MessageId | None, Query(
+                      deprecated=True,
+                      description="older than this message id; use `cursor`")] = None,
+                  limit: LimitQuery = HISTORY_PAGE_DEFAULT) -> MessagePage:
+    """Older messages page by page, newest first."""
+    older_than = message_position(cursor) if cursor is not None else before
+    page = await chat.history(room_id, user.id, older_than, limit)
+    next_cursor = message_cursor(page.last_id) if page.last_id is not None else None
+    set_next_link(request, response, next_cursor)
+    messages = [ChatMessageOut.model_validate(m) for m in page.messages]
+    return MessagePage(room_id=room_id, items=messages, messages=messages,
+                       next_cursor=next_cursor)
 
 
 @router.post("/rooms", status_code=status.HTTP_201_CREATED, response_model=GroupOut,

@@ -6,12 +6,30 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from socialhub.chat.store import check_cursor
+from socialhub.chat.store import check_cursor, message_position
+from socialhub.kit.errors import ApiError
 from socialhub.kit.inputs import SINGLE_LINE
+from socialhub.kit.pagination import MAX_CURSOR_LENGTH, Page
 
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
                       SINGLE_LINE]
-Cursor = Annotated[str, StringConstraints(max_length=45), AfterValidator(check_cursor)]
+
+
+def _message_id_or_cursor(value: str) -> str:
+    """The deprecated `before=` takes a message id, as documented before `cursor` existed, or
+    the previous `nextCursor`, which is what clients written then pass."""
+    try:
+        return check_cursor(value)
+    except ValueError:
+        pass
+    try:
+        return message_position(value)
+    except ApiError:
+        raise ValueError("must be a message id such as 1700000000000-0, or a nextCursor") from None
+
+
+MessageId = Annotated[str, StringConstraints(max_length=MAX_CURSOR_LENGTH),
+                      AfterValidator(_message_id_or_cursor)]
 
 
 class ApiModel(BaseModel):
@@ -44,10 +62,12 @@ class ChatMessageOut(ApiModel):
     created_at: str
 
 
-class MessagePage(ApiModel):
+class MessagePage(Page[ChatMessageOut]):
+    """Newest first; `nextCursor` is passed as `cursor` for the next (older) page."""
+
     room_id: str
-    messages: list[ChatMessageOut]  # newest first
-    next_cursor: str | None  # pass as `before` for the next (older) page
+    messages: list[ChatMessageOut] = Field(
+        deprecated=True, description="the same list as `items`, under its first name; use `items`")
 
 
 class DirectRoom(ApiModel):

@@ -34,7 +34,6 @@ class ChatSettings(ServiceSettings, RedisSettings, KafkaSettings):
     chat_typing_interval_seconds: float = Field(default=1.0, ge=0)
 
     chat_history_on_join: int = Field(default=50, ge=0, le=500)
-    chat_history_page_max: int = Field(default=100, ge=1, le=1000)
     # Messages kept per room (approximately: streams are trimmed in whole nodes).
     chat_history_max_per_room: int = Field(default=10_000, ge=100)
 

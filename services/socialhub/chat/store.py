@@ -18,6 +18,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from socialhub.kit.errors import bad_request, conflict
+from socialhub.kit.pagination import decode_cursor, encode_cursor
 
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 STREAM_ID_PART_MAX = 2**64 - 1  # Redis keeps both parts of a stream id as unsigned 64-bit
@@ -77,10 +78,20 @@ def check_cursor(value: str) -> str:
     return value
 
 
+def message_cursor(message_id: str) -> str:
+    """A history page's `nextCursor`: the last message id, in the kit's cursor format."""
+    return encode_cursor(message_id)
+
+
+def message_position(cursor: str) -> str:
+    """The message id in a `nextCursor`; 400 `invalid_cursor` for anything else."""
+    return decode_cursor(cursor, check_cursor)
+
+
 @dataclass(frozen=True)
 class Page:
     messages: list[dict[str, str]]  # newest first
-    next_cursor: str | None
+    last_id: str | None  # the oldest message of the page when older ones exist
 
 
 class MessageStore:
