@@ -60,6 +60,12 @@ def conflict(message: str, **fields: str) -> ApiError:
     return ApiError(409, "conflict", message, fields=fields)
 
 
+def invalid_input(**fields: str) -> ApiError:
+    """422 naming each bad field, exactly as a request that fails its schema is answered."""
+    summary = "; ".join(f"{name}: {problem}" for name, problem in fields.items())
+    return ApiError(422, "validation_error", f"invalid input ({summary})", fields=fields)
+
+
 def payload_too_large(message: str) -> ApiError:
     return ApiError(413, "payload_too_large", message)
 
@@ -99,8 +105,8 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     for error in errors:
         name = _field_name(tuple(error.get("loc", ())))
         fields.setdefault(name, str(error.get("msg", "invalid")))
-    summary = "; ".join(f"{name}: {msg}" for name, msg in fields.items())
-    return error_response(422, "validation_error", f"invalid input ({summary})", fields=fields)
+    refusal = invalid_input(**fields)
+    return error_response(refusal.status, refusal.code, refusal.message, fields=refusal.fields)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:

@@ -23,7 +23,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from socialhub.kit.errors import ApiError, bad_request
+from socialhub.kit.errors import ApiError, bad_request, invalid_input
 from socialhub.posts.media import MediaFile, MediaPolicy, Upload
 from socialhub.posts.models import Visibility
 from socialhub.posts.schemas import CreatePostRequest
@@ -112,17 +112,13 @@ def _split_form(form: FormData) -> tuple[dict[str, Any], list[Upload]]:
     for name, value in form.multi_items():
         if name == FILES_FIELD:
             if not isinstance(value, UploadFile):
-                raise ApiError(422, "validation_error",
-                               "invalid input (files: must be file uploads)",
-                               fields={"files": "must be file uploads"})
+                raise invalid_input(files="must be file uploads")
             uploads.append(Upload(filename=value.filename or "", size=value.size or 0,
                                   file=value.file))
         elif name in fields:
-            raise ApiError(422, "validation_error", f"invalid input ({name}: given twice)",
-                           fields={name: "given twice"})
+            raise invalid_input(**{name: "given twice"})
         elif isinstance(value, UploadFile):
-            raise ApiError(422, "validation_error", f"invalid input ({name}: must be text)",
-                           fields={name: "must be text, not a file"})
+            raise invalid_input(**{name: "must be text, not a file"})
         else:
             fields[name] = value
     return fields, uploads
@@ -139,8 +135,5 @@ def _validated(body: Any) -> CreatePostRequest:
 def _draft(fields: CreatePostRequest, uploads: list[Upload], policy: MediaPolicy) -> PostDraft:
     media = policy.inspect(uploads)
     if not fields.content and not media:
-        raise ApiError(422, "validation_error",
-                       "invalid input (content: a post needs 1-5000 characters of text, "
-                       "media files, or both)",
-                       fields={"content": "a post needs text, media files, or both"})
+        raise invalid_input(content="a post needs 1-5000 characters of text, media files, or both")
     return PostDraft(fields.content, fields.visibility, media)

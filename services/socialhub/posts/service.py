@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialhub.contracts.events import PostCreated, PostDeleted, PostUpdated
 from socialhub.kit.database import Database
-from socialhub.kit.errors import ApiError, conflict, forbidden, not_found
+from socialhub.kit.errors import ApiError, conflict, forbidden, invalid_input, not_found
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.identity import Principal
 from socialhub.posts.drafts import PostDraft
@@ -171,9 +171,7 @@ class PostService:
         values: dict[str, Any] = {"updated_at": now_ms_precision()}
         if change.content is not None:
             if not change.content and not row.media:
-                raise ApiError(422, "validation_error",
-                               "invalid input (content: a post without media needs text)",
-                               fields={"content": "a post without media needs text"})
+                raise invalid_input(content="a post without media needs text")
             values["content"] = change.content
         if change.visibility is not None:
             values["visibility"] = change.visibility.value
