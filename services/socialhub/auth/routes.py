@@ -28,7 +28,7 @@ router = APIRouter(tags=["auth"])
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _service(request: Request) -> AuthService:
+async def _service(request: Request) -> AuthService:
     service: AuthService = request.app.state.auth
     return service
 

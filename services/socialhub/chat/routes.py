@@ -32,7 +32,7 @@ NOT_THE_OWNER = (403, "the caller is not the group's owner")
 HISTORY_PAGE_DEFAULT = 50
 
 
-def _service(request: Request) -> ChatService:
+async def _service(request: Request) -> ChatService:
     service: ChatService = request.app.state.chat
     return service
 

@@ -31,7 +31,7 @@ router = APIRouter(prefix="/notify/notifications", tags=["notifications"])
 NOT_FOUND = (404, "no such notification of the caller's")
 
 
-def _store(request: Request) -> NotificationStore:
+async def _store(request: Request) -> NotificationStore:
     store: NotificationStore = request.app.state.notifications
     return store
 
