@@ -8,8 +8,18 @@ braces), so no escaping is ever needed.
 
 import re
 from importlib.resources import files
+from pathlib import Path
 
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
+
+
+def path(name: str) -> Path:
+    """The file or directory `devstack/data/<name>` on disk, for tools that read it themselves
+    (`mvn -f`, `git apply`): devstack runs from a checkout or an installed wheel, never a zip."""
+    resource = files("devstack").joinpath("data", name)
+    if not isinstance(resource, Path):
+        raise RuntimeError(f"devstack's data is not on disk here ({resource})")
+    return resource
 
 
 def text(name: str) -> str:

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from devstack import datafiles, kube_build
-from devstack.servers import containerd, node
+from devstack.servers import containerd, kafka, mongo, node
 from devstack.servers.kube import kwok
 
 
@@ -44,3 +44,10 @@ def test_plain_files_load_and_templates_refuse_missing_or_extra_values() -> None
         datafiles.render("images/gateway.Containerfile")
     with pytest.raises(KeyError):
         datafiles.render("images/gateway.Containerfile", base="b:1", extra="x")
+
+
+def test_files_other_tools_read_are_on_disk() -> None:
+    """Maven reads the pom and git applies the patches by path; their contents key the caches."""
+    assert kafka.POM.is_file()
+    assert kafka.kafka_version().count(".") == 2
+    assert [patch.suffix for patch in mongo.PATCHES] == [".patch", ".patch"]

@@ -1,8 +1,8 @@
 """Apache Kafka from Maven Central's jars: one KRaft node that is both broker and controller.
 
 The Apache download site is out of reach, so `install` lets Maven resolve `kafka_2.13` and its
-runtime closure (pinned in kafka-pom.xml) into one cached libs directory, and `process` runs
-`kafka.Kafka` from it with the JVM directly.
+runtime closure (pinned in `devstack/data/kafka/pom.xml`) into one cached libs directory, and
+`process` runs `kafka.Kafka` from it with the JVM directly.
 """
 
 import base64
@@ -21,7 +21,7 @@ from devstack.paths import CACHE, INFRA_STATE, ensure_dir
 from devstack.process import ManagedProcess, run
 from devstack.servers.base import Server
 
-POM = Path(__file__).with_name("kafka-pom.xml")
+POM = datafiles.path("kafka/pom.xml")
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 NODE_ID = 1
 

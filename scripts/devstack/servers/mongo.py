@@ -4,9 +4,10 @@ Real MongoDB is in no registry we can reach. FerretDB v1 speaks the wire protoco
 SQLite files (pure Go, no cgo) and is the last major version that does not need a patched
 PostgreSQL. `install` copies the module's source out of the Go module cache, writes the
 `build/version/version.txt` its release tooling would generate (the binary panics at start
-without it when built as the main module), applies our fixes from `ferretdb-patches/` and
-compiles `cmd/ferretdb` into `$SOCIALHUB_CACHE/ferretdb/<version>/ferretdb`. The Go caches live
-in `$SOCIALHUB_CACHE/go/`, so fresh clones reuse them; a change to the patches rebuilds.
+without it when built as the main module), applies our fixes from
+`devstack/data/ferretdb-patches/` and compiles `cmd/ferretdb` into
+`$SOCIALHUB_CACHE/ferretdb/<version>/ferretdb`. The Go caches live in `$SOCIALHUB_CACHE/go/`, so
+fresh clones reuse them; a change to the patches rebuilds.
 
 The patches: (1) `_id` lookups (every update and delete goes through them) use the `_id` index
 instead of scanning the table; (2) `createIndexes` with two or more already existing indexes no
@@ -31,6 +32,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from devstack import datafiles
 from devstack.config import INFRA
 from devstack.golang import go_env, run_go
 from devstack.paths import CACHE, INFRA_STATE, ensure_dir
@@ -39,7 +41,7 @@ from devstack.servers.base import Server
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = os.environ.get("SOCIALHUB_FERRETDB_VERSION", "v1.24.2")
-PATCHES = sorted(Path(__file__).with_name("ferretdb-patches").glob("*.patch"))
+PATCHES = sorted(datafiles.path("ferretdb-patches").glob("*.patch"))
 
 
 def build_recipe(version: str) -> str:
