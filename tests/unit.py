@@ -28,6 +28,8 @@ def unit_fixture(function: F) -> F:
 
 
 def is_unit(item: pytest.Item) -> bool:
+    """The rule above. Each fixture is judged by the module that defines it: pytest's own and
+    its plugins' (`tmp_path`, `monkeypatch`, parameters) start nothing."""
     if not isinstance(item, pytest.Function):
         return False
     if any(item.get_closest_marker(name) for name in SERVER_MARKERS):
