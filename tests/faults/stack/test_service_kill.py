@@ -1,0 +1,162 @@
+"""A service killed under load and supervised back (issue 10): the posts service's process gets
+SIGKILL while writers create posts through the gateway. It comes back by itself (devstack's
+supervisor, as `make up` runs it); meanwhile the gateway answers only 2xx or its own 502/503 JSON,
+never a 500; and every accepted post is there afterwards, once, and notified once.
+
+Each writer retries a refused create with the same Idempotency-Key, as a client should, so a
+create whose answer was lost in the kill (committed, then 502) is answered by the retry with the
+post it made instead of making a second one: "accepted" is then exact, not a lower bound.
+"""
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+
+import httpx
+
+from tests.faults.stack.conftest import Stack
+from tests.faults.stack.probes import (
+    Account,
+    Document,
+    create_post,
+    live_notifications,
+    new_account,
+    pushes_to,
+    settled,
+)
+from tests.faults.tally import Tally
+
+WRITERS = 4
+POSTS_EACH = 30
+KILL_AFTER = 40  # accepted posts before the kill
+RETRY_PAUSE_SECONDS = 0.05
+GATEWAY_ERRORS = {502: "bad_gateway", 503: "service_unavailable"}
+
+
+class Accepted:
+    """Accepted posts of all writers together, and the moment to strike."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.enough = asyncio.Event()
+
+    def add(self) -> None:
+        self.count += 1
+        if self.count >= KILL_AFTER:
+            self.enough.set()
+
+
+class Writer:
+    """One user creating POSTS_EACH posts, each retried (same key) until it is accepted."""
+
+    def __init__(self, api: httpx.AsyncClient, tally: Tally, who: Account,
+                 progress: Accepted) -> None:
+        self.api, self.tally, self.who, self.progress = api, tally, who, progress
+        self.accepted: list[str] = []
+        self.replayed = 0
+
+    async def run(self, deadline: float) -> None:
+        for i in range(POSTS_EACH):
+            key = uuid.uuid4().hex
+            while True:
+                assert time.monotonic() < deadline, f"post {i} of {self.who.username} refused"
+                response = await self.tally.send("create post", self.api.post(
+                    "/posts/", headers={**self.who.headers, "Idempotency-Key": key},
+                    json={"content": f"under load {i}"}))
+                if response.is_success:
+                    self.accepted.append(response.json()["id"])
+                    self.progress.add()
+                    self.replayed += response.headers.get("idempotent-replayed") == "true"
+                    break
+                assert_gateway_error(response)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+
+
+def assert_gateway_error(response: httpx.Response) -> None:
+    """The gateway's own JSON for an upstream that is away, nothing else."""
+    assert response.status_code in GATEWAY_ERRORS, response.text
+    body: Document = response.json()
+    assert body["error"]["status"] == response.status_code, body
+    assert body["error"]["code"] == GATEWAY_ERRORS[response.status_code], body
+
+
+async def timeline(api: httpx.AsyncClient, who: Account) -> list[str]:
+    """The ids of every post on the user's timeline, all pages."""
+    ids: list[str] = []
+    params: dict[str, str | int] = {"limit": 100}
+    while True:
+        response = await api.get(f"/posts/user/{who.id}", params=params, headers=who.headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        ids.extend(post["id"] for post in page["items"])
+        if page["nextCursor"] is None:
+            return ids
+        params["cursor"] = page["nextCursor"]
+
+
+async def test_a_killed_service_comes_back_by_itself_and_keeps_every_accepted_write(
+        stack: Stack, api: httpx.AsyncClient) -> None:
+    writers_accounts = [await new_account(api, f"sk{i}") for i in range(WRITERS)]
+    probe_post = await create_post(api, writers_accounts[0], "read while the service is away")
+    await settled(stack)
+    posts = stack.process("posts")
+    tally = Tally("posts service killed under load")
+    progress = Accepted()
+    writers = [Writer(api, tally, who, progress) for who in writers_accounts]
+
+    async with pushes_to(stack, *writers_accounts) as pushes:
+        deadline = time.monotonic() + 120
+        load = asyncio.gather(*(writer.run(deadline) for writer in writers))
+        try:
+            await asyncio.wait_for(progress.enough.wait(), timeout=60)
+            victim = posts.child_pid()
+            assert victim is not None
+            os.kill(victim, signal.SIGKILL)
+            killed_at = time.monotonic()
+            # the first answer from a posts process again (a read, so it counts nothing)
+            while True:
+                response = await tally.send("read post", api.get(
+                    f"/posts/{probe_post}", headers=writers_accounts[0].headers))
+                if response.is_success:
+                    break
+                assert_gateway_error(response)
+                await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            answered_after = time.monotonic() - killed_at
+        finally:
+            await load
+        drained_in = await settled(stack)
+        await pushes.quiet()
+
+    line = tally.report()
+    assert tally.count(500) == 0, line
+    outage = sum(n for (_, status), n in tally.statuses.items() if status in GATEWAY_ERRORS)
+    assert outage > 0, line  # the writers did meet the gap
+    supervision = posts.supervision()
+    assert supervision is not None
+    assert (supervision.restarts, supervision.last_exit) == (1, "SIGKILL")
+    assert posts.child_pid() not in (None, victim)
+
+    created: list[str] = []
+    for writer in writers:
+        assert len(writer.accepted) == POSTS_EACH
+        own = await timeline(api, writer.who)
+        # every accepted post is there once, and no refused attempt left a second one
+        assert Counter(own) == Counter(writer.accepted + ([probe_post] if writer is writers[0]
+                                                          else [])), writer.who.username
+        notified = [n["target"]["postId"] for n in await live_notifications(api, writer.who)
+                    if n["type"] == "post"]
+        assert Counter(notified) == Counter(own)  # one "You created a new post!" each
+        created += [n for n in own if n != probe_post]
+    notified_ids = [n["id"] for writer in writers for n in await live_notifications(api, writer.who)
+                    if n["target"]["postId"] in set(created)]
+    assert set(pushes.of(notified_ids).values()) == {1}
+    replayed = sum(writer.replayed for writer in writers)
+    print(f"service killed under load: posts SIGKILLed after {KILL_AFTER} accepted posts; "
+          f"supervised back, answering again {answered_after:.1f}s after the kill; "
+          f"{outage} requests answered 502/503 meanwhile, no 500; {len(created)} posts "
+          f"accepted ({replayed} of them on a retry that found the post already made), each "
+          f"on its author's timeline once and notified and pushed once, "
+          f"{drained_in:.1f}s to settle", flush=True)
