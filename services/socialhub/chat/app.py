@@ -52,15 +52,15 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
             app.state.sockets = sockets
             res.background("fanout", sockets.fanout.run)
             res.background("presence",
-                           lambda: sockets.presence.run(sockets.local_memberships))
-            res.background("token-recheck", sockets.recheck_tokens)
+                           lambda: sockets.presence.run(sockets.connections.memberships))
+            res.background("token-recheck", sockets.connections.recheck_tokens)
             res.background("block-replica", BatchConsumer(
                 settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
                 handler=BlockReplica(chat.blocks, dm_room_id, chat.evict).handle,
                 batch_size=settings.consumer_batch_size).run)
             _tune_garbage_collector()
             yield
-            await sockets.disconnect_all()
+            await sockets.connections.disconnect_all()
             await sockets.presence.withdraw()
 
     app = create_service_app("chat", settings, lifespan=lifespan, routers=[router])

@@ -18,7 +18,7 @@ from socialhub.chat.rooms import (
 from socialhub.chat.settings import ChatSettings
 from socialhub.chat.store import Group, GroupStore, MessageStore, Page
 from socialhub.contracts.channels import user_push
-from socialhub.kit.errors import bad_request, conflict, forbidden, not_found
+from socialhub.kit.errors import ApiError, bad_request, conflict, forbidden, not_found
 
 NOT_A_MEMBER = "you are not a member of this room"
 YOU_BLOCKED = "you have blocked this user; unblock them to send them direct messages"
@@ -27,6 +27,10 @@ BLOCKED_YOU = "this user has blocked you"
 # member, a direct-message room a block closed).
 EVICT = "evict"
 REMOVED_FROM_GROUP = "you were removed from this group"
+
+
+def storage_unavailable() -> ApiError:
+    return ApiError(503, "unavailable", "chat storage unavailable, retry shortly")
 
 
 class ChatService:
