@@ -56,6 +56,13 @@ class EventData(BaseModel):
 
 # -- USER_TOPIC ----------------------------------------------------------------------------
 
+class _UsersEvent(EventData):
+    """Published by the users service (follows, blocks, profiles)."""
+
+    topic = USER_TOPIC
+    producer = "users"
+
+
 class UserCreated(EventData):
     event_type = "user.created"
     topic = USER_TOPIC
@@ -68,33 +75,26 @@ class UserCreated(EventData):
     created_at: datetime
 
 
-class UserFollowed(EventData):
+class _FollowChange(_UsersEvent):
+    key_field = "follower_id"
+
+    follower_id: uuid.UUID
+    following_id: uuid.UUID
+    timestamp: EpochMs
+
+
+class UserFollowed(_FollowChange):
     event_type = "user.followed"
-    topic = USER_TOPIC
-    producer = "users"
-    key_field = "follower_id"
 
-    follower_id: uuid.UUID
     follower_username: Text
-    following_id: uuid.UUID
     following_username: Text
-    timestamp: EpochMs
 
 
-class UserUnfollowed(EventData):
+class UserUnfollowed(_FollowChange):
     event_type = "user.unfollowed"
-    topic = USER_TOPIC
-    producer = "users"
-    key_field = "follower_id"
-
-    follower_id: uuid.UUID
-    following_id: uuid.UUID
-    timestamp: EpochMs
 
 
-class _BlockChange(EventData):
-    topic = USER_TOPIC
-    producer = "users"
+class _BlockChange(_UsersEvent):
     key_field = "blocker_id"
 
     blocker_id: uuid.UUID
@@ -110,10 +110,8 @@ class UserUnblocked(_BlockChange):
     event_type = "user.unblocked"
 
 
-class UserUpdated(EventData):
+class UserUpdated(_UsersEvent):
     event_type = "user.updated"
-    topic = USER_TOPIC
-    producer = "users"
     key_field = "user_id"
 
     user_id: uuid.UUID
@@ -125,11 +123,16 @@ class UserUpdated(EventData):
 
 # -- POST_TOPIC ----------------------------------------------------------------------------
 
-class PostCreated(EventData):
-    event_type = "post.created"
+class _PostEvent(EventData):
+    """Published by the posts service, keyed by the post: one post's events stay in order."""
+
     topic = POST_TOPIC
     producer = "posts"
     key_field = "post_id"
+
+
+class PostCreated(_PostEvent):
+    event_type = "post.created"
 
     post_id: uuid.UUID
     user_id: uuid.UUID
@@ -140,34 +143,25 @@ class PostCreated(EventData):
     media_count: int = Field(ge=0)
 
 
-class PostUpdated(EventData):
+class PostUpdated(_PostEvent):
     event_type = "post.updated"
-    topic = POST_TOPIC
-    producer = "posts"
-    key_field = "post_id"
 
     post_id: uuid.UUID
     user_id: uuid.UUID
     visibility: Visibility
 
 
-class PostDeleted(EventData):
+class PostDeleted(_PostEvent):
     event_type = "post.deleted"
-    topic = POST_TOPIC
-    producer = "posts"
-    key_field = "post_id"
 
     post_id: uuid.UUID
     user_id: uuid.UUID
 
 
-class PostLiked(EventData):
+class PostLiked(_PostEvent):
     """A new like (not sent when a like is taken back); `user_id` is who liked."""
 
     event_type = "post.liked"
-    topic = POST_TOPIC
-    producer = "posts"
-    key_field = "post_id"
 
     post_id: uuid.UUID
     post_author_id: uuid.UUID
@@ -176,10 +170,7 @@ class PostLiked(EventData):
     timestamp: EpochMs
 
 
-class _NewComment(EventData):
-    topic = POST_TOPIC
-    producer = "posts"
-    key_field = "post_id"
+class _NewComment(_PostEvent):
 
     post_id: uuid.UUID
     post_author_id: uuid.UUID
