@@ -157,10 +157,12 @@ def stack() -> Iterator[Stack]:
         platform.start_gateway()
         yield Stack(platform)
     finally:
-        platform.gateway_process().stop()
-        in_parallel(*(process.stop for process in services))
-        in_parallel(*(server.stop for server in servers))
-        shutil.rmtree(directory, ignore_errors=True)
+        try:
+            platform.gateway_process().stop()
+            in_parallel(*(process.stop for process in services))
+            in_parallel(*(server.stop for server in servers))
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
