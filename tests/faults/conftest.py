@@ -5,6 +5,10 @@ no other test (and no `make up` platform).
 On them runs the real auth service as a process, behind a real nginx gateway (token-check cache
 off, so every protected request asks the auth service) with an echo upstream standing in for a
 protected service. Kafka is a closed port: events stay in the outbox, which is not under test.
+
+The faults that need the whole platform (Kafka stopped under writes, the notification consumer
+killed mid-batch, a supervised service killed under load) run on a private stack of their own
+in tests/faults/stack.
 """
 
 import os
