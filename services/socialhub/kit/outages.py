@@ -10,7 +10,9 @@ envelope `{"error": {"status": 503, "code": "service_unavailable", ...}}` with
   e.g. "terminating connection due to administrator command"), or when asyncpg says the server
   is starting or shutting down or cannot be reached; a refused, reset or timed-out connect
   (asyncpg raises the builtin ConnectionError or TimeoutError unwrapped) and a pool that stayed
-  empty (`sqlalchemy.exc.TimeoutError`).
+  empty (`sqlalchemy.exc.TimeoutError`);
+* MongoDB: pymongo's ConnectionFailure (no server selected within `MONGO_TIMEOUT_MS`, a lost or
+  timed-out connection).
 
 Any other database error is still a bug: it is re-raised and becomes the kit's 500. The handlers
 run inside the request (Starlette's ExceptionMiddleware), so the 503 carries the request id and
@@ -28,6 +30,7 @@ import asyncpg  # type: ignore[import-untyped]
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
+from pymongo import errors as mongo_errors
 from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 
@@ -109,6 +112,11 @@ async def _on_redis_down(_: Request, exc: Exception) -> JSONResponse:
     return unavailable("redis")
 
 
+async def _on_mongo_down(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("mongo unreachable, answering 503: %r", exc)
+    return unavailable("mongo")
+
+
 async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
     if not postgres_unreachable(exc):
         raise exc
@@ -122,3 +130,4 @@ def install_outage_handlers(app: FastAPI) -> None:
     for database_error in (sa_errors.DBAPIError, sa_errors.TimeoutError, ConnectionError,
                            TimeoutError):
         app.add_exception_handler(database_error, _on_database_error)
+    app.add_exception_handler(mongo_errors.ConnectionFailure, _on_mongo_down)
