@@ -12,8 +12,12 @@ is read (a JSON decoder's work grows with what it is given; a 20 MB body is no r
 """
 
 import re
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socialhub.kit.errors import error_response
@@ -41,8 +45,27 @@ def check_line(value: str) -> str:
     return value
 
 
-MULTILINE = AfterValidator(check_text)
-SINGLE_LINE = AfterValidator(check_line)
+@dataclass(frozen=True)
+class TextRule(AfterValidator):
+    """The check, and its `pattern` in the OpenAPI documents, so clients and fuzzers know it."""
+
+    pattern: str = ""
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        documented: dict[str, Any] = handler(schema)
+        documented.setdefault("pattern", self.pattern)
+        return documented
+
+
+_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_LINE = r"[^\x00-\x1f\x7f-\x9f]"
+_VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f]"
+MULTILINE = TextRule(check_text, pattern=rf"^{_TEXT}*$")
+SINGLE_LINE = TextRule(check_line, pattern=rf"^{_LINE}*$")
+# For stripped text that must not end up empty (`strip_whitespace=True, min_length=1`)
+NONBLANK_TEXT = TextRule(check_text, pattern=rf"^{_TEXT}*{_VISIBLE}{_TEXT}*$")
+NONBLANK_LINE = TextRule(check_line, pattern=rf"^{_LINE}*{_VISIBLE}{_LINE}*$")
 
 
 class BodyLimitMiddleware:
