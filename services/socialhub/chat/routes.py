@@ -6,7 +6,7 @@ Refusals are the kit's ApiErrors, answered in its error envelope.
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from socialhub.chat.schemas import (
     AddMembersRequest,
@@ -25,6 +25,12 @@ from socialhub.kit.pagination import INVALID_CURSOR, CursorQuery, LimitQuery, se
 
 router = APIRouter(prefix="/chat", tags=["chat"])
 BAD_ROOM = (400, "not a room id")
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+RoomId = Annotated[str, Path(
+    description="an open room (1-64 letters, digits, `_`, `-`, `.`), `dm:<userId>:<userId>` or "
+                "`group:<uuid>`",
+    json_schema_extra={"pattern": rf"^([A-Za-z0-9][A-Za-z0-9_.-]{{0,63}}|dm:{_UUID}:{_UUID}"
+                                  rf"|group:{_UUID})$"})]
 NOT_A_MEMBER = (403, "the caller is not a member of the room, or a block closes the "
                      "direct-message room")
 NO_GROUP = (404, "no such group room")
@@ -46,7 +52,7 @@ def _out(group: Group) -> GroupOut:
 
 @router.get("/rooms/{room_id}/messages", response_model=MessagePage,
             responses=errors(BAD_ROOM, INVALID_CURSOR, NOT_A_MEMBER, NO_GROUP))
-async def history(request: Request, response: Response, room_id: str, user: CurrentUser,
+async def history(request: Request, response: Response, room_id: RoomId, user: CurrentUser,
                   chat: Chat, cursor: CursorQuery = None,
                   before: Annotated[MessageId | None, Query(
                       deprecated=True,
@@ -71,13 +77,13 @@ async def create_group(body: CreateGroupRequest, user: CurrentUser, chat: Chat) 
 
 @router.get("/rooms/{room_id}", response_model=GroupOut,
             responses=errors(BAD_ROOM, NOT_A_MEMBER, NO_GROUP))
-async def get_group(room_id: str, user: CurrentUser, chat: Chat) -> GroupOut:
+async def get_group(room_id: RoomId, user: CurrentUser, chat: Chat) -> GroupOut:
     return _out(await chat.group(room_id, user.id))
 
 
 @router.post("/rooms/{room_id}/members", response_model=GroupOut, responses=errors(
     BAD_ROOM, NOT_THE_OWNER, NO_GROUP, (409, "more members than a group may have")))
-async def add_members(room_id: str, body: AddMembersRequest, user: CurrentUser,
+async def add_members(room_id: RoomId, body: AddMembersRequest, user: CurrentUser,
                       chat: Chat) -> GroupOut:
     return _out(await chat.add_members(room_id, user.id, set(body.members)))
 
@@ -87,7 +93,7 @@ async def add_members(room_id: str, body: AddMembersRequest, user: CurrentUser,
                                                "member leaving"),
                                 (404, "no such group room, or no such member"),
                                 (409, "the owner cannot leave their group")))
-async def remove_member(room_id: str, member_id: uuid.UUID, user: CurrentUser,
+async def remove_member(room_id: RoomId, member_id: uuid.UUID, user: CurrentUser,
                         chat: Chat) -> None:
     """The owner removes a member, or a member leaves; their open sockets leave the room."""
     await chat.remove_member(room_id, user.id, member_id)

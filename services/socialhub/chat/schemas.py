@@ -8,11 +8,11 @@ from pydantic.alias_generators import to_camel
 
 from socialhub.chat.store import check_cursor, message_position
 from socialhub.kit.errors import ApiError
-from socialhub.kit.inputs import SINGLE_LINE
+from socialhub.kit.inputs import NONBLANK_LINE
 from socialhub.kit.pagination import MAX_CURSOR_LENGTH, Page
 
 GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                      SINGLE_LINE]
+                      NONBLANK_LINE]
 
 
 def _message_id_or_cursor(value: str) -> str:
@@ -29,7 +29,8 @@ def _message_id_or_cursor(value: str) -> str:
 
 
 MessageId = Annotated[str, StringConstraints(max_length=MAX_CURSOR_LENGTH),
-                      AfterValidator(_message_id_or_cursor)]
+                      AfterValidator(_message_id_or_cursor),
+                      Field(json_schema_extra={"pattern": "^[0-9]{1,19}-[0-9]{1,19}$"})]
 
 
 class ApiModel(BaseModel):

@@ -12,7 +12,7 @@ operation those that come from the kit or the gateway rather than from the route
 - 429 everywhere: the gateway rate-limits every route.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, get_args
 
 from fastapi import FastAPI
@@ -135,3 +135,15 @@ def _calls(dependant: Dependant) -> Iterator[Any]:
     for dependency in dependant.dependencies:
         yield dependency.call
         yield from _calls(dependency)
+
+
+def something_to_change(*not_null: str) -> Callable[[dict[str, Any]], None]:
+    """`json_schema_extra` for a PATCH body that must change something: at least one field,
+    and `not_null` (by alias) may be left out but not sent as null."""
+
+    def document(schema: dict[str, Any]) -> None:
+        schema["minProperties"] = 1
+        for name in not_null:
+            field = schema["properties"][name]
+            field["anyOf"] = [kind for kind in field["anyOf"] if kind != {"type": "null"}]
+    return document

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from socialhub.kit.database import SessionDep
 from socialhub.kit.identity import CurrentUser
+from socialhub.kit.inputs import NONBLANK_TEXT
 from socialhub.kit.openapi import errors
 from socialhub.kit.pagination import (
     DEFAULT_LIMIT,
@@ -23,10 +24,11 @@ from socialhub.posts.ai import SuggestionEngine
 from socialhub.posts.comments import CommentService
 from socialhub.posts.drafts import read_draft
 from socialhub.posts.media import ACCEPTED_SUMMARY, MediaPolicy
-from socialhub.posts.models import ReactionKind
+from socialhub.posts.models import ReactionKind, Visibility
 from socialhub.posts.pagination import Position, decode_optional, to_ms
 from socialhub.posts.reactions import ReactionService
 from socialhub.posts.schemas import (
+    POST_MAX_CHARS,
     CommentOut,
     CommentPage,
     CreateCommentRequest,
@@ -70,18 +72,23 @@ router = APIRouter(prefix="/posts", tags=["posts"])
 NOT_THE_AUTHOR = (403, "the caller is not the author")
 NO_POST = (404, "no such post, or not visible to the caller")
 
+_POST_TEXT = {"type": "string", "maxLength": POST_MAX_CHARS, "pattern": NONBLANK_TEXT.pattern}
+_VISIBILITY = {"enum": [v.value for v in Visibility]}
 _CREATE_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "additionalProperties": False,
-                                    "properties": {
-                                        "content": {"type": "string", "maxLength": 5000},
-                                        "visibility": {"enum": ["public", "followers",
-                                                                "private"]}}}},
-    "multipart/form-data": {"schema": {"type": "object", "properties": {
-        "content": {"type": "string", "maxLength": 5000},
-        "visibility": {"enum": ["public", "followers", "private"]},
-        "files": {"type": "array", "maxItems": 10,
-                  "items": {"type": "string", "format": "binary"},
-                  "description": ACCEPTED_SUMMARY}}}},
+                                    "required": ["content"],
+                                    "properties": {"content": _POST_TEXT,
+                                                   "visibility": _VISIBILITY}}},
+    "multipart/form-data": {"schema": {
+        "type": "object",
+        "properties": {
+            "content": _POST_TEXT, "visibility": _VISIBILITY,
+            "files": {"type": "array", "minItems": 1, "maxItems": 10,
+                      "items": {"type": "string", "format": "binary"},
+                      "description": ACCEPTED_SUMMARY}},
+        "additionalProperties": False,
+        "anyOf": [{"required": ["content"]}, {"required": ["files"]}],
+        "description": "content, files, or both"}},
 }}}
 
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic.alias_generators import to_camel
 from sqlalchemy import Row
 
-from socialhub.kit.inputs import MULTILINE
+from socialhub.kit.inputs import MULTILINE, NONBLANK_TEXT
+from socialhub.kit.openapi import something_to_change
 from socialhub.kit.pagination import Page
 from socialhub.posts.models import ReactionKind, Visibility
 
@@ -19,9 +20,9 @@ COMMENT_MAX_CHARS = 2000
 PostText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=POST_MAX_CHARS),
                      MULTILINE]
 CommentText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=COMMENT_MAX_CHARS), MULTILINE]
+                                               max_length=COMMENT_MAX_CHARS), NONBLANK_TEXT]
 SuggestText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=POST_MAX_CHARS), MULTILINE]
+                                               max_length=POST_MAX_CHARS), NONBLANK_TEXT]
 
 
 class ApiModel(BaseModel):
@@ -43,6 +44,8 @@ class CreatePostRequest(ApiModel):
 
 
 class UpdatePostRequest(ApiModel):
+    model_config = ConfigDict(json_schema_extra=something_to_change("content", "visibility"))
+
     content: PostText | None = None
     visibility: Visibility | None = None
 

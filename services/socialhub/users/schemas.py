@@ -15,7 +15,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from socialhub.kit.inputs import MULTILINE, SINGLE_LINE
+from socialhub.kit.inputs import MULTILINE, NONBLANK_LINE
+from socialhub.kit.openapi import something_to_change
 from socialhub.kit.pagination import Page
 from socialhub.users.models import AVATAR_URL_MAX, BIO_MAX, NAME_MAX, USERNAME_MAX
 
@@ -31,13 +32,13 @@ def _fits_the_column(url: HttpUrl) -> HttpUrl:
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-                 SINGLE_LINE]
+                 NONBLANK_LINE]
 Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=BIO_MAX), MULTILINE]
 AvatarUrl = Annotated[HttpUrl, UrlConstraints(max_length=AVATAR_URL_MAX,
                                               allowed_schemes=["http", "https"]),
                       AfterValidator(_fits_the_column)]
 SearchQuery = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
-                                               max_length=SEARCH_MAX), SINGLE_LINE]
+                                               max_length=SEARCH_MAX), NONBLANK_LINE]
 Username = Annotated[str, StringConstraints(to_lower=True, max_length=USERNAME_MAX,
                                             pattern=USERNAME_PATTERN)]
 
@@ -48,6 +49,8 @@ class ApiModel(BaseModel):
 
 class ProfileUpdate(ApiModel):
     """PATCH /users/me: only the fields sent change; `null` clears bio or avatar."""
+
+    model_config = ConfigDict(json_schema_extra=something_to_change("name"))
 
     name: Name | None = None
     bio: Bio | None = None
