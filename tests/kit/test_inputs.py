@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -12,7 +13,16 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, StringConstraints
 
 from socialhub.kit.app import create_app
-from socialhub.kit.inputs import MAX_BODY_BYTES, MULTILINE, SINGLE_LINE, check_line, check_text
+from socialhub.kit.inputs import (
+    MAX_BODY_BYTES,
+    MULTILINE,
+    NONBLANK_LINE,
+    NONBLANK_TEXT,
+    SINGLE_LINE,
+    TextRule,
+    check_line,
+    check_text,
+)
 from socialhub.kit.settings import ServiceSettings
 from tests.kit.test_http import exchange, served
 
@@ -37,6 +47,31 @@ def test_text_keeps_tabs_and_line_breaks_but_a_line_does_not(value: str) -> None
 def test_other_unicode_is_text() -> None:
     for value in ["", "héllo wörld", "日本語", "emoji 😀", "\u200bzero width", "\U0001f600"]:
         assert check_line(value) == value
+
+
+def accepts(rule: TextRule, value: str) -> bool:
+    try:
+        rule.func(value)  # type: ignore[call-arg]
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("rule", [MULTILINE, SINGLE_LINE, NONBLANK_TEXT, NONBLANK_LINE])
+def test_the_documented_pattern_is_the_rule(rule: TextRule) -> None:
+    """The OpenAPI documents give clients (and the fuzzer) the pattern: it must accept exactly
+    what the check does, for every character but the surrogates (no valid UTF-8 has them)."""
+    for code in [*range(0xD800), *range(0xE000, 0x10000, 7), 0x1F600, 0x10FFFF]:
+        value = f"a{chr(code)}b"
+        assert bool(re.fullmatch(rule.pattern, value)) == accepts(rule, value), hex(code)
+
+
+@pytest.mark.parametrize("rule", [NONBLANK_TEXT, NONBLANK_LINE])
+def test_nonblank_text_documents_that_whitespace_alone_is_none(rule: TextRule) -> None:
+    """For stripped fields with a minimum length of 1: spaces alone end up empty."""
+    for blank in ["", " ", "\u00a0 \u2003"]:
+        assert not re.fullmatch(rule.pattern, blank)
+    assert re.fullmatch(rule.pattern, " x ")
 
 
 router = APIRouter()
