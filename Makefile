@@ -31,8 +31,9 @@ status: venv ## show what runs, where, and where its logs are
 restart: venv ## restart one service after an edit: make restart SERVICE=posts [PROFILE=dev]
 	@$(PY) -m devstack restart $(SERVICE) --profile $(PROFILE)
 
-lint: venv ## ruff, mypy and the architecture contracts (import-linter)
+lint: venv ## ruff (lint and format), mypy and the architecture contracts (import-linter)
 	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy services scripts operator tests loadtests
 	@$(VENV)/bin/lint-imports --no-cache
 

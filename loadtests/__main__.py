@@ -46,21 +46,42 @@ class Scenario:
 LIGHT, HEAVY = 4, 32
 SCENARIOS = (
     Scenario("auth", "LoginUser", 8),  # bcrypt-bound: 8 users keep both cores hashing
-    *(Scenario(suite, user_class, users)
-      for suite, user_class in (
-          ("auth", "VerifyUser"), ("auth", "MeUser"), ("users", "FollowUser"),
-          ("users", "FollowingListUser"), ("posts", "TextPostUser"),
-          ("posts", "MediaPostUser"), ("posts", "ReactionUser"), ("posts", "FeedUser"))
-      for users in (LIGHT, HEAVY)),
+    *(
+        Scenario(suite, user_class, users)
+        for suite, user_class in (
+            ("auth", "VerifyUser"),
+            ("auth", "MeUser"),
+            ("users", "FollowUser"),
+            ("users", "FollowingListUser"),
+            ("posts", "TextPostUser"),
+            ("posts", "MediaPostUser"),
+            ("posts", "ReactionUser"),
+            ("posts", "FeedUser"),
+        )
+        for users in (LIGHT, HEAVY)
+    ),
 )
 SCRIPTS = {
     # wrk, closed loop: 4 connections for latency below saturation, 32 for throughput
     "gateway": [["token_check.py", "--connections", "4,32"]],
-    "notifications": [["notifications.py", "--events", "20000", "--rate", "1000",
-                       "--seconds", "15", "--ceiling"]],
-    "chat": [["chat.py", "throughput", "--rooms", "100", "--members", "10",
-              "--rates", "500,1000", "--seconds", "10"],
-             ["chat.py", "connections", "--connections", "5000"]],
+    "notifications": [
+        ["notifications.py", "--events", "20000", "--rate", "1000", "--seconds", "15", "--ceiling"]
+    ],
+    "chat": [
+        [
+            "chat.py",
+            "throughput",
+            "--rooms",
+            "100",
+            "--members",
+            "10",
+            "--rates",
+            "500,1000",
+            "--seconds",
+            "10",
+        ],
+        ["chat.py", "connections", "--connections", "5000"],
+    ],
 }
 
 
@@ -69,8 +90,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--only", default="auth,users,posts,gateway,notifications,chat")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--keep-running", action="store_true",
-                        help="leave the bench platform up afterwards")
+    parser.add_argument(
+        "--keep-running", action="store_true", help="leave the bench platform up afterwards"
+    )
     args = parser.parse_args()
     suites = set(args.only.split(","))
     out = HERE / "results" / time.strftime("%Y%m%d-%H%M%S")
@@ -112,29 +134,60 @@ def main() -> int:
 
 def _machine() -> str:
     load = os.getloadavg()
-    return (f"Machine: {os.cpu_count()} cores, load average before the run "
-            f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}; load generator on the same cores.")
+    return (
+        f"Machine: {os.cpu_count()} cores, load average before the run "
+        f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}; load generator on the same cores."
+    )
 
 
 def _bcrypt_ceiling(out: Path) -> float:
-    result = subprocess.run([sys.executable, str(HERE / "bcrypt_ceiling.py"), "--threads",
-                             str(os.cpu_count() or 1), "--seconds", "5"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "bcrypt_ceiling.py"),
+            "--threads",
+            str(os.cpu_count() or 1),
+            "--seconds",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (out / "bcrypt_ceiling.txt").write_text(result.stdout)
     rates = re.findall(r"([\d.]+) checks/s", result.stdout)
     return float(rates[-1])
 
 
-def _locust(scenario: Scenario, host: str, seconds: int,
-            out: Path) -> tuple[str, dict[str, object] | None, int]:
+def _locust(
+    scenario: Scenario, host: str, seconds: int, out: Path
+) -> tuple[str, dict[str, object] | None, int]:
     name = f"{scenario.suite}-{scenario.user_class}-{scenario.users}u"
     result_file = out / f"{name}.json"
-    argv = [str(LOCUST), "-f", str(HERE / f"{scenario.suite}.py"), "--host", host, "--headless",
-            "--only-summary", "-u", str(scenario.users), "-r", str(scenario.users),
-            "-t", f"{seconds}s", scenario.user_class]
+    argv = [
+        str(LOCUST),
+        "-f",
+        str(HERE / f"{scenario.suite}.py"),
+        "--host",
+        host,
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(scenario.users),
+        "-r",
+        str(scenario.users),
+        "-t",
+        f"{seconds}s",
+        scenario.user_class,
+    ]
     print(f"running {name} ({scenario.users} users, {seconds}s) ...", flush=True)
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "BENCH_RESULT_JSON": str(result_file)})
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "BENCH_RESULT_JSON": str(result_file)},
+    )
     (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
     command = " ".join(["locust", *argv[1:]]).replace(str(ROOT) + "/", "")
     if not result_file.exists():
@@ -146,15 +199,24 @@ def _locust(scenario: Scenario, host: str, seconds: int,
 
 
 def _markdown_table(result: dict[str, object]) -> str:
-    lines = ["| request | count | failed | req/s | p50 ms | p95 ms | p99 ms | design |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| request | count | failed | req/s | p50 ms | p95 ms | p99 ms | design |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in result["rows"]:  # type: ignore[attr-defined]
-        design = "setup" if row["target_p95_ms"] is None else (
-            f"p95 {row['target_p95_ms']:.0f} ms"
-            + (f", {row['target_per_second']:.0f}/s" if row["target_per_second"] else ""))
-        lines.append(f"| {row['name']} | {row['count']} | {row['failed_percent']}% | "
-                     f"{row['per_second']:.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} | "
-                     f"{row['p99_ms']:.0f} | {design} |")
+        design = (
+            "setup"
+            if row["target_p95_ms"] is None
+            else (
+                f"p95 {row['target_p95_ms']:.0f} ms"
+                + (f", {row['target_per_second']:.0f}/s" if row["target_per_second"] else "")
+            )
+        )
+        lines.append(
+            f"| {row['name']} | {row['count']} | {row['failed_percent']}% | "
+            f"{row['per_second']:.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} | "
+            f"{row['p99_ms']:.0f} | {design} |"
+        )
     return "\n".join(lines)
 
 
@@ -171,11 +233,14 @@ def _script(argv: list[str], out: Path) -> tuple[str, int]:
     mode = [] if argv[1].startswith("-") else [argv[1]]
     name = "-".join([argv[0].removesuffix(".py"), *mode])
     print(f"running {' '.join(argv)} ...", flush=True)
-    proc = subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=ROOT
+    )
     (out / f"{name}.log").write_text(proc.stdout + proc.stderr)
-    return (f"## {name}\n\n`python loadtests/{' '.join(argv)}`\n\n```\n{proc.stdout.strip()}\n```",
-            proc.returncode)
+    return (
+        f"## {name}\n\n`python loadtests/{' '.join(argv)}`\n\n```\n{proc.stdout.strip()}\n```",
+        proc.returncode,
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,13 @@ from locust import task
 
 VERIFY_PATH = os.environ.get("BENCH_VERIFY_PATH", "/users/me")
 
-report_against({
-    "login": Target(p95_ms=150, per_second=500),
-    "token check": Target(p95_ms=5, per_second=5000),
-    "auth/me": Target(p95_ms=5, per_second=5000),
-})
+report_against(
+    {
+        "login": Target(p95_ms=150, per_second=500),
+        "token check": Target(p95_ms=5, per_second=5000),
+        "auth/me": Target(p95_ms=5, per_second=5000),
+    }
+)
 
 
 class _AuthUser(SignedInUser):

@@ -40,16 +40,24 @@ def checks_per_second(threads: int, seconds: float, rounds: int) -> float:
 def main() -> None:
     cores = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, cores}),
-                        help="thread counts to measure (default: 1 and the core count)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=sorted({1, cores}),
+        help="thread counts to measure (default: 1 and the core count)",
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each run")
     parser.add_argument("--rounds", type=int, default=10, help="bcrypt cost (auth: 10)")
     args = parser.parse_args()
     print(f"bcrypt cost {args.rounds} on {cores} cores ({args.seconds:.0f} s per run)")
     for threads in args.threads:
         rate = checks_per_second(threads, args.seconds, args.rounds)
-        print(f"  {threads:>3} threads: {rate:7.1f} checks/s  ({1000 / rate * threads:.0f} ms "
-              f"per check per thread)", flush=True)
+        print(
+            f"  {threads:>3} threads: {rate:7.1f} checks/s  ({1000 / rate * threads:.0f} ms "
+            f"per check per thread)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

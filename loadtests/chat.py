@@ -108,43 +108,68 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def base_env(self, port: int) -> dict[str, str]:
-        return {**os.environ, Env.SERVICE_PORT: str(port), Env.SOCIALHUB_ENV: "test",
-                Env.REDIS_URL: self.redis_url, Env.REDIS_CHANNEL_PREFIX: self.channel_prefix,
-                Env.JWT_SECRET: self.jwt_secret, "ACCESS_LOG": "false", Env.LOG_LEVEL: "WARNING",
-                "PYTHONUNBUFFERED": "1"}
+        return {
+            **os.environ,
+            Env.SERVICE_PORT: str(port),
+            Env.SOCIALHUB_ENV: "test",
+            Env.REDIS_URL: self.redis_url,
+            Env.REDIS_CHANNEL_PREFIX: self.channel_prefix,
+            Env.JWT_SECRET: self.jwt_secret,
+            "ACCESS_LOG": "false",
+            Env.LOG_LEVEL: "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
 
     def start_auth(self) -> Service:
         postgres = Postgres()
         postgres.create_database(AUTH_DATABASE)
         port = free_port(INFRA.host)
-        env = {**self.base_env(port), Env.DATABASE_URL: postgres.url(AUTH_DATABASE),
-               # events stay in the outbox: Kafka is not part of this benchmark
-               Env.KAFKA_BOOTSTRAP_SERVERS: f"{INFRA.host}:{free_port(INFRA.host)}",
-               Env.MAIL_BACKEND: "log", "SIGNUP_LIMIT_PER_IP": "1000000",
-               "LOGIN_LIMIT_PER_IP": "1000000", "BCRYPT_ROUNDS": "4"}
-        subprocess.run([sys.executable, "-m", "socialhub.auth", "migrate"], env=env, cwd=ROOT,
-                       check=True, capture_output=True)
+        env = {
+            **self.base_env(port),
+            Env.DATABASE_URL: postgres.url(AUTH_DATABASE),
+            # events stay in the outbox: Kafka is not part of this benchmark
+            Env.KAFKA_BOOTSTRAP_SERVERS: f"{INFRA.host}:{free_port(INFRA.host)}",
+            Env.MAIL_BACKEND: "log",
+            "SIGNUP_LIMIT_PER_IP": "1000000",
+            "LOGIN_LIMIT_PER_IP": "1000000",
+            "BCRYPT_ROUNDS": "4",
+        }
+        subprocess.run(
+            [sys.executable, "-m", "socialhub.auth", "migrate"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         return self._start("auth", [sys.executable, "-m", "socialhub.auth", "serve"], env)
 
     def start_chat(self, auth: Service, **extra: str) -> Service:
         port = free_port(INFRA.host)
-        env = {**self.base_env(port), Env.AUTH_SERVICE_URL: auth.url,
-               "CHAT_SEND_LIMIT": "1000000000",
-               # no Kafka: the block replica must not join a platform's consumer group
-               Env.KAFKA_BOOTSTRAP_SERVERS: f"{INFRA.host}:{free_port(INFRA.host)}", **extra}
+        env = {
+            **self.base_env(port),
+            Env.AUTH_SERVICE_URL: auth.url,
+            "CHAT_SEND_LIMIT": "1000000000",
+            # no Kafka: the block replica must not join a platform's consumer group
+            Env.KAFKA_BOOTSTRAP_SERVERS: f"{INFRA.host}:{free_port(INFRA.host)}",
+            **extra,
+        }
         return self._start("chat", [sys.executable, "-m", "socialhub.chat", "serve"], env)
 
     def start_redis_manager_server(self) -> Service:
         """The alternative under comparison: python-socketio's AsyncRedisManager."""
         port = free_port(INFRA.host)
-        return self._start("redis-manager", [sys.executable, __file__, "redis-manager-server",
-                                             "--port", str(port)], self.base_env(port))
+        return self._start(
+            "redis-manager",
+            [sys.executable, __file__, "redis-manager-server", "--port", str(port)],
+            self.base_env(port),
+        )
 
     def _start(self, name: str, argv: list[str], env: dict[str, str]) -> Service:
         port = int(env[Env.SERVICE_PORT])
         log = (self.logs / f"{name}-{port}.log").open("wb")
-        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         service = Service(name, port, proc)
         self.services.append(service)
@@ -202,14 +227,22 @@ def _answers(url: str) -> bool:
 
 async def make_tokens(auth: Service, count: int) -> list[str]:
     async with httpx.AsyncClient(base_url=auth.url, timeout=60) as client:
+
         async def one() -> str:
             name = f"bench_{uuid.uuid4().hex[:12]}"
-            response = await client.post("/auth/signup", json={
-                "name": "Bench", "email": f"{name}@example.com", "username": name,
-                "password": PASSWORD})
+            response = await client.post(
+                "/auth/signup",
+                json={
+                    "name": "Bench",
+                    "email": f"{name}@example.com",
+                    "username": name,
+                    "password": PASSWORD,
+                },
+            )
             response.raise_for_status()
             token: str = response.json()["token"]
             return token
+
         return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
@@ -225,11 +258,22 @@ class Client:
     reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, base_url: str, token: str, on_event: Callable[[str, Any], None], *,
-                   compression: bool = False) -> "Client":
+    async def open(
+        cls,
+        base_url: str,
+        token: str,
+        on_event: Callable[[str, Any], None],
+        *,
+        compression: bool = False,
+    ) -> "Client":
         url = base_url.replace("http://", "ws://") + "/chat/socket.io/?EIO=4&transport=websocket"
-        ws = await connect(url, compression="deflate" if compression else None,
-                           max_size=2**22, ping_interval=None, open_timeout=60)
+        ws = await connect(
+            url,
+            compression="deflate" if compression else None,
+            max_size=2**22,
+            ping_interval=None,
+            open_timeout=60,
+        )
         opened = await ws.recv()
         if not (isinstance(opened, str) and opened.startswith("0")):
             raise RuntimeError(f"not an Engine.IO open packet: {opened!r}")
@@ -318,32 +362,45 @@ class Load:
     def room(self, i: int) -> str:
         return f"bench-{self.tag}-{i % self.rooms}"
 
-    async def connect(self, urls: list[str], tokens: list[str], count: int | None = None,
-                      compression: bool = False) -> list[Client]:
+    async def connect(
+        self,
+        urls: list[str],
+        tokens: list[str],
+        count: int | None = None,
+        compression: bool = False,
+    ) -> list[Client]:
         """`count` more clients (default: rooms x members), the i-th on urls[i % len(urls)]."""
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def one(i: int) -> Client:
             async with gate:
-                return await Client.open(urls[i % len(urls)], tokens[i % len(tokens)],
-                                         self.deliveries.on_event, compression=compression)
+                return await Client.open(
+                    urls[i % len(urls)],
+                    tokens[i % len(tokens)],
+                    self.deliveries.on_event,
+                    compression=compression,
+                )
+
         opened = await asyncio.gather(*(one(i) for i in range(count or self.rooms * self.members)))
         self.clients.extend(opened)
         return list(opened)
 
     async def join(self) -> None:
         """Every client joins its room; returns once every history arrived."""
-        joiners = self.clients[:self.rooms * self.members]
+        joiners = self.clients[: self.rooms * self.members]
         answered = self.deliveries.histories
         for i, client in enumerate(joiners):
             await client.emit("join_room", {"roomId": self.room(i)})
-        await self.deliveries.until(lambda: self.deliveries.histories - answered == len(joiners),
-                                    within=60 + len(joiners) / 50)
+        await self.deliveries.until(
+            lambda: self.deliveries.histories - answered == len(joiners),
+            within=60 + len(joiners) / 50,
+        )
         await asyncio.sleep(1)  # the last presence lists settle
 
     async def send(self, i: int) -> None:
         await self.clients[i % self.rooms].emit(
-            "send_message", {"roomId": self.room(i), "message": f"{time.monotonic()!r}|x"})
+            "send_message", {"roomId": self.room(i), "message": f"{time.monotonic()!r}|x"}
+        )
 
     async def close(self) -> None:
         for client in self.clients:
@@ -371,8 +428,10 @@ async def paced(rate: float, seconds: float, send: Callable[[int], Awaitable[Non
 
 
 def cpu_shares(services: list[Service], before: list[float], elapsed: float) -> str:
-    return ", ".join(f"{s.name}:{s.port} {(s.cpu_seconds() - b) / elapsed:.0%}"
-                     for s, b in zip(services, before, strict=True))
+    return ", ".join(
+        f"{s.name}:{s.port} {(s.cpu_seconds() - b) / elapsed:.0%}"
+        for s, b in zip(services, before, strict=True)
+    )
 
 
 # -- modes --------------------------------------------------------------------------------------
@@ -383,13 +442,18 @@ async def throughput(args: argparse.Namespace) -> bool:
         auth = running.start_auth()
         chats = [running.start_chat(auth) for _ in range(args.instances)]
         load = Load(args.rooms, args.members)
-        await load.connect([c.url for c in chats], await make_tokens(auth, args.users),
-                           compression=args.compression)
+        await load.connect(
+            [c.url for c in chats],
+            await make_tokens(auth, args.users),
+            compression=args.compression,
+        )
         await load.join()
         deliveries = load.deliveries
-        print(f"chat throughput: {args.instances} instance(s), {args.rooms} rooms x "
-              f"{args.members} members ({len(load.clients)} sockets), {os.cpu_count()} cores, "
-              f"client compression {'on' if args.compression else 'off'}")
+        print(
+            f"chat throughput: {args.instances} instance(s), {args.rooms} rooms x "
+            f"{args.members} members ({len(load.clients)} sockets), {os.cpu_count()} cores, "
+            f"client compression {'on' if args.compression else 'off'}"
+        )
         ok = False
         for rate in args.rates:
             deliveries.reset()
@@ -407,19 +471,23 @@ async def throughput(args: argparse.Namespace) -> bool:
             await asyncio.sleep(2)  # stragglers of the window
             expected = sent * args.members
             per_second = deliveries.count / elapsed / args.instances
-            p50, p95, p99 = (quantile(deliveries.latencies, q) * 1000 for q in (.5, .95, .99))
+            p50, p95, p99 = (quantile(deliveries.latencies, q) * 1000 for q in (0.5, 0.95, 0.99))
             cost = chat_cpu / max(deliveries.count, 1)
-            print(f"  {rate:>6} msg/s offered: {deliveries.count}/{expected} delivered, "
-                  f"{per_second:,.0f} deliveries/s per instance, p50 {p50:.1f} ms, "
-                  f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {dict(deliveries.errors) or 0};"
-                  f" CPU {cpu}; chat CPU {cost * 1e6:.0f} us per delivery (= {1 / cost:,.0f} "
-                  f"deliveries/s per busy core); load average {os.getloadavg()[0]:.1f}")
+            print(
+                f"  {rate:>6} msg/s offered: {deliveries.count}/{expected} delivered, "
+                f"{per_second:,.0f} deliveries/s per instance, p50 {p50:.1f} ms, "
+                f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {dict(deliveries.errors) or 0};"
+                f" CPU {cpu}; chat CPU {cost * 1e6:.0f} us per delivery (= {1 / cost:,.0f} "
+                f"deliveries/s per busy core); load average {os.getloadavg()[0]:.1f}"
+            )
             offered = rate * args.members / args.instances  # deliveries/s per instance
             if offered >= GOAL_DELIVERIES and p95 <= GOAL_P95_MS and deliveries.count == expected:
                 ok = True
         await load.close()
-        print(f"  goal ({GOAL_DELIVERIES:,} deliveries/s per instance, p95 <= {GOAL_P95_MS} ms):",
-              "met" if ok else "missed")
+        print(
+            f"  goal ({GOAL_DELIVERIES:,} deliveries/s per instance, p95 <= {GOAL_P95_MS} ms):",
+            "met" if ok else "missed",
+        )
         return ok
 
 
@@ -437,8 +505,9 @@ async def connections(args: argparse.Namespace) -> bool:
         await load.connect([chat.url], tokens, args.connections)
         connect_seconds = time.monotonic() - started
         connect_cpu = cpu_shares([chat, auth], before, connect_seconds)
-        connect_cpu += (f", load generator "
-                        f"{(time.process_time() - generator_before) / connect_seconds:.0%}")
+        connect_cpu += (
+            f", load generator {(time.process_time() - generator_before) / connect_seconds:.0%}"
+        )
         await asyncio.sleep(2)
         connected_rss = chat.rss_bytes()
         await load.join()
@@ -451,23 +520,32 @@ async def connections(args: argparse.Namespace) -> bool:
         deliveries.window_end = time.monotonic()
         expected = load.rooms * load.members
         await deliveries.until(lambda: deliveries.count >= expected, within=60)
-        p95 = quantile(deliveries.latencies, .95) * 1000
+        p95 = quantile(deliveries.latencies, 0.95) * 1000
         await load.close()
         per_connection = (connected_rss - idle_rss) / args.connections
         per_joined = (joined_rss - idle_rss) / args.connections
-        print(f"chat connections: {args.connections} sockets on one instance, rooms of "
-              f"{args.members}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-        print(f"  connected in {connect_seconds:.1f} s ({args.connections / connect_seconds:,.0f}"
-              f"/s, each token checked by the auth service); CPU {connect_cpu}")
-        print(f"  instance RSS: {idle_rss / 2**20:.0f} MiB idle, {connected_rss / 2**20:.0f} MiB "
-              f"connected, {joined_rss / 2**20:.0f} MiB after joining")
-        print(f"  memory per connection: {per_connection / 1024:.1f} KiB connected, "
-              f"{per_joined / 1024:.1f} KiB connected and in a room")
-        print(f"  a burst of one message in each of the {load.rooms} rooms, sent at once: "
-              f"{deliveries.count} deliveries, p95 {p95:.1f} ms")
+        print(
+            f"chat connections: {args.connections} sockets on one instance, rooms of "
+            f"{args.members}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"  connected in {connect_seconds:.1f} s ({args.connections / connect_seconds:,.0f}"
+            f"/s, each token checked by the auth service); CPU {connect_cpu}"
+        )
+        print(
+            f"  instance RSS: {idle_rss / 2**20:.0f} MiB idle, {connected_rss / 2**20:.0f} MiB "
+            f"connected, {joined_rss / 2**20:.0f} MiB after joining"
+        )
+        print(
+            f"  memory per connection: {per_connection / 1024:.1f} KiB connected, "
+            f"{per_joined / 1024:.1f} KiB connected and in a room"
+        )
+        print(
+            f"  a burst of one message in each of the {load.rooms} rooms, sent at once: "
+            f"{deliveries.count} deliveries, p95 {p95:.1f} ms"
+        )
         ok = deliveries.count == expected and args.connections >= GOAL_CONNECTIONS
-        print(f"  goal ({GOAL_CONNECTIONS:,} connections per instance):",
-              "met" if ok else "missed")
+        print(f"  goal ({GOAL_CONNECTIONS:,} connections per instance):", "met" if ok else "missed")
         return ok
 
 
@@ -492,8 +570,9 @@ async def fanout_variant(args: argparse.Namespace, variant: str) -> tuple[float,
         started = time.monotonic()
         await paced(args.rate, args.seconds, load.send)
         elapsed = time.monotonic() - started
-        busy, bystander = ((s.cpu_seconds() - b) / elapsed
-                           for s, b in zip(pair, before, strict=True))
+        busy, bystander = (
+            (s.cpu_seconds() - b) / elapsed for s, b in zip(pair, before, strict=True)
+        )
         await load.close()
         return busy, bystander
 
@@ -501,12 +580,16 @@ async def fanout_variant(args: argparse.Namespace, variant: str) -> tuple[float,
 async def fanout(args: argparse.Namespace) -> bool:
     variants = ("per-room channels (the chat service)", "AsyncRedisManager")
     results = {variant: await fanout_variant(args, variant) for variant in variants}
-    print(f"fan-out: two instances, {args.rooms} rooms x {args.members} members all on the "
-          f"first, {args.rate} messages/s for {args.seconds} s, load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"fan-out: two instances, {args.rooms} rooms x {args.members} members all on the "
+        f"first, {args.rate} messages/s for {args.seconds} s, load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     for variant, (busy, bystander) in results.items():
-        print(f"  {variant}: busy instance {busy:.0%} CPU, bystander instance {bystander:.1%} "
-              f"CPU = {bystander * 1e6 / args.rate:.0f} us per message it had no client for")
+        print(
+            f"  {variant}: busy instance {busy:.0%} CPU, bystander instance {bystander:.1%} "
+            f"CPU = {bystander * 1e6 / args.rate:.0f} us per message it had no client for"
+        )
     return True
 
 
@@ -523,8 +606,9 @@ def redis_manager_server(port: int) -> None:
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    manager = socketio.AsyncRedisManager(os.environ[Env.REDIS_URL],
-                                         channel=os.environ[Env.REDIS_CHANNEL_PREFIX] + "socketio")
+    manager = socketio.AsyncRedisManager(
+        os.environ[Env.REDIS_URL], channel=os.environ[Env.REDIS_CHANNEL_PREFIX] + "socketio"
+    )
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
 
     @sio.on("join_room")  # type: ignore[untyped-decorator]
@@ -534,16 +618,27 @@ def redis_manager_server(port: int) -> None:
 
     @sio.on("send_message")  # type: ignore[untyped-decorator]
     async def send_message(sid: str, data: dict[str, str]) -> None:
-        await sio.emit("new_message", {"id": uuid.uuid4().hex, "roomId": data["roomId"],
-                                       "userId": sid, "username": "bench",
-                                       "message": data["message"], "createdAt": ""},
-                       room=data["roomId"])
+        await sio.emit(
+            "new_message",
+            {
+                "id": uuid.uuid4().hex,
+                "roomId": data["roomId"],
+                "userId": sid,
+                "username": "bench",
+                "message": data["message"],
+                "createdAt": "",
+            },
+            room=data["roomId"],
+        )
 
     async def health(_: object) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    app = socketio.ASGIApp(sio, other_asgi_app=Starlette(routes=[Route("/health", health)]),
-                           socketio_path="chat/socket.io")
+    app = socketio.ASGIApp(
+        sio,
+        other_asgi_app=Starlette(routes=[Route("/health", health)]),
+        socketio_path="chat/socket.io",
+    )
     uvicorn.run(app, host=INFRA.host, port=port, log_level="warning")
 
 
@@ -556,11 +651,13 @@ def main() -> None:
     tp.add_argument("--instances", type=int, default=1, choices=(1, 2))
     tp.add_argument("--rooms", type=int, default=100)
     tp.add_argument("--members", type=int, default=10)
-    tp.add_argument("--rates", type=lambda v: [int(r) for r in v.split(",")],
-                    default=[500, 1000, 1250])
+    tp.add_argument(
+        "--rates", type=lambda v: [int(r) for r in v.split(",")], default=[500, 1000, 1250]
+    )
     tp.add_argument("--seconds", type=float, default=10)
-    tp.add_argument("--compression", action="store_true",
-                    help="negotiate permessage-deflate, as browsers do")
+    tp.add_argument(
+        "--compression", action="store_true", help="negotiate permessage-deflate, as browsers do"
+    )
     cn = modes.add_parser("connections")
     cn.add_argument("--connections", type=int, default=GOAL_CONNECTIONS)
     cn.add_argument("--members", type=int, default=10)

@@ -90,8 +90,12 @@ class SignedInUser(FastHttpUser):
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
     def login(self, name: str = "setup: login") -> dict[str, Any] | None:
-        with self.client.post("/auth/login", name=name, catch_response=True, json={
-                "identifier": self.username, "password": PASSWORD}) as response:
+        with self.client.post(
+            "/auth/login",
+            name=name,
+            catch_response=True,
+            json={"identifier": self.username, "password": PASSWORD},
+        ) as response:
             if response.status_code == 200:
                 body: dict[str, Any] = response.json()
                 return body
@@ -102,21 +106,29 @@ class SignedInUser(FastHttpUser):
             return None
 
     def _signup(self) -> dict[str, Any] | None:
-        with self.client.post("/auth/signup", name="setup: signup", catch_response=True, json={
-                "name": "Bench User", "email": f"{self.username}@example.com",
-                "username": self.username, "password": PASSWORD}) as response:
+        with self.client.post(
+            "/auth/signup",
+            name="setup: signup",
+            catch_response=True,
+            json={
+                "name": "Bench User",
+                "email": f"{self.username}@example.com",
+                "username": self.username,
+                "password": PASSWORD,
+            },
+        ) as response:
             if response.status_code != 201:
                 response.failure(f"{response.status_code}: {response.text[:200]}")
                 return None
             body: dict[str, Any] = response.json()
             return body
 
-    def expect(self, method: str, path: str, name: str, status: int = 200,
-               **kwargs: Any) -> Any:
+    def expect(self, method: str, path: str, name: str, status: int = 200, **kwargs: Any) -> Any:
         """One request counted as failed unless it answers `status`; returns its JSON body."""
         kwargs.setdefault("headers", self.headers)
-        with self.client.request(method, path, name=name, catch_response=True,
-                                 **kwargs) as response:
+        with self.client.request(
+            method, path, name=name, catch_response=True, **kwargs
+        ) as response:
             if response.status_code != status:
                 response.failure(f"{response.status_code}: {response.text[:200]}")
                 return None
@@ -157,10 +169,17 @@ def report_against(targets: dict[str, Target]) -> None:
                 continue
             target = targets.get(entry.name)
             p50, p95, p99 = (entry.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99))
-            row = Row(entry.name, entry.num_requests, round(100 * entry.fail_ratio, 2),
-                      round(measured_rate(entry), 1), p50, p95, p99,
-                      target.p95_ms if target else None,
-                      target.per_second if target and target.per_second else None)
+            row = Row(
+                entry.name,
+                entry.num_requests,
+                round(100 * entry.fail_ratio, 2),
+                round(measured_rate(entry), 1),
+                p50,
+                p95,
+                p99,
+                target.p95_ms if target else None,
+                target.per_second if target and target.per_second else None,
+            )
             rows.append(row)
             if target is None:
                 continue
@@ -174,8 +193,9 @@ def report_against(targets: dict[str, Target]) -> None:
         for reason in missed:
             print(f"MISSED {reason}", flush=True)
         if destination := os.environ.get("BENCH_RESULT_JSON"):
-            Path(destination).write_text(json.dumps(
-                {"rows": [asdict(r) for r in rows], "missed": missed}, indent=2))
+            Path(destination).write_text(
+                json.dumps({"rows": [asdict(r) for r in rows], "missed": missed}, indent=2)
+            )
         if missed:
             environment.process_exit_code = 1
 
@@ -183,11 +203,19 @@ def report_against(targets: dict[str, Target]) -> None:
 
 
 def format_rows(rows: list[Row]) -> str:
-    lines = [f"{'request':<24}{'count':>8}{'fail%':>7}{'req/s':>8}{'p50':>7}{'p95':>7}{'p99':>7}"
-             "   design (p95 ms, req/s)"]
+    lines = [
+        f"{'request':<24}{'count':>8}{'fail%':>7}{'req/s':>8}{'p50':>7}{'p95':>7}{'p99':>7}"
+        "   design (p95 ms, req/s)"
+    ]
     for r in rows:
-        design = "setup" if r.target_p95_ms is None else f"{r.target_p95_ms:.0f} ms" + (
-            f", {r.target_per_second:.0f}/s" if r.target_per_second else "")
-        lines.append(f"{r.name:<24}{r.count:>8}{r.failed_percent:>6.1f}%{r.per_second:>8.0f}"
-                     f"{r.p50_ms:>7.0f}{r.p95_ms:>7.0f}{r.p99_ms:>7.0f}   {design}")
+        design = (
+            "setup"
+            if r.target_p95_ms is None
+            else f"{r.target_p95_ms:.0f} ms"
+            + (f", {r.target_per_second:.0f}/s" if r.target_per_second else "")
+        )
+        lines.append(
+            f"{r.name:<24}{r.count:>8}{r.failed_percent:>6.1f}%{r.per_second:>8.0f}"
+            f"{r.p50_ms:>7.0f}{r.p95_ms:>7.0f}{r.p99_ms:>7.0f}   {design}"
+        )
     return "\n".join(lines)

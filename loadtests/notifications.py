@@ -69,17 +69,45 @@ def make_event(sent_at: datetime | None = None) -> Event:
     at = sent_at or datetime.now(UTC)
     kind = random.randrange(5)
     if kind == 0:
-        return Event(event_type="user.followed", producer="users", occurred_at=at, data={
-            "followerId": actor, "followerUsername": "bench_actor", "followingId": recipient,
-            "followingUsername": "bench_user", "timestamp": 0})
+        return Event(
+            event_type="user.followed",
+            producer="users",
+            occurred_at=at,
+            data={
+                "followerId": actor,
+                "followerUsername": "bench_actor",
+                "followingId": recipient,
+                "followingUsername": "bench_user",
+                "timestamp": 0,
+            },
+        )
     if kind == 4:
-        return Event(event_type="post.created", producer="posts", occurred_at=at, data={
-            "postId": post, "userId": recipient, "username": "bench_user", "content": "hi",
-            "timestamp": 0, "visibility": "public", "mediaCount": 0})
+        return Event(
+            event_type="post.created",
+            producer="posts",
+            occurred_at=at,
+            data={
+                "postId": post,
+                "userId": recipient,
+                "username": "bench_user",
+                "content": "hi",
+                "timestamp": 0,
+                "visibility": "public",
+                "mediaCount": 0,
+            },
+        )
     event_type = ("post.liked", "post.commented", "comment.replied")[kind - 1]
-    data = {"postId": post, "postAuthorId": recipient, "parentAuthorId": recipient,
-            "commentId": str(uuid.uuid4()), "parentCommentId": str(uuid.uuid4()),
-            "userId": actor, "username": "bench_actor", "content": "nice", "timestamp": 0}
+    data = {
+        "postId": post,
+        "postAuthorId": recipient,
+        "parentAuthorId": recipient,
+        "commentId": str(uuid.uuid4()),
+        "parentCommentId": str(uuid.uuid4()),
+        "userId": actor,
+        "username": "bench_actor",
+        "content": "nice",
+        "timestamp": 0,
+    }
     return Event(event_type=event_type, producer="posts", occurred_at=at, data=data)
 
 
@@ -93,8 +121,9 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         tag = uuid.uuid4().hex[:8]
-        self.kafka = KafkaSettings(kafka_bootstrap_servers=INFRA.kafka_bootstrap,
-                                   kafka_topic_prefix=f"bench{tag}.")
+        self.kafka = KafkaSettings(
+            kafka_bootstrap_servers=INFRA.kafka_bootstrap, kafka_topic_prefix=f"bench{tag}."
+        )
         self.mongo_url = args.mongo_url
         self.database = f"socialhub_bench_{tag}"
         self.redis_url = f"redis://{INFRA.host}:{INFRA.redis_port}/{args.redis_db}"
@@ -106,16 +135,29 @@ class Bench:
 
     @contextmanager
     def service(self) -> Iterator[subprocess.Popen[bytes]]:
-        env = {**os.environ, Env.SERVICE_PORT: str(self.port), Env.SOCIALHUB_ENV: "test",
-               Env.KAFKA_BOOTSTRAP_SERVERS: self.kafka.kafka_bootstrap_servers,
-               Env.KAFKA_TOPIC_PREFIX: self.kafka.kafka_topic_prefix,
-               Env.MONGO_URL: self.mongo_url, Env.MONGO_DATABASE: self.database,
-               Env.REDIS_URL: self.redis_url, Env.REDIS_CHANNEL_PREFIX: self.channel_prefix,
-               "CONSUMER_BATCH_SIZE": str(self.args.batch_size), "ACCESS_LOG": "false",
-               Env.LOG_LEVEL: "WARNING", "PYTHONPATH": f"{ROOT}/services:{ROOT}/scripts"}
+        env = {
+            **os.environ,
+            Env.SERVICE_PORT: str(self.port),
+            Env.SOCIALHUB_ENV: "test",
+            Env.KAFKA_BOOTSTRAP_SERVERS: self.kafka.kafka_bootstrap_servers,
+            Env.KAFKA_TOPIC_PREFIX: self.kafka.kafka_topic_prefix,
+            Env.MONGO_URL: self.mongo_url,
+            Env.MONGO_DATABASE: self.database,
+            Env.REDIS_URL: self.redis_url,
+            Env.REDIS_CHANNEL_PREFIX: self.channel_prefix,
+            "CONSUMER_BATCH_SIZE": str(self.args.batch_size),
+            "ACCESS_LOG": "false",
+            Env.LOG_LEVEL: "WARNING",
+            "PYTHONPATH": f"{ROOT}/services:{ROOT}/scripts",
+        }
         log = Path(f"/tmp/notifications-bench-{self.port}.log").open("wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "socialhub.notifications", "serve"],
-                                env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "socialhub.notifications", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + 30
             while not self._ready():
@@ -158,8 +200,9 @@ class Bench:
         futures = []
         for event in events:
             topic, key = topic_key(event)
-            futures.append(await self.producer.send(self.kafka.topic(topic), event.to_bytes(),
-                                                    key=key))
+            futures.append(
+                await self.producer.send(self.kafka.topic(topic), event.to_bytes(), key=key)
+            )
         await asyncio.gather(*futures)
 
     # -- phases ----------------------------------------------------------------------------
@@ -170,9 +213,11 @@ class Bench:
         for start in range(0, count, 5000):
             await self.produce([make_event() for _ in range(min(5000, count - start))])
         mongo_port = int(self.mongo_url.rstrip("/").rsplit(":", 1)[1])
-        servers = {"MongoDB server": _pid_listening(mongo_port),
-                   "Kafka": _pid_listening(INFRA.kafka_port),
-                   "Redis": _pid_listening(INFRA.redis_port)}
+        servers = {
+            "MongoDB server": _pid_listening(mongo_port),
+            "Kafka": _pid_listening(INFRA.kafka_port),
+            "Redis": _pid_listening(INFRA.redis_port),
+        }
         with self.service() as proc:
             pids = {"service": proc.pid, **servers}
             first_at, first_count, stored = 0.0, 0.0, 0.0
@@ -188,9 +233,13 @@ class Bench:
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         assert first_at, "nothing was stored"
         drained = stored - first_count
-        return {"events": stored, "seconds": elapsed, "rate": drained / elapsed,
-                **{f"cpu:{name}": seconds / elapsed for name, seconds in cpu.items()},
-                **{f"us:{name}": seconds / drained * 1e6 for name, seconds in cpu.items()}}
+        return {
+            "events": stored,
+            "seconds": elapsed,
+            "rate": drained / elapsed,
+            **{f"cpu:{name}": seconds / elapsed for name, seconds in cpu.items()},
+            **{f"us:{name}": seconds / drained * 1e6 for name, seconds in cpu.items()},
+        }
 
     async def latency(self) -> dict[str, float]:
         rate, seconds = self.args.rate, self.args.seconds
@@ -237,11 +286,17 @@ class Bench:
         await redis.aclose()
         latencies.sort()
         histogram = _histogram_quantiles(before, after, "notification_event_to_stored_seconds")
-        return {"produced": produced, "pushed": len(latencies), "lost": len(sent),
-                "p50": _quantile(latencies, 0.50) * 1000, "p95": _quantile(latencies, 0.95) * 1000,
-                "p99": _quantile(latencies, 0.99) * 1000,
-                "mean": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
-                "stored_p50": histogram[0] * 1000, "stored_p95": histogram[1] * 1000}
+        return {
+            "produced": produced,
+            "pushed": len(latencies),
+            "lost": len(sent),
+            "p50": _quantile(latencies, 0.50) * 1000,
+            "p95": _quantile(latencies, 0.95) * 1000,
+            "p99": _quantile(latencies, 0.99) * 1000,
+            "mean": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+            "stored_p50": histogram[0] * 1000,
+            "stored_p95": histogram[1] * 1000,
+        }
 
     async def _paced(self, rate: int, seconds: int, sent: dict[str, float]) -> int:
         """Send at `rate` events/s (every 10 ms, catching up on lag) without waiting for acks
@@ -255,8 +310,9 @@ class Bench:
                 event = make_event()
                 topic, key = topic_key(event)
                 sent[event.event_id] = time.perf_counter()
-                deliveries.append(await self.producer.send(
-                    self.kafka.topic(topic), event.to_bytes(), key=key))
+                deliveries.append(
+                    await self.producer.send(self.kafka.topic(topic), event.to_bytes(), key=key)
+                )
                 count += 1
             await asyncio.sleep(0.01)
         await asyncio.gather(*deliveries)
@@ -276,7 +332,7 @@ class Bench:
             documents.append(notification.to_document())
         started = time.perf_counter()
         for start in range(0, len(documents), batch):
-            await collection.insert_many(documents[start:start + batch], ordered=False)
+            await collection.insert_many(documents[start : start + batch], ordered=False)
         elapsed = time.perf_counter() - started
         client.close()
         return len(documents) / elapsed
@@ -295,8 +351,12 @@ class Bench:
     async def run(self) -> int:
         load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
         await ensure_topics(self.kafka)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.kafka.kafka_bootstrap_servers,
-                                         linger_ms=5, max_batch_size=256 * 1024, acks=1)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.kafka.kafka_bootstrap_servers,
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+            acks=1,
+        )
         await self.producer.start()
         try:
             drained = await self.throughput()
@@ -306,27 +366,31 @@ class Bench:
             await self.producer.stop()
             await self.cleanup()
         load_after = " ".join(f"{x:.1f}" for x in os.getloadavg())
-        cpu = ", ".join(f"{key[4:]} {value:.0%}" for key, value in drained.items()
-                        if key.startswith("cpu:"))
-        per_event = ", ".join(f"{key[3:]} {value:.0f} us" for key, value in drained.items()
-                              if key.startswith("us:"))
+        cpu = ", ".join(
+            f"{key[4:]} {value:.0%}" for key, value in drained.items() if key.startswith("cpu:")
+        )
+        per_event = ", ".join(
+            f"{key[3:]} {value:.0f} us" for key, value in drained.items() if key.startswith("us:")
+        )
         ok = drained["rate"] >= GOAL_RATE and timed["p95"] <= GOAL_P95_MS and not timed["lost"]
         print(f"""
 notification consumer, one instance, batch size {self.args.batch_size}, {os.cpu_count()} cores
-  throughput  {drained['rate']:>9,.0f} events/s   (goal {GOAL_RATE:,}/s; {drained['events']:,.0f} \
-events drained in {drained['seconds']:.1f} s)
+  throughput  {drained["rate"]:>9,.0f} events/s   (goal {GOAL_RATE:,}/s; {drained["events"]:,.0f} \
+events drained in {drained["seconds"]:.1f} s)
               CPU while draining (share of one core): {cpu}
               CPU per event: {per_event}
               load average before/after: {load_before} / {load_after}
   latency at {self.args.rate:,}/s for {self.args.seconds} s: send -> stored -> pushed
-              p50 {timed['p50']:.1f} ms  p95 {timed['p95']:.1f} ms  p99 {timed['p99']:.1f} ms  \
-mean {timed['mean']:.1f} ms   (goal p95 <= {GOAL_P95_MS:.0f} ms)
-              {timed['pushed']:,} of {timed['produced']:,.0f} pushed, {timed['lost']} missing
+              p50 {timed["p50"]:.1f} ms  p95 {timed["p95"]:.1f} ms  p99 {timed["p99"]:.1f} ms  \
+mean {timed["mean"]:.1f} ms   (goal p95 <= {GOAL_P95_MS:.0f} ms)
+              {timed["pushed"]:,} of {timed["produced"]:,.0f} pushed, {timed["lost"]} missing
               service histogram (occurredAt -> stored, bucket-interpolated): \
-p50 {timed['stored_p50']:.1f} ms  p95 {timed['stored_p95']:.1f} ms""")
+p50 {timed["stored_p50"]:.1f} ms  p95 {timed["stored_p95"]:.1f} ms""")
         if ceiling is not None:
-            print(f"  ceiling     {ceiling:>9,.0f} docs/s    (insert_many of {self.args.batch_size}"
-                  f" straight into the server, same documents and indexes)")
+            print(
+                f"  ceiling     {ceiling:>9,.0f} docs/s    (insert_many of {self.args.batch_size}"
+                f" straight into the server, same documents and indexes)"
+            )
         print("  result:", "goals met" if ok else "goal missed")
         return 0 if ok else 1
 
@@ -334,8 +398,9 @@ p50 {timed['stored_p50']:.1f} ms  p95 {timed['stored_p95']:.1f} ms""")
 def _pid_listening(port: int) -> int:
     """The pid of the local server listening on `port` (for its CPU time), 0 if unknown."""
     with suppress(OSError, ValueError, subprocess.SubprocessError):
-        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout
         return int(out.split("pid=")[1].split(",")[0])
     return 0
 
@@ -346,12 +411,16 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _histogram_quantiles(before: dict[str, float], after: dict[str, float],
-                         name: str) -> tuple[float, float]:
+def _histogram_quantiles(
+    before: dict[str, float], after: dict[str, float], name: str
+) -> tuple[float, float]:
     """p50 and p95 of a Prometheus histogram's increase, interpolated within buckets."""
     prefix = f"{name}_bucket|"
-    bounds = sorted((float(key[len(prefix):]), after[key] - before.get(key, 0.0))
-                    for key in after if key.startswith(prefix))
+    bounds = sorted(
+        (float(key[len(prefix) :]), after[key] - before.get(key, 0.0))
+        for key in after
+        if key.startswith(prefix)
+    )
     total = bounds[-1][1] if bounds else 0.0
     result = []
     for q in (0.5, 0.95):
@@ -378,10 +447,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="CONSUMER_BATCH_SIZE")
     parser.add_argument("--port", type=int, default=16002)
     parser.add_argument("--redis-db", type=int, default=13)
-    parser.add_argument("--mongo-url", default=f"mongodb://{INFRA.host}:{INFRA.mongo_port}/",
-                        help="the server to store in (default: the devstack one)")
-    parser.add_argument("--ceiling", action="store_true",
-                        help="also measure the server's own insert_many rate")
+    parser.add_argument(
+        "--mongo-url",
+        default=f"mongodb://{INFRA.host}:{INFRA.mongo_port}/",
+        help="the server to store in (default: the devstack one)",
+    )
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also measure the server's own insert_many rate"
+    )
     args = parser.parse_args()
     sys.exit(asyncio.run(Bench(args).run()))
 

@@ -24,16 +24,19 @@ FEED_POSTS = int(os.environ.get("BENCH_FEED_POSTS", "3"))
 KNOWN_USERS: dict[str, str] = {}  # bench accounts seen so far (FeedUser follows them)
 POST_POOL: list[str] = []  # posts ReactionUsers react to
 
-report_against({
-    "create text post": Target(p95_ms=30, per_second=1000),
-    "create post with media": Target(p95_ms=500, per_second=200),
-    "like/dislike": Target(p95_ms=15, per_second=2000),
-    "home feed": Target(p95_ms=50),
-})
+report_against(
+    {
+        "create text post": Target(p95_ms=30, per_second=1000),
+        "create post with media": Target(p95_ms=500, per_second=200),
+        "like/dislike": Target(p95_ms=15, per_second=2000),
+        "home feed": Target(p95_ms=50),
+    }
+)
 
 # A JPEG by its signature (the service checks content, not names), padded to the wanted size.
 IMAGE = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(
-    random.Random(7).getrandbits(8) for _ in range(IMAGE_KB * 1024))
+    random.Random(7).getrandbits(8) for _ in range(IMAGE_KB * 1024)
+)
 BOUNDARY = "socialhubbench7b1f"
 
 
@@ -60,8 +63,13 @@ class _PostsUser(SignedInUser):
         KNOWN_USERS[self.username] = self.user_id
 
     def create_text_post(self, name: str) -> str | None:
-        body = self.expect("POST", "/posts/", name, status=201, json={
-            "content": f"bench post by {self.username}", "visibility": "public"})
+        body = self.expect(
+            "POST",
+            "/posts/",
+            name,
+            status=201,
+            json={"content": f"bench post by {self.username}", "visibility": "public"},
+        )
         return str(body["id"]) if body else None
 
 
@@ -75,8 +83,14 @@ class MediaPostUser(_PostsUser):
     @task
     def media_post(self) -> None:
         headers = {**self.headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-        self.expect("POST", "/posts/", "create post with media", status=201, headers=headers,
-                    data=MEDIA_BODY)
+        self.expect(
+            "POST",
+            "/posts/",
+            "create post with media",
+            status=201,
+            headers=headers,
+            data=MEDIA_BODY,
+        )
 
 
 class ReactionUser(_PostsUser):
@@ -99,8 +113,11 @@ class FeedUser(_PostsUser):
             self.create_text_post("setup: create post")
         if DIRECT:
             return
-        others = [user_id for name, user_id in list(KNOWN_USERS.items())
-                  if name != self.username and user_id]
+        others = [
+            user_id
+            for name, user_id in list(KNOWN_USERS.items())
+            if name != self.username and user_id
+        ]
         for user_id in random.sample(others, min(FOLLOWS, len(others))):
             self.expect("POST", f"/users/follow/{user_id}", "setup: follow")
 

@@ -138,17 +138,25 @@ def tokens(auth_url: str, prefix: str, count: int) -> list[str]:
     """One token per account `<prefix>_<index>`: logged in, or signed up when it does not exist."""
     print(f"logging in {count:,} accounts ({prefix}_00000...) at {auth_url} ...", flush=True)
     started = time.monotonic()
-    with httpx.Client(base_url=auth_url, timeout=60,
-                      limits=httpx.Limits(max_connections=LOGIN_CONCURRENCY)) as client:
+    with httpx.Client(
+        base_url=auth_url, timeout=60, limits=httpx.Limits(max_connections=LOGIN_CONCURRENCY)
+    ) as client:
 
         def token(index: int) -> str:
             username = f"{prefix}_{index:05d}"
-            response = client.post("/auth/login",
-                                   json={"identifier": username, "password": PASSWORD})
+            response = client.post(
+                "/auth/login", json={"identifier": username, "password": PASSWORD}
+            )
             if response.status_code == 401:
-                response = client.post("/auth/signup", json={
-                    "name": "Bench User", "email": f"{username}@example.com",
-                    "username": username, "password": PASSWORD})
+                response = client.post(
+                    "/auth/signup",
+                    json={
+                        "name": "Bench User",
+                        "email": f"{username}@example.com",
+                        "username": username,
+                        "password": PASSWORD,
+                    },
+                )
             if response.status_code not in (200, 201):
                 raise RuntimeError(f"{username}: {response.status_code} {response.text[:200]}")
             value: str = response.json()["token"]
@@ -165,9 +173,12 @@ def tokens(auth_url: str, prefix: str, count: int) -> list[str]:
 
 def nginx_process(name: str, prefix: Path, run_dir: Path) -> ManagedProcess:
     """nginx in the foreground on `prefix`/nginx.conf, stopped gracefully (SIGQUIT)."""
-    return ManagedProcess(name=name, run_dir=run_dir, stop_signal=signal.SIGQUIT,
-                          argv=[NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-                                "-g", "daemon off;"])
+    return ManagedProcess(
+        name=name,
+        run_dir=run_dir,
+        stop_signal=signal.SIGQUIT,
+        argv=[NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],
+    )
 
 
 @contextmanager
@@ -176,8 +187,9 @@ def running(process: ManagedProcess, health_url: str) -> Iterator[ManagedProcess
     subprocess.run([*process.argv[:5], "-t", "-q"], check=True)  # nginx -p <prefix> -c <conf>
     process.start()
     try:
-        wait_until(lambda: http_ok(health_url), timeout=15, what=process.name,
-                   on_timeout=process.tail)
+        wait_until(
+            lambda: http_ok(health_url), timeout=15, what=process.name, on_timeout=process.tail
+        )
         yield process
     finally:
         process.stop()
@@ -192,8 +204,9 @@ def stand_in(directory: Path, worker_user: str | None) -> tuple[ManagedProcess, 
     return nginx_process("stand-in", prefix, directory), port
 
 
-def gateway(bench: GatewayConfig, directory: Path, auth: str, upstream: str,
-            cache_seconds: int) -> GatewayConfig:
+def gateway(
+    bench: GatewayConfig, directory: Path, auth: str, upstream: str, cache_seconds: int
+) -> GatewayConfig:
     """The bench profile's gateway settings (as `make bench` runs it) on a free port, its files
     in `directory`, every upstream but auth replaced by the stand-in; rendered to nginx.conf."""
     config = dataclasses.replace(
@@ -203,7 +216,8 @@ def gateway(bench: GatewayConfig, directory: Path, auth: str, upstream: str,
         prefix=str(directory / "gateway"),
         access_log=str(directory / "gateway-access.log"),
         error_log=str(directory / "gateway-error.log"),
-        auth_cache_seconds=cache_seconds)
+        auth_cache_seconds=cache_seconds,
+    )
     Path(config.prefix).mkdir(parents=True)
     (Path(config.prefix) / "nginx.conf").write_text(render(config))
     return config
@@ -234,31 +248,59 @@ def with_children(pid: int | None) -> list[int]:
 # -- the run -----------------------------------------------------------------------------------
 
 
-def measure(wrk: str, lua: Path, token_file: Path, url: str, connections: int, seconds: int,
-            groups: dict[str, list[int]]) -> dict[str, Any]:
+def measure(
+    wrk: str,
+    lua: Path,
+    token_file: Path,
+    url: str,
+    connections: int,
+    seconds: int,
+    groups: dict[str, list[int]],
+) -> dict[str, Any]:
     """One wrk run; its totals and percentiles, and each process group's CPU seconds meanwhile."""
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), url,
-            "--", str(token_file)]
-    print(f"\n$ wrk -t1 -c{connections} -d{seconds}s --latency -s token_check.lua {url}",
-          flush=True)
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(lua),
+        url,
+        "--",
+        str(token_file),
+    ]
+    print(
+        f"\n$ wrk -t1 -c{connections} -d{seconds}s --latency -s token_check.lua {url}", flush=True
+    )
     load_before = os.getloadavg()
     cpu_before = {pid: cpu_seconds(pid) for pids in groups.values() for pid in pids}
     wrk_before, busy_before = os.times(), machine_busy_seconds()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     wrk_after, busy = os.times(), machine_busy_seconds() - busy_before
     # a process gone meanwhile (nginx's cache loader exits after a minute) counts as 0
-    cpu = {name: sum(max(0.0, cpu_seconds(pid) - cpu_before[pid]) for pid in pids)
-           for name, pids in groups.items()}
+    cpu = {
+        name: sum(max(0.0, cpu_seconds(pid) - cpu_before[pid]) for pid in pids)
+        for name, pids in groups.items()
+    }
     lines = proc.stdout.splitlines()
     print("\n".join(f"  | {line}" for line in lines if not line.startswith("RESULT ")))
     results = [line for line in lines if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
         raise RuntimeError(f"wrk failed (exit {proc.returncode}): {proc.stderr.strip()}")
     result: dict[str, Any] = json.loads(results[-1].removeprefix("RESULT "))
-    wrk_cpu = ((wrk_after.children_user + wrk_after.children_system)
-               - (wrk_before.children_user + wrk_before.children_system))
-    return {**result, "connections": connections, "cpu": cpu, "wrk_cpu": wrk_cpu, "busy": busy,
-            "load_before": load_before, "load_after": os.getloadavg()}
+    wrk_cpu = (wrk_after.children_user + wrk_after.children_system) - (
+        wrk_before.children_user + wrk_before.children_system
+    )
+    return {
+        **result,
+        "connections": connections,
+        "cpu": cpu,
+        "wrk_cpu": wrk_cpu,
+        "busy": busy,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
 
 
 def report(run: dict[str, Any]) -> tuple[bool, bool]:
@@ -271,54 +313,80 @@ def report(run: dict[str, Any]) -> tuple[bool, bool]:
     per_check = {name: value / max(run["requests"], 1) * 1e6 for name, value in run["cpu"].items()}
     total = sum(per_check[name] for name in ("gateway", "auth", "stand-in"))
     misses = ([f"{rate:,.0f}/s < {GOAL_RATE:,}/s"] if rate < GOAL_RATE else []) + (
-        [f"p95 {p[95]:.1f} ms >= {GOAL_P95_MS:.0f} ms"] if p[95] >= GOAL_P95_MS else [])
-    verdict = ("FAILED: requests failed" if failed
-               else f"goal missed ({', '.join(misses)})" if misses else "goal met")
+        [f"p95 {p[95]:.1f} ms >= {GOAL_P95_MS:.0f} ms"] if p[95] >= GOAL_P95_MS else []
+    )
+    verdict = (
+        "FAILED: requests failed"
+        if failed
+        else f"goal missed ({', '.join(misses)})"
+        if misses
+        else "goal met"
+    )
     load = "{:.2f}/{:.2f}/{:.2f}".format
     others = run["busy"] - sum(run["cpu"].values()) - run["wrk_cpu"]
-    print(f"""\
-  {run['connections']} connections, {seconds:.1f} s, {run['requests']:,} requests
+    print(
+        f"""\
+  {run["connections"]} connections, {seconds:.1f} s, {run["requests"]:,} requests
   checks/s       {rate:>9,.0f}   (goal {GOAL_RATE:,}/s per instance)
   latency        p50 {p[50]:.2f} ms  p90 {p[90]:.2f} ms  p95 {p[95]:.2f} ms  p99 {p[99]:.2f} ms  \
-max {run['max'] / 1000:.1f} ms   (goal p95 < {GOAL_P95_MS:.0f} ms; p95 from wrk's histogram)
-  failures       {run['non2xx']} non-2xx, {errors} socket errors \
-(connect {run['connect']}, read {run['read']}, write {run['write']}, timeout {run['timeout']})
-  CPU per check  {total:.0f} us (gateway {per_check['gateway']:.0f} + auth \
-{per_check['auth']:.0f} + stand-in {per_check['stand-in']:.0f}); Redis {per_check['Redis']:.1f} us \
+max {run["max"] / 1000:.1f} ms   (goal p95 < {GOAL_P95_MS:.0f} ms; p95 from wrk's histogram)
+  failures       {run["non2xx"]} non-2xx, {errors} socket errors \
+(connect {run["connect"]}, read {run["read"]}, write {run["write"]}, timeout {run["timeout"]})
+  CPU per check  {total:.0f} us (gateway {per_check["gateway"]:.0f} + auth \
+{per_check["auth"]:.0f} + stand-in {per_check["stand-in"]:.0f}); Redis {per_check["Redis"]:.1f} us \
 apart
-  machine        {run['busy'] / seconds:.2f} of {os.cpu_count()} cores busy: wrk \
-{run['wrk_cpu'] / seconds:.2f}, everything but the processes above {others / seconds:.2f}
-  load average   {load(*run['load_before'])} before, {load(*run['load_after'])} after \
+  machine        {run["busy"] / seconds:.2f} of {os.cpu_count()} cores busy: wrk \
+{run["wrk_cpu"] / seconds:.2f}, everything but the processes above {others / seconds:.2f}
+  load average   {load(*run["load_before"])} before, {load(*run["load_after"])} after \
 (1 / 5 / 15 min)
-  result         {verdict}""", flush=True)
+  result         {verdict}""",
+        flush=True,
+    )
     return not misses, failed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tokens", type=int, default=1_000,
-                        help="accounts (tokens) to rotate over; each a cache entry")
-    parser.add_argument("--connections", default="32",
-                        help="wrk connections, comma-separated for several runs (e.g. 4,32)")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=1_000,
+        help="accounts (tokens) to rotate over; each a cache entry",
+    )
+    parser.add_argument(
+        "--connections",
+        default="32",
+        help="wrk connections, comma-separated for several runs (e.g. 4,32)",
+    )
     parser.add_argument("--seconds", type=int, default=30, help="duration of each wrk run")
     parser.add_argument("--path", default="/users/me", help="the protected route to request")
-    parser.add_argument("--cache-seconds", type=int, default=5,
-                        help="auth_cache_seconds (0: ask the auth service for every request)")
+    parser.add_argument(
+        "--cache-seconds",
+        type=int,
+        default=5,
+        help="auth_cache_seconds (0: ask the auth service for every request)",
+    )
     parser.add_argument("--account-prefix", default="bench_token")
     args = parser.parse_args()
     connections = [int(c) for c in args.connections.split(",")]
 
     wrk = shutil.which("wrk")
     if wrk is None:
-        print("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu; `make bench` "
-              "installs it)", file=sys.stderr)
+        print(
+            "wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu; `make bench` "
+            "installs it)",
+            file=sys.stderr,
+        )
         return 2
     profile = PROFILES["bench"]
     auth_spec = service("auth")
     auth = f"{INFRA.host}:{profile.port(auth_spec)}"
     if not http_ok(f"http://{auth}/health"):
-        print(f"the bench profile's auth service does not answer on {auth}: start it with "
-              "`.venv/bin/python -m devstack up --profile bench`", file=sys.stderr)
+        print(
+            f"the bench profile's auth service does not answer on {auth}: start it with "
+            "`.venv/bin/python -m devstack up --profile bench`",
+            file=sys.stderr,
+        )
         return 2
     platform = Platform(profile)
     auth_pid = platform.service_process(auth_spec).child_pid()  # the service, not its supervisor
@@ -333,41 +401,59 @@ def main() -> int:
 
         standin_process, standin_port = stand_in(directory, bench_gateway.worker_user)
         standin = stack.enter_context(
-            running(standin_process, f"http://{INFRA.host}:{standin_port}/"))
-        config = gateway(bench_gateway, directory, auth, f"{INFRA.host}:{standin_port}",
-                         args.cache_seconds)
+            running(standin_process, f"http://{INFRA.host}:{standin_port}/")
+        )
+        config = gateway(
+            bench_gateway, directory, auth, f"{INFRA.host}:{standin_port}", args.cache_seconds
+        )
         url = f"http://{INFRA.host}:{config.listen_port}"
         gateway_process = stack.enter_context(
-            running(nginx_process("gateway", Path(config.prefix), directory), f"{url}/health"))
+            running(nginx_process("gateway", Path(config.prefix), directory), f"{url}/health")
+        )
 
-        check = httpx.get(f"{url}{args.path}", timeout=10,
-                          headers={"Authorization": f"Bearer {all_tokens[0]}"})
+        check = httpx.get(
+            f"{url}{args.path}", timeout=10, headers={"Authorization": f"Bearer {all_tokens[0]}"}
+        )
         if check.status_code != 200:
-            print(f"GET {args.path} with a valid token answered {check.status_code}: "
-                  f"{check.text[:200]}", file=sys.stderr)
+            print(
+                f"GET {args.path} with a valid token answered {check.status_code}: "
+                f"{check.text[:200]}",
+                file=sys.stderr,
+            )
             return 1
-        groups = {"gateway": with_children(gateway_process.pid()),
-                  "auth": [auth_pid] if auth_pid else [],
-                  "stand-in": with_children(standin.pid()),
-                  "Redis": [pid] if (pid := Redis().process().pid()) else []}
-        cache = (f"answers cached {args.cache_seconds} s by token" if args.cache_seconds
-                 else "no cache: the auth service answers every check")
-        print(f"""
+        groups = {
+            "gateway": with_children(gateway_process.pid()),
+            "auth": [auth_pid] if auth_pid else [],
+            "stand-in": with_children(standin.pid()),
+            "Redis": [pid] if (pid := Redis().process().pid()) else [],
+        }
+        cache = (
+            f"answers cached {args.cache_seconds} s by token"
+            if args.cache_seconds
+            else "no cache: the auth service answers every check"
+        )
+        print(
+            f"""
 gateway token check: GET {args.path} through nginx auth_request ({cache})
   gateway   nginx rendered by socialhub.gateway.render (bench profile settings, \
-workers and cache processes: {len(groups['gateway']) - 1}) on {url}
+workers and cache processes: {len(groups["gateway"]) - 1}) on {url}
   auth      the bench profile's auth service on {auth} (pid {auth_pid})
   upstream  stand-in nginx answering 200 on {INFRA.host}:{standin_port}
   tokens    {args.tokens:,} valid tokens, rotated per request; {os.cpu_count()} cores, \
-wrk on the same cores""", flush=True)
+wrk on the same cores""",
+            flush=True,
+        )
         met = failed = False
         for count in connections:
-            run_met, run_failed = report(measure(wrk, lua, token_file, f"{url}{args.path}",
-                                                 count, args.seconds, groups))
+            run_met, run_failed = report(
+                measure(wrk, lua, token_file, f"{url}{args.path}", count, args.seconds, groups)
+            )
             met, failed = met or run_met, failed or run_failed
     verdict = "FAILED: requests failed" if failed else "goal met" if met else "goal missed"
-    print(f"\nresult: {verdict} (goal: {GOAL_RATE:,} checks/s with p95 < {GOAL_P95_MS:.0f} ms "
-          "in one run)")
+    print(
+        f"\nresult: {verdict} (goal: {GOAL_RATE:,} checks/s with p95 < {GOAL_P95_MS:.0f} ms "
+        "in one run)"
+    )
     return 0 if met and not failed else 1
 
 

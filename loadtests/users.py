@@ -35,10 +35,12 @@ ACCOUNTS = AccountPool("ubench", 300)
 pool_ids: list[str] = []  # ids of the pool's accounts (profiles that exist)
 listed_ids: list[str] = []  # ids of the Locust users' own accounts
 
-report_against({
-    "follow": Target(p95_ms=20, per_second=1000),
-    "following list": Target(p95_ms=30, per_second=2000),
-})
+report_against(
+    {
+        "follow": Target(p95_ms=20, per_second=1000),
+        "following list": Target(p95_ms=30, per_second=2000),
+    }
+)
 
 
 def someone_else(me: str) -> str:
@@ -70,17 +72,26 @@ def prepare_pool(environment: Environment, **_: Any) -> None:
 
 
 def _token(session: requests.Session, host: str, username: str) -> str:
-    login = session.post(f"{host}/auth/login", timeout=30,
-                         json={"identifier": username, "password": PASSWORD})
+    login = session.post(
+        f"{host}/auth/login", timeout=30, json={"identifier": username, "password": PASSWORD}
+    )
     if login.status_code != 200:
-        login = session.post(f"{host}/auth/signup", timeout=30, json={
-            "name": "Bench User", "email": f"{username}@example.com", "username": username,
-            "password": PASSWORD})
+        login = session.post(
+            f"{host}/auth/signup",
+            timeout=30,
+            json={
+                "name": "Bench User",
+                "email": f"{username}@example.com",
+                "username": username,
+                "password": PASSWORD,
+            },
+        )
         login.raise_for_status()
     token: str = login.json()["token"]
     # the profile now, rather than when auth's user.created arrives
-    session.get(f"{host}/users/me", headers={"Authorization": f"Bearer {token}"},
-                timeout=30).raise_for_status()
+    session.get(
+        f"{host}/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ).raise_for_status()
     return token
 
 
@@ -89,8 +100,12 @@ def _search_pool(session: requests.Session, host: str, token: str) -> dict[str, 
     found: dict[str, str] = {}
     params: dict[str, str] = {"q": f"{ACCOUNTS.prefix}_", "limit": "100"}
     while True:
-        page = session.get(f"{host}/users/search", params=params, timeout=30,
-                           headers={"Authorization": f"Bearer {token}"})
+        page = session.get(
+            f"{host}/users/search",
+            params=params,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         page.raise_for_status()
         found.update((item["username"], item["id"]) for item in page.json()["items"])
         if not page.json()["nextCursor"]:
@@ -125,5 +140,6 @@ class FollowingListUser(_UsersUser):
 
     @task
     def following_list(self) -> None:
-        self.expect("GET", f"/users/{random.choice(listed_ids)}/following?limit=20",
-                    "following list")
+        self.expect(
+            "GET", f"/users/{random.choice(listed_ids)}/following?limit=20", "following list"
+        )

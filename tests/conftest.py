@@ -25,8 +25,11 @@ S = TypeVar("S", bound=Server)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--unit", action="store_true",
-                     help="only the unit tests, and no server may start (make unit)")
+    parser.addoption(
+        "--unit",
+        action="store_true",
+        help="only the unit tests, and no server may start (make unit)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,14 +96,16 @@ def mailsink() -> Iterator[MailSink]:
 
 
 @pytest.fixture(scope="session")
-def platform(postgres: Postgres, redis_server: Redis, kafka_server: Kafka,
-             mailsink: MailSink) -> Platform:
+def platform(
+    postgres: Postgres, redis_server: Redis, kafka_server: Kafka, mailsink: MailSink
+) -> Platform:
     """The `test` profile with databases migrated and topics created (no processes yet).
 
     MongoDB is started only by the fixtures that need it (`mongo_server`).
     """
-    test_platform = Platform(PROFILES["test"],
-                             Infra(postgres, redis_server, kafka_server, Mongo(), mailsink))
+    test_platform = Platform(
+        PROFILES["test"], Infra(postgres, redis_server, kafka_server, Mongo(), mailsink)
+    )
     test_platform.prepare_data()
     return test_platform
 

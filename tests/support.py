@@ -21,19 +21,24 @@ T = TypeVar("T", bound=BaseSettings)
 
 def settings_for(cls: type[T], platform: Platform, service: str, **overrides: Any) -> T:
     """A service's settings exactly as the test platform would run it, plus overrides."""
-    env = {key.lower(): value
-           for key, value in platform.service_env(service_named(service)).items()}
+    env = {
+        key.lower(): value for key, value in platform.service_env(service_named(service)).items()
+    }
     known = {key: value for key, value in env.items() if key in cls.model_fields}
     return cls(**{**known, **overrides})
 
 
 @asynccontextmanager
-async def app_client(app: FastAPI, *,
-                     client_ip: str = "203.0.113.7") -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(
+    app: FastAPI, *, client_ip: str = "203.0.113.7"
+) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan (real stores, background tasks) and talk to it over ASGI."""
-    async with (app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=asgi_transport(app, client_ip),
-                                  base_url="http://testserver") as client):
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=asgi_transport(app, client_ip), base_url="http://testserver"
+        ) as client,
+    ):
         yield client
 
 
@@ -50,8 +55,9 @@ def random_ip() -> str:
     return str(ipaddress.IPv6Address(0x2001_0DB8 << 96 | uuid.uuid4().int >> 32))
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 10.0,
-                     what: str = "condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within: float = 10.0, what: str = "condition"
+) -> None:
     """Wait until an async check holds: for effects that happen after a response or event."""
     try:
         async with asyncio.timeout(within):
@@ -69,13 +75,20 @@ def unique(prefix: str = "u") -> str:
 PASSWORD = "SecurePass123!"
 
 
-async def sign_up(client: httpx.AsyncClient, prefix: str = "u",
-                  name: str = "Test User") -> tuple[dict[str, Any], str]:
+async def sign_up(
+    client: httpx.AsyncClient, prefix: str = "u", name: str = "Test User"
+) -> tuple[dict[str, Any], str]:
     """A new account through `POST /auth/signup`: its user object and token."""
     username = unique(prefix)
-    response = await client.post("/auth/signup", json={
-        "name": name, "email": f"{username}@example.com", "username": username,
-        "password": PASSWORD})
+    response = await client.post(
+        "/auth/signup",
+        json={
+            "name": name,
+            "email": f"{username}@example.com",
+            "username": username,
+            "password": PASSWORD,
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()["user"], response.json()["token"]
 
@@ -89,8 +102,13 @@ class EventProbe:
     @classmethod
     @asynccontextmanager
     async def on(cls, bootstrap: str, topic: str) -> AsyncIterator["EventProbe"]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="latest")
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
         await consumer.start()
         try:
             partitions = consumer.assignment()
@@ -101,8 +119,9 @@ class EventProbe:
         finally:
             await consumer.stop()
 
-    async def wait_for(self, match: Callable[[dict[str, Any]], bool], *,
-                       within: float = 20.0) -> tuple[dict[str, Any], bytes | None]:
+    async def wait_for(
+        self, match: Callable[[dict[str, Any]], bool], *, within: float = 20.0
+    ) -> tuple[dict[str, Any], bytes | None]:
         """The first new event matching `match`, with its Kafka key."""
         async with asyncio.timeout(within):
             while True:
@@ -113,14 +132,19 @@ class EventProbe:
                         if match(event):
                             return event, record.key
 
-    async def collect(self, match: Callable[[dict[str, Any]], bool], count: int, *,
-                      within: float = 30.0) -> list[dict[str, Any]]:
+    async def collect(
+        self, match: Callable[[dict[str, Any]], bool], count: int, *, within: float = 30.0
+    ) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         async with asyncio.timeout(within):
             while len(found) < count:
                 batches = await self.consumer.getmany(timeout_ms=200)
-                found.extend(event for records in batches.values() for record in records
-                             if match(event := json.loads(record.value)))
+                found.extend(
+                    event
+                    for records in batches.values()
+                    for record in records
+                    if match(event := json.loads(record.value))
+                )
         return found
 
     async def drain(self, *, seconds: float) -> list[dict[str, Any]]:
@@ -136,12 +160,14 @@ class EventProbe:
 Record = tuple[bytes, dict[str, bytes]]
 
 
-async def read_topic(bootstrap: str, topic: str, count: int, *,
-                     then_wait_ms: int = 0) -> list[Record]:
+async def read_topic(
+    bootstrap: str, topic: str, count: int, *, then_wait_ms: int = 0
+) -> list[Record]:
     """The first `count` records of a topic from its start (value, headers), then whatever
     arrives within `then_wait_ms`: a test that expects exactly `count` sees any extra ones."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
     await consumer.start()
     found: list[Record] = []
     try:
@@ -160,5 +186,7 @@ async def read_topic(bootstrap: str, topic: str, count: int, *,
 def escaped_json(body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """httpx arguments sending `body` as ASCII JSON: lone surrogates stay `\\udXXX` escapes,
     as an attacker sends them (httpx's `json=` cannot encode them)."""
-    return {"content": json.dumps(body).encode(),
-            "headers": {**(headers or {}), "content-type": "application/json"}}
+    return {
+        "content": json.dumps(body).encode(),
+        "headers": {**(headers or {}), "content-type": "application/json"},
+    }

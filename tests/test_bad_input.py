@@ -25,14 +25,23 @@ def _routes() -> list[Route]:
     username = unique()
     email = f"{username}@example.com"
     return [
-        Route("POST", "/auth/signup", {"name": "Ann", "email": email, "username": username,
-                                       "password": PASSWORD}),
+        Route(
+            "POST",
+            "/auth/signup",
+            {"name": "Ann", "email": email, "username": username, "password": PASSWORD},
+        ),
         Route("POST", "/auth/login", {"identifier": email, "password": PASSWORD}),
         Route("POST", "/auth/password/forgot", {"email": email}),
-        Route("POST", "/auth/password/reset", {"email": email, "code": "123456",
-                                               "newPassword": PASSWORD}),
-        Route("PATCH", "/users/me", {"name": "Ann", "bio": "hi",
-                                     "avatarUrl": "https://example.com/a.png"}),
+        Route(
+            "POST",
+            "/auth/password/reset",
+            {"email": email, "code": "123456", "newPassword": PASSWORD},
+        ),
+        Route(
+            "PATCH",
+            "/users/me",
+            {"name": "Ann", "bio": "hi", "avatarUrl": "https://example.com/a.png"},
+        ),
         Route("POST", "/posts/", {"content": "hello", "visibility": "public"}),
         Route("PATCH", "/posts/{post}", {"content": "hello", "visibility": "public"}),
         Route("POST", "/posts/{post}/comments", {"content": "hello"}),
@@ -52,14 +61,36 @@ def _spoiled(route: Route) -> list[tuple[str, bytes]]:
     for field in route.body:
         for kind, text in BAD_TEXT.items():
             cases.append((f"{field}={kind}", json.dumps({**route.body, field: text}).encode()))
-        cases.append((f"{field}=raw-surrogate", json.dumps({**route.body, field: "@"}).encode()
-                      .replace(b'"@"', b'"\xed\xa0\x80"')))
-        cases.append((f"{field}=10^5 digits", json.dumps({**route.body, field: 0}).encode()
-                      .replace(b":0", b":" + b"9" * 100_000, 1)))
-        cases.append((f"{field}=4,300+ digits", json.dumps({**route.body, field: 0}).encode()
-                      .replace(b":0", b":" + b"9" * 5_000, 1)))
-        cases.append((f"{field}=10^4 deep", json.dumps({**route.body, field: 0}).encode()
-                      .replace(b":0", b":" + b"[" * 10_000 + b"]" * 10_000, 1)))
+        cases.append(
+            (
+                f"{field}=raw-surrogate",
+                json.dumps({**route.body, field: "@"}).encode().replace(b'"@"', b'"\xed\xa0\x80"'),
+            )
+        )
+        cases.append(
+            (
+                f"{field}=10^5 digits",
+                json.dumps({**route.body, field: 0})
+                .encode()
+                .replace(b":0", b":" + b"9" * 100_000, 1),
+            )
+        )
+        cases.append(
+            (
+                f"{field}=4,300+ digits",
+                json.dumps({**route.body, field: 0})
+                .encode()
+                .replace(b":0", b":" + b"9" * 5_000, 1),
+            )
+        )
+        cases.append(
+            (
+                f"{field}=10^4 deep",
+                json.dumps({**route.body, field: 0})
+                .encode()
+                .replace(b":0", b":" + b"[" * 10_000 + b"]" * 10_000, 1),
+            )
+        )
     cases.append(("1,000 deep", b"[" * 1_000 + b"]" * 1_000))
     cases.append(("2 MB", json.dumps({**route.body, "pad": "x" * 2_000_000}).encode()))
     return cases
@@ -89,8 +120,8 @@ def assert_json_4xx(response: httpx.Response, what: str) -> None:
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
 async def test_every_write_route_answers_the_corpus_with_a_json_4xx(
-        gateway: httpx.AsyncClient, caller: dict[str, str], targets: dict[str, str],
-        route: Route) -> None:
+    gateway: httpx.AsyncClient, caller: dict[str, str], targets: dict[str, str], route: Route
+) -> None:
     path = route.path.format(**targets)
     headers = {**caller, "content-type": "application/json"}
     for what, body in _spoiled(route):
@@ -98,11 +129,13 @@ async def test_every_write_route_answers_the_corpus_with_a_json_4xx(
         assert_json_4xx(response, f"{route.method} {path} {what}")
 
 
-async def test_a_20_mb_json_post_is_refused(gateway: httpx.AsyncClient,
-                                            caller: dict[str, str]) -> None:
+async def test_a_20_mb_json_post_is_refused(
+    gateway: httpx.AsyncClient, caller: dict[str, str]
+) -> None:
     """The posts route admits large uploads through the gateway; its JSON stays capped."""
     body = json.dumps({"content": "x" * 20_000_000}).encode()
-    response = await gateway.post("/posts/", content=body,
-                                  headers={**caller, "content-type": "application/json"})
+    response = await gateway.post(
+        "/posts/", content=body, headers={**caller, "content-type": "application/json"}
+    )
     assert_json_4xx(response, "20 MB JSON post")
     assert response.status_code == 413

@@ -37,8 +37,11 @@ async def document(gateway: httpx.AsyncClient, service: str) -> dict[str, Any]:
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method, path, operation) for path, by_method in doc["paths"].items()
-            for method, operation in by_method.items()]
+    return [
+        (method, path, operation)
+        for path, by_method in doc["paths"].items()
+        for method, operation in by_method.items()
+    ]
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
@@ -51,8 +54,9 @@ async def test_the_documents_are_public(gateway: httpx.AsyncClient, service: str
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-async def test_every_error_is_documented_as_the_envelope(gateway: httpx.AsyncClient,
-                                                         service: str) -> None:
+async def test_every_error_is_documented_as_the_envelope(
+    gateway: httpx.AsyncClient, service: str
+) -> None:
     doc = await document(gateway, service)
     assert "HTTPValidationError" not in json.dumps(doc)  # FastAPI's, which the kit never sends
     for method, path, operation in operations(doc):
@@ -69,8 +73,9 @@ async def test_every_error_is_documented_as_the_envelope(gateway: httpx.AsyncCli
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-async def test_every_documented_path_is_routed_by_the_gateway(gateway: httpx.AsyncClient,
-                                                              service: str) -> None:
+async def test_every_documented_path_is_routed_by_the_gateway(
+    gateway: httpx.AsyncClient, service: str
+) -> None:
     """Without a token, nothing documented gets the gateway's own 404 (the token check's
     `/api/v1/auth/verify-user` would)."""
     for method, path, _ in operations(await document(gateway, service)):
@@ -82,8 +87,9 @@ async def test_every_documented_path_is_routed_by_the_gateway(gateway: httpx.Asy
 async def test_405_names_every_allowed_method(gateway: httpx.AsyncClient) -> None:
     """Starlette names only the first route's methods; the path has three routes."""
     _, token = await sign_up(gateway, "allow")
-    response = await gateway.put(f"/posts/{uuid.uuid4()}",
-                                 headers={"Authorization": f"Bearer {token}"})
+    response = await gateway.put(
+        f"/posts/{uuid.uuid4()}", headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 405
     assert response.headers["allow"] == "DELETE, GET, PATCH"
     assert response.json()["error"]["code"] == "method_not_allowed"

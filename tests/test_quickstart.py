@@ -17,13 +17,20 @@ from tests.support import PASSWORD, unique
 async def register_and_login(gateway: httpx.AsyncClient) -> tuple[dict[str, Any], str]:
     username = unique("john")
     # A. Register a user
-    signup = await gateway.post("/auth/signup", json={
-        "name": "John Doe", "email": f"{username}@example.com", "username": username,
-        "password": PASSWORD})
+    signup = await gateway.post(
+        "/auth/signup",
+        json={
+            "name": "John Doe",
+            "email": f"{username}@example.com",
+            "username": username,
+            "password": PASSWORD,
+        },
+    )
     assert signup.status_code == 201, signup.text
     # B. Login (identifier = email)
-    login = await gateway.post("/auth/login", json={"identifier": f"{username}@example.com",
-                                                    "password": PASSWORD})
+    login = await gateway.post(
+        "/auth/login", json={"identifier": f"{username}@example.com", "password": PASSWORD}
+    )
     assert login.status_code == 200, login.text
     token = login.json()["token"]
     assert token
@@ -44,8 +51,11 @@ async def test_c_create_a_post(gateway: httpx.AsyncClient) -> None:
     _, token = await register_and_login(gateway)
     # curl -X POST /posts/ -H "Authorization: Bearer $TOKEN"
     #      -F "content=My first post on SocialHub!" -F "visibility=public"
-    response = await gateway.post("/posts/", headers=bearer(token), files={
-        "content": (None, "My first post on SocialHub!"), "visibility": (None, "public")})
+    response = await gateway.post(
+        "/posts/",
+        headers=bearer(token),
+        files={"content": (None, "My first post on SocialHub!"), "visibility": (None, "public")},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["content"] == "My first post on SocialHub!"
 
@@ -59,8 +69,7 @@ async def test_d_e_follow_a_user_and_they_get_notified(gateway: httpx.AsyncClien
     # E. curl -X GET /notify/notifications -H "Authorization: Bearer $TOKEN"
     async with asyncio.timeout(15):
         while True:
-            listing = await gateway.get("/notify/notifications",
-                                        headers=bearer(followed_token))
+            listing = await gateway.get("/notify/notifications", headers=bearer(followed_token))
             assert listing.status_code == 200, listing.text
             follows = [n for n in listing.json()["items"] if n["type"] == "follow"]
             if follows:
@@ -74,8 +83,12 @@ async def test_f_chat_through_the_gateway(gateway: httpx.AsyncClient) -> None:
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     client = socketio.AsyncClient()
     client.on("new_message", received.put)
-    await client.connect(str(gateway.base_url), socketio_path="/chat/socket.io",
-                         headers=bearer(token), transports=["websocket"])
+    await client.connect(
+        str(gateway.base_url),
+        socketio_path="/chat/socket.io",
+        headers=bearer(token),
+        transports=["websocket"],
+    )
     try:
         room = unique("room")
         await client.call("join_room", {"roomId": room}, timeout=5)

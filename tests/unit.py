@@ -45,7 +45,9 @@ def forbid_servers() -> None:
     """Under `--unit`: a test that starts a server fails, naming the server."""
 
     def refuse(server: Server) -> None:
-        raise RuntimeError(f"a unit test started {server.name}: give the test a server fixture "
-                           "(or mark it slow) so that make unit leaves it out")
+        raise RuntimeError(
+            f"a unit test started {server.name}: give the test a server fixture "
+            "(or mark it slow) so that make unit leaves it out"
+        )
 
     pytest.MonkeyPatch().setattr(Server, "start", refuse)  # for the whole run

@@ -22,21 +22,40 @@ from socialhub_operator.spec import (
 
 Schema = dict[str, Any]
 MAX_NAME_LENGTH = 30  # leaves room for "-notifications" and job suffixes within 63 characters
-KEPT_KEYS = {"type", "properties", "required", "items", "additionalProperties", "default",
-             "enum", "description", "minimum", "maximum", "minLength", "maxLength", "pattern",
-             "maxItems", "minItems", "x-kubernetes-int-or-string",
-             "x-kubernetes-preserve-unknown-fields"}
+KEPT_KEYS = {
+    "type",
+    "properties",
+    "required",
+    "items",
+    "additionalProperties",
+    "default",
+    "enum",
+    "description",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-preserve-unknown-fields",
+}
 
 
-def _models(model: type[BaseModel],
-            found: dict[str, type[SpecModel]]) -> dict[str, type[SpecModel]]:
+def _models(
+    model: type[BaseModel], found: dict[str, type[SpecModel]]
+) -> dict[str, type[SpecModel]]:
     """Every SpecModel reachable from `model`, by class name (pydantic's `$defs` keys)."""
     if issubclass(model, SpecModel):
         found[model.__name__] = model
     for field in model.model_fields.values():
         for candidate in _nested_types(field.annotation):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel) \
-                    and candidate.__name__ not in found:
+            if (
+                isinstance(candidate, type)
+                and issubclass(candidate, BaseModel)
+                and candidate.__name__ not in found
+            ):
                 _models(candidate, found)
     return found
 
@@ -71,8 +90,9 @@ def _structural(node: Schema, definitions: Schema, models: dict[str, type[SpecMo
         if key not in KEPT_KEYS:
             continue
         if key == "properties":
-            out[key] = {name: _structural(prop, definitions, models)
-                        for name, prop in value.items()}
+            out[key] = {
+                name: _structural(prop, definitions, models) for name, prop in value.items()
+            }
         elif key in ("items", "additionalProperties") and isinstance(value, dict):
             out[key] = _structural(value, definitions, models)
         else:
@@ -95,16 +115,16 @@ def _default_nested_objects(model: type[BaseModel], node: Schema) -> None:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             if field.default_factory is not None:
                 # The whole defaulted object, not `{}`: CEL rules are checked against defaults.
-                prop["default"] = annotation().model_dump(by_alias=True, exclude_none=True,
-                                                          mode="json")
+                prop["default"] = annotation().model_dump(
+                    by_alias=True, exclude_none=True, mode="json"
+                )
             _default_nested_objects(annotation, prop)
 
 
 def spec_schema() -> Schema:
     raw = SocialHubSpec.model_json_schema(by_alias=True, mode="serialization")
     models = _models(SocialHubSpec, {})
-    root = _structural({k: v for k, v in raw.items() if k != "$defs"}, raw.get("$defs", {}),
-                       models)
+    root = _structural({k: v for k, v in raw.items() if k != "$defs"}, raw.get("$defs", {}), models)
     _default_nested_objects(SocialHubSpec, root)
     root["type"] = "object"
     return root
@@ -155,8 +175,11 @@ def status_schema() -> Schema:
 
 
 def _ready_column(field: str, name: str) -> Schema:
-    return {"name": name, "type": "string",
-            "jsonPath": f'.status.conditions[?(@.type=="Ready")].{field}'}
+    return {
+        "name": name,
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="Ready")].{field}',
+    }
 
 
 def definition() -> Schema:
@@ -168,45 +191,61 @@ def _definition() -> Schema:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}",
-                     "labels": {"app.kubernetes.io/name": "socialhub-operator"}},
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "socialhub-operator"},
+        },
         "spec": {
             "group": GROUP,
-            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL,
-                      "singular": KIND.lower(), "shortNames": ["shub"],
-                      "categories": ["all", "socialhub"]},
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": ["shub"],
+                "categories": ["all", "socialhub"],
+            },
             "scope": "Namespaced",
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    _ready_column("status", "Ready"),
-                    _ready_column("reason", "Reason"),
-                    {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
-                    {"name": "Rolled-Out", "type": "string", "jsonPath": ".status.version",
-                     "priority": 1},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": "One SocialHub platform: five services, the nginx gateway, "
-                                   "their migrations, topics, autoscalers and budgets.",
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": spec_schema(),
-                        "status": status_schema(),
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        _ready_column("status", "Ready"),
+                        _ready_column("reason", "Reason"),
+                        {"name": "Version", "type": "string", "jsonPath": ".spec.version"},
+                        {
+                            "name": "Rolled-Out",
+                            "type": "string",
+                            "jsonPath": ".status.version",
+                            "priority": 1,
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "One SocialHub platform: five services, the nginx "
+                            "gateway, their migrations, topics, autoscalers and budgets.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status_schema(),
+                            },
+                            "x-kubernetes-validations": [
+                                {
+                                    "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+                                    "message": f"name must be at most {MAX_NAME_LENGTH} characters",
+                                }
+                            ],
+                        }
                     },
-                    "x-kubernetes-validations": [{
-                        "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
-                        "message": f"name must be at most {MAX_NAME_LENGTH} characters",
-                    }],
-                }},
-            }],
+                }
+            ],
         },
     }
-

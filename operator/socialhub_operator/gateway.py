@@ -20,21 +20,25 @@ def upstream_host(instance: str, namespace: str, service: str) -> str:
 def nginx_conf(instance: str, namespace: str, spec: SocialHubSpec) -> str:
     gateway = spec.gateway
     tls = bool(gateway.tls_secret_name)
-    return render(GatewayConfig(
-        listen_port=LISTEN_PORT,
-        listen_host="0.0.0.0",
-        server_name=gateway.host or "_",
-        upstreams={service: [f"{upstream_host(instance, namespace, service)}:{port}"]
-                   for service, port in SERVICE_PORTS.items()},
-        rate_limit_per_second=gateway.rate_limit_per_second,
-        rate_limit_burst=gateway.rate_limit_burst,
-        auth_cache_seconds=gateway.auth_cache_seconds,
-        upload_max_body_mb=gateway.upload_max_body_mb,
-        trusted_proxies=tuple(gateway.trusted_proxies),
-        nginx_version=gateway.nginx_version,
-        worker_processes=gateway.worker_processes,
-        tls_certificate=f"{TLS_DIR}/tls.crt" if tls else None,
-        tls_certificate_key=f"{TLS_DIR}/tls.key" if tls else None,
-        media_root=MEDIA_DIR if spec.media.on_claim else None,
-        prefix=PREFIX,
-    ))
+    return render(
+        GatewayConfig(
+            listen_port=LISTEN_PORT,
+            listen_host="0.0.0.0",
+            server_name=gateway.host or "_",
+            upstreams={
+                service: [f"{upstream_host(instance, namespace, service)}:{port}"]
+                for service, port in SERVICE_PORTS.items()
+            },
+            rate_limit_per_second=gateway.rate_limit_per_second,
+            rate_limit_burst=gateway.rate_limit_burst,
+            auth_cache_seconds=gateway.auth_cache_seconds,
+            upload_max_body_mb=gateway.upload_max_body_mb,
+            trusted_proxies=tuple(gateway.trusted_proxies),
+            nginx_version=gateway.nginx_version,
+            worker_processes=gateway.worker_processes,
+            tls_certificate=f"{TLS_DIR}/tls.crt" if tls else None,
+            tls_certificate_key=f"{TLS_DIR}/tls.key" if tls else None,
+            media_root=MEDIA_DIR if spec.media.on_claim else None,
+            prefix=PREFIX,
+        )
+    )

@@ -30,9 +30,14 @@ RESYNC_SECONDS = 60.0
 # ends the whole operator when a watched resource's API disappears mid-watch (seen: "404 page
 # not found"). The resync puts a hand-deleted KafkaTopic back within RESYNC_SECONDS.
 # Secrets have their own handler below.
-CHILDREN = (("", "v1", "services"), ("", "v1", "configmaps"), ("apps", "v1", "deployments"),
-            ("batch", "v1", "jobs"), ("autoscaling", "v2", "horizontalpodautoscalers"),
-            ("policy", "v1", "poddisruptionbudgets"))
+CHILDREN = (
+    ("", "v1", "services"),
+    ("", "v1", "configmaps"),
+    ("apps", "v1", "deployments"),
+    ("batch", "v1", "jobs"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+)
 
 
 class WorkQueue:
@@ -102,9 +107,13 @@ class Runtime:
                     self._again_in(outcome.recheck_in, key)
             except DynamicApiError as error:
                 # e.g. 403 while the namespace terminates: the API's answer says enough.
-                log.warning("reconciling %s/%s failed (%s: %s); retrying in %.0fs", *key,
-                            error.status, error.summary(),  # type: ignore[no-untyped-call]
-                            RETRY_SECONDS)
+                log.warning(
+                    "reconciling %s/%s failed (%s: %s); retrying in %.0fs",
+                    *key,
+                    error.status,
+                    error.summary(),  # type: ignore[no-untyped-call]
+                    RETRY_SECONDS,
+                )
                 self._again_in(RETRY_SECONDS, key)
             except Exception:
                 log.exception("reconciling %s/%s failed; retrying in %.0fs", *key, RETRY_SECONDS)
@@ -157,8 +166,9 @@ async def _child_event(meta: kopf.Meta, namespace: str | None, **_: Any) -> None
 
 
 for _group, _version, _plural in CHILDREN:
-    kopf.on.event(_group, _version, _plural,
-                  labels={"app.kubernetes.io/managed-by": MANAGED_BY})(_child_event)
+    kopf.on.event(_group, _version, _plural, labels={"app.kubernetes.io/managed-by": MANAGED_BY})(
+        _child_event
+    )
 
 
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": MANAGED_BY})

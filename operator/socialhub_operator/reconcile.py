@@ -43,14 +43,21 @@ REFUSED = (400, 422)
 RETRY_SECONDS = 5.0
 STRIMZI_TOPIC_CRD = "kafkatopics.kafka.strimzi.io"
 # What the operator creates and therefore may prune (the generated Secret is never pruned).
-PRUNABLE = (("v1", "ConfigMap"), ("v1", "Service"), ("batch/v1", "Job"),
-            ("apps/v1", "Deployment"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
-            ("policy/v1", "PodDisruptionBudget"), ("kafka.strimzi.io/v1beta2", "KafkaTopic"))
+PRUNABLE = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("batch/v1", "Job"),
+    ("apps/v1", "Deployment"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What the work queue keeps from one reconciliation."""
+
     # The Secrets the SocialHub's pods read: an event of one of them queues the SocialHub.
     secrets_read: frozenset[str] = frozenset()
     # Reconcile again this many seconds from now (a failed Job falls due for its retry, or an
@@ -77,15 +84,18 @@ class Reconciler:
     def apply(self, manifest: Manifest) -> None:
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
         self.dynamic.server_side_apply(  # type: ignore[no-untyped-call]
-            resource, body=manifest,
+            resource,
+            body=manifest,
             namespace=manifest["metadata"].get("namespace"),
-            field_manager=FIELD_MANAGER, force_conflicts=True)
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+        )
 
-    def _list(self, api_version: str, kind: str, namespace: str,
-              instance: str) -> list[Manifest]:
+    def _list(self, api_version: str, kind: str, namespace: str, instance: str) -> list[Manifest]:
         resource = self._resource(api_version, kind)
-        selector = (f"app.kubernetes.io/instance={instance},"
-                    f"app.kubernetes.io/managed-by={MANAGED_BY}")
+        selector = (
+            f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={MANAGED_BY}"
+        )
         found = resource.get(namespace=namespace, label_selector=selector)
         return [item.to_dict() for item in found.items]
 
@@ -133,8 +143,11 @@ class Reconciler:
             return self._reconcile(body)
         except Exception as error:
             # Reported if the API server still answers; the work queue retries either way.
-            cause = _api_error(error) if isinstance(error, DynamicApiError) \
+            cause = (
+                _api_error(error)
+                if isinstance(error, DynamicApiError)
                 else f"{type(error).__name__}: {error}"
+            )
             with contextlib.suppress(DynamicApiError, HTTPError):
                 self._report(body, failed("ReconcileFailed", cause))
             raise
@@ -150,11 +163,17 @@ class Reconciler:
         owner = render.owner_reference(name, body["metadata"]["uid"])
         if not spec.jwt_secret:
             self.ensure_jwt_secret(instance, owner)
-        jobs = {job["metadata"]["name"]: job
-                for job in self._list("batch/v1", "Job", namespace, name)}
-        succeeded = frozenset(job_name for job_name, job in jobs.items()
-                              if any(c.get("type") == "Complete" and c.get("status") == "True"
-                                     for c in (job.get("status") or {}).get("conditions") or []))
+        jobs = {
+            job["metadata"]["name"]: job for job in self._list("batch/v1", "Job", namespace, name)
+        }
+        succeeded = frozenset(
+            job_name
+            for job_name, job in jobs.items()
+            if any(
+                c.get("type") == "Complete" and c.get("status") == "True"
+                for c in (job.get("status") or {}).get("conditions") or []
+            )
+        )
         strimzi = self.strimzi_installed()
         facts = ClusterFacts(succeeded_jobs=succeeded, strimzi=strimzi)
         # Which Secrets the pods read does not depend on their contents: render once to learn
@@ -169,28 +188,38 @@ class Reconciler:
             return Outcome(read, RETRY_SECONDS if transient else None)
         self._prune(instance, body["metadata"]["uid"], plan, strimzi=strimzi)
 
-        deployments = {d["metadata"]["name"]: d
-                       for d in self._list("apps/v1", "Deployment", namespace, name)}
-        jobs = {job["metadata"]["name"]: job
-                for job in self._list("batch/v1", "Job", namespace, name)}
+        deployments = {
+            d["metadata"]["name"]: d for d in self._list("apps/v1", "Deployment", namespace, name)
+        }
+        jobs = {
+            job["metadata"]["name"]: job for job in self._list("batch/v1", "Job", namespace, name)
+        }
         expected: dict[str, str | None] = {
             m["metadata"]["name"]: m["spec"]["template"]["metadata"]["annotations"][
-                render.HASH_ANNOTATION]
-            for m in plan.apply if m["kind"] == "Deployment"}
+                render.HASH_ANNOTATION
+            ]
+            for m in plan.apply
+            if m["kind"] == "Deployment"
+        }
         expected |= {held_name: None for _, held_name in plan.held}
         # Pods carry the children's labels too: theirs is the first word on a failing image,
         # Secret key or crash.
         pods = self._list("v1", "Pod", namespace, name)
-        found = verdicts(plan, deployments, jobs, expected, pods=pods,
-                         missing_secrets=read - set(digests))
+        found = verdicts(
+            plan, deployments, jobs, expected, pods=pods, missing_secrets=read - set(digests)
+        )
         self._report(body, [*found, capped(plan)], _components(instance, plan, deployments))
         now = datetime.now(UTC)
-        due = [seconds for job_name in _plan_jobs(plan) if job_name in jobs
-               and (seconds := retry_in(jobs[job_name], now)) is not None]
+        due = [
+            seconds
+            for job_name in _plan_jobs(plan)
+            if job_name in jobs and (seconds := retry_in(jobs[job_name], now)) is not None
+        ]
         return Outcome(read, max(min(due), 1.0) if due else None)
 
-    def _delete_jobs_due_for_retry(self, namespace: str, plan: render.Plan,
-                                   jobs: dict[str, Manifest]) -> dict[str, str]:
+    def _delete_jobs_due_for_retry(
+        self, namespace: str, plan: render.Plan, jobs: dict[str, Manifest]
+    ) -> dict[str, str]:
         """Deletes the plan's Jobs that failed long enough ago (and drops them from `jobs`),
         so they are created again; returns why each had failed."""
         now = datetime.now(UTC)
@@ -203,12 +232,18 @@ class Reconciler:
             log.info("retrying failed Job %s/%s (%s)", namespace, job_name, retried[job_name])
             with contextlib.suppress(NotFoundError):
                 self._resource("batch/v1", "Job").delete(
-                    name=job_name, namespace=namespace, body={"propagationPolicy": "Background"})
+                    name=job_name, namespace=namespace, body={"propagationPolicy": "Background"}
+                )
             del jobs[job_name]
         return retried
 
-    def _apply(self, plan: render.Plan, owner: Manifest, jobs: Mapping[str, Manifest],
-               retried: Mapping[str, str]) -> tuple[list[str], bool]:
+    def _apply(
+        self,
+        plan: render.Plan,
+        owner: Manifest,
+        jobs: Mapping[str, Manifest],
+        retried: Mapping[str, str],
+    ) -> tuple[list[str], bool]:
         """Applies every child the API server accepts; returns why the others failed and
         whether any failure may pass by itself (anything but a child refused as invalid)."""
         failures: list[str] = []
@@ -218,9 +253,16 @@ class Reconciler:
             if kind == "Job" and child in jobs:
                 continue  # a Job's template is immutable and its name a digest of its pod spec
             if child in retried:
-                manifest = {**manifest, "metadata": {**manifest["metadata"], "annotations": {
-                    **manifest["metadata"].get("annotations", {}),
-                    RETRY_ANNOTATION: retried[child]}}}
+                manifest = {
+                    **manifest,
+                    "metadata": {
+                        **manifest["metadata"],
+                        "annotations": {
+                            **manifest["metadata"].get("annotations", {}),
+                            RETRY_ANNOTATION: retried[child],
+                        },
+                    },
+                }
             try:
                 self.apply(render.owned(manifest, owner))
             except DynamicApiError as error:
@@ -237,14 +279,16 @@ class Reconciler:
                 owners = item["metadata"].get("ownerReferences") or []
                 ours = any(ref.get("uid") == uid for ref in owners)
                 if ours and (kind, item["metadata"]["name"]) not in wanted:
-                    log.info("pruning %s %s/%s", kind, instance.namespace,
-                             item["metadata"]["name"])
+                    log.info("pruning %s %s/%s", kind, instance.namespace, item["metadata"]["name"])
                     self._resource(api_version, kind).delete(
-                        name=item["metadata"]["name"], namespace=instance.namespace,
-                        body={"propagationPolicy": "Background"})
+                        name=item["metadata"]["name"],
+                        namespace=instance.namespace,
+                        body={"propagationPolicy": "Background"},
+                    )
 
-    def _report(self, body: Manifest, found: Iterable[Verdict],
-                components: dict[str, Any] | None = None) -> None:
+    def _report(
+        self, body: Manifest, found: Iterable[Verdict], components: dict[str, Any] | None = None
+    ) -> None:
         """Writes the status (components as before when None) when it changed, and a Warning
         Event for each failure that is new."""
         status = body.get("status") or {}
@@ -261,9 +305,12 @@ class Reconciler:
         if all(status.get(key) == value for key, value in desired.items()):
             return
         api = self._resource(API_VERSION, KIND)
-        api.status.patch(name=body["metadata"]["name"], namespace=body["metadata"]["namespace"],
-                         body={"status": desired},
-                         content_type="application/merge-patch+json")
+        api.status.patch(
+            name=body["metadata"]["name"],
+            namespace=body["metadata"]["namespace"],
+            body={"status": desired},
+            content_type="application/merge-patch+json",
+        )
         for condition in warnings(previous, new_conditions):
             self._warn(body, condition["reason"], condition["message"])
 
@@ -273,19 +320,35 @@ class Reconciler:
         meta = body["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            self._resource("v1", "Event").create(namespace=meta["namespace"], body={
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": {"apiVersion": API_VERSION, "kind": KIND,
-                                   "name": meta["name"], "namespace": meta["namespace"],
-                                   "uid": meta["uid"]},
-                "type": "Warning", "reason": reason, "message": message[:1024],
-                "source": {"component": FIELD_MANAGER},
-                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            })
+            self._resource("v1", "Event").create(
+                namespace=meta["namespace"],
+                body={
+                    "apiVersion": "v1",
+                    "kind": "Event",
+                    "metadata": {
+                        "generateName": f"{meta['name']}.",
+                        "namespace": meta["namespace"],
+                    },
+                    "involvedObject": {
+                        "apiVersion": API_VERSION,
+                        "kind": KIND,
+                        "name": meta["name"],
+                        "namespace": meta["namespace"],
+                        "uid": meta["uid"],
+                    },
+                    "type": "Warning",
+                    "reason": reason,
+                    "message": message[:1024],
+                    "source": {"component": FIELD_MANAGER},
+                    "firstTimestamp": now,
+                    "lastTimestamp": now,
+                    "count": 1,
+                },
+            )
         except DynamicApiError as error:
-            log.warning("no Event for %s/%s (%s)", meta["namespace"], meta["name"],
-                        _api_error(error))
+            log.warning(
+                "no Event for %s/%s (%s)", meta["namespace"], meta["name"], _api_error(error)
+            )
 
 
 def _api_error(error: DynamicApiError) -> str:
@@ -299,14 +362,16 @@ def _plan_jobs(plan: render.Plan) -> list[str]:
     return [*plan.migration_jobs.values(), *([plan.topic_job] if plan.topic_job else [])]
 
 
-def _components(instance: Instance, plan: render.Plan,
-                deployments: dict[str, Manifest]) -> dict[str, Any]:
+def _components(
+    instance: Instance, plan: render.Plan, deployments: dict[str, Manifest]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for component in (*SERVICES, GATEWAY):
         deployment = deployments.get(instance.child(component), {})
         status = deployment.get("status") or {}
-        containers = deployment.get("spec", {}).get("template", {}).get("spec", {}) \
-            .get("containers", [{}])
+        containers = (
+            deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])
+        )
         out[component] = {
             "replicas": status.get("replicas", 0),
             "readyReplicas": status.get("readyReplicas", 0),

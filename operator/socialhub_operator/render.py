@@ -37,8 +37,9 @@ GENERATED_JWT_KEY = "jwtSecret"
 # The services image's user and group (Dockerfile): the group that may write the media volume.
 SERVICES_GID = 10001
 MEDIA_VOLUME = "media"
-STORES: Mapping[str, frozenset[Store]] = {service.name: service.stores
-                                          for service in topology.SERVICES}
+STORES: Mapping[str, frozenset[Store]] = {
+    service.name: service.stores for service in topology.SERVICES
+}
 # A stopping pod first leaves the Services' endpoints; kube-proxy and the gateway take a moment
 # to notice. Its containers keep serving this long (preStop) before they get SIGTERM, so no
 # request goes to a process already gone. Both images have `sleep`.
@@ -49,8 +50,10 @@ TERMINATION_GRACE_SECONDS = {"chat": 60}
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
 DEFAULT_RESOURCES: Mapping[str, Manifest] = {
     # Design document: 512 MB per instance, 1 GB for posts (media uploads).
-    **{service: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
-       for service in SERVICES},
+    **{
+        service: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+        for service in SERVICES
+    },
     "posts": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
     GATEWAY: {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
 }
@@ -103,11 +106,13 @@ def digest(value: object, length: int = 16) -> str:
 
 
 def labels(instance: Instance, component: str) -> dict[str, str]:
-    return {**selector(instance, component),
-            "app.kubernetes.io/name": "socialhub",
-            "app.kubernetes.io/managed-by": MANAGED_BY,
-            "app.kubernetes.io/part-of": "socialhub",
-            "app.kubernetes.io/version": instance.spec.version}
+    return {
+        **selector(instance, component),
+        "app.kubernetes.io/name": "socialhub",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/part-of": "socialhub",
+        "app.kubernetes.io/version": instance.spec.version,
+    }
 
 
 def selector(instance: Instance, component: str) -> dict[str, str]:
@@ -135,13 +140,16 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
     if Store.POSTGRES in stores:
         env.append(_secret_env(Env.DATABASE_URL, backing.postgres.secret_name, service))
     if Store.MONGO in stores:
-        env += [_secret_env(Env.MONGO_URL, backing.mongo.secret_name, backing.mongo.key),
-                {"name": Env.MONGO_DATABASE, "value": backing.mongo.database}]
+        env += [
+            _secret_env(Env.MONGO_URL, backing.mongo.secret_name, backing.mongo.key),
+            {"name": Env.MONGO_DATABASE, "value": backing.mongo.database},
+        ]
     if Store.REDIS in stores:
         # Pub/sub channels are global to a Redis server: SocialHubs sharing one stay apart.
-        env += [_secret_env(Env.REDIS_URL, backing.redis.secret_name, backing.redis.key),
-                {"name": Env.REDIS_CHANNEL_PREFIX,
-                 "value": f"{instance.namespace}.{instance.name}."}]
+        env += [
+            _secret_env(Env.REDIS_URL, backing.redis.secret_name, backing.redis.key),
+            {"name": Env.REDIS_CHANNEL_PREFIX, "value": f"{instance.namespace}.{instance.name}."},
+        ]
     if Store.KAFKA in stores:
         env += _kafka_env(instance)
     if Store.JWT in stores:
@@ -150,16 +158,23 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
         env += _mail_env(instance)
     if Store.AUTH in stores:
         host = gateway.upstream_host(instance.name, instance.namespace, "auth")
-        env.append({"name": Env.AUTH_SERVICE_URL, "value": f"http://{host}:{SERVICE_PORTS['auth']}"})
+        env.append(
+            {"name": Env.AUTH_SERVICE_URL, "value": f"http://{host}:{SERVICE_PORTS['auth']}"}
+        )
     if Store.MEDIA in stores:
         env.append({"name": Env.MEDIA_BACKEND, "value": spec.media.backend})
         if spec.media.backend == "local":
-            env += [{"name": Env.MEDIA_DIR, "value": gateway.MEDIA_DIR},
-                    {"name": Env.MEDIA_BASE_URL,
-                     "value": f"{spec.gateway.public_url.rstrip('/')}/media"}]
+            env += [
+                {"name": Env.MEDIA_DIR, "value": gateway.MEDIA_DIR},
+                {
+                    "name": Env.MEDIA_BASE_URL,
+                    "value": f"{spec.gateway.public_url.rstrip('/')}/media",
+                },
+            ]
         if spec.media.cloudinary_secret_name:
-            env.append(_secret_env(Env.CLOUDINARY_URL, spec.media.cloudinary_secret_name,
-                                   "cloudinaryUrl"))
+            env.append(
+                _secret_env(Env.CLOUDINARY_URL, spec.media.cloudinary_secret_name, "cloudinaryUrl")
+            )
     if Store.AI in stores and spec.ai.gemini_secret_name:
         env.append(_secret_env(Env.GEMINI_API_KEY, spec.ai.gemini_secret_name, "geminiApiKey"))
     return _with_overrides(env, spec.components.of(service))
@@ -167,11 +182,13 @@ def service_env(instance: Instance, service: str) -> list[Manifest]:
 
 def _kafka_env(instance: Instance) -> list[Manifest]:
     kafka = instance.spec.backing.kafka
-    return [_secret_env(Env.KAFKA_BOOTSTRAP_SERVERS, kafka.secret_name, kafka.key),
-            {"name": Env.KAFKA_TOPIC_PREFIX, "value": kafka.topic_prefix},
-            {"name": Env.KAFKA_TOPIC_PARTITIONS, "value": str(kafka.partitions)},
-            {"name": Env.KAFKA_TOPIC_REPLICATION, "value": str(kafka.replication_factor)},
-            {"name": Env.KAFKA_RETENTION_DAYS, "value": str(kafka.retention_days)}]
+    return [
+        _secret_env(Env.KAFKA_BOOTSTRAP_SERVERS, kafka.secret_name, kafka.key),
+        {"name": Env.KAFKA_TOPIC_PREFIX, "value": kafka.topic_prefix},
+        {"name": Env.KAFKA_TOPIC_PARTITIONS, "value": str(kafka.partitions)},
+        {"name": Env.KAFKA_TOPIC_REPLICATION, "value": str(kafka.replication_factor)},
+        {"name": Env.KAFKA_RETENTION_DAYS, "value": str(kafka.retention_days)},
+    ]
 
 
 def _mail_env(instance: Instance) -> list[Manifest]:
@@ -188,8 +205,10 @@ def _mail_env(instance: Instance) -> list[Manifest]:
         {"name": Env.MAIL_FROM, "value": mail.from_address},
     ]
     if mail.secret_name:
-        env += [_secret_env(Env.SMTP_USERNAME, mail.secret_name, "username"),
-                _secret_env(Env.SMTP_PASSWORD, mail.secret_name, "password")]
+        env += [
+            _secret_env(Env.SMTP_USERNAME, mail.secret_name, "username"),
+            _secret_env(Env.SMTP_PASSWORD, mail.secret_name, "password"),
+        ]
     return env
 
 
@@ -203,17 +222,29 @@ def _with_overrides(env: list[Manifest], component: Component) -> list[Manifest]
 def _resources(component: str, overrides: Component) -> Manifest:
     if overrides.resources is None:
         return dict(DEFAULT_RESOURCES[component])
-    return {key: {name: str(value) for name, value in values.items()}
-            for key, values in overrides.resources.model_dump().items() if values}
+    return {
+        key: {name: str(value) for name, value in values.items()}
+        for key, values in overrides.resources.model_dump().items()
+        if values
+    }
 
 
 def _security_context() -> Manifest:
-    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
-def _pod_spec(instance: Instance, containers: list[Manifest], volumes: list[Manifest],
-              *, restart_policy: str = "Always") -> Manifest:
+def _pod_spec(
+    instance: Instance,
+    containers: list[Manifest],
+    volumes: list[Manifest],
+    *,
+    restart_policy: str = "Always",
+) -> Manifest:
     spec: Manifest = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -230,8 +261,13 @@ def _pod_spec(instance: Instance, containers: list[Manifest], volumes: list[Mani
 def _media_volume(instance: Instance, *, read_only: bool) -> Manifest:
     media = instance.spec.media
     if media.on_claim:
-        return {"name": MEDIA_VOLUME, "persistentVolumeClaim": {
-            "claimName": media.claim_name, **({"readOnly": True} if read_only else {})}}
+        return {
+            "name": MEDIA_VOLUME,
+            "persistentVolumeClaim": {
+                "claimName": media.claim_name,
+                **({"readOnly": True} if read_only else {}),
+            },
+        }
     return {"name": MEDIA_VOLUME, "emptyDir": {}}
 
 
@@ -256,30 +292,45 @@ def _service_container(instance: Instance, service: str, command: str) -> Manife
     }
     if command == "serve":
         container["ports"] = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
-        container["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"},
-                                       "periodSeconds": 5, "failureThreshold": 3}
-        container["livenessProbe"] = {"httpGet": {"path": "/health", "port": "http"},
-                                      "periodSeconds": 10, "failureThreshold": 6}
-        container["startupProbe"] = {"httpGet": {"path": "/health", "port": "http"},
-                                     "periodSeconds": 2, "failureThreshold": 60}
+        container["readinessProbe"] = {
+            "httpGet": {"path": "/ready", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        }
+        container["livenessProbe"] = {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        }
+        container["startupProbe"] = {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 2,
+            "failureThreshold": 60,
+        }
     return container
 
 
 def _pod_annotations(instance: Instance, component: str, config_hash: str) -> dict[str, str]:
     annotations = {HASH_ANNOTATION: config_hash}
     if component in SERVICES:
-        annotations |= {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
-                        "prometheus.io/port": str(SERVICE_PORTS[component])}
+        annotations |= {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/path": "/metrics",
+            "prometheus.io/port": str(SERVICE_PORTS[component]),
+        }
     return annotations | instance.spec.components.of(component).pod_annotations
 
 
 def _draining(container: Manifest) -> Manifest:
-    return {**container, "lifecycle": {"preStop": {"exec": {
-        "command": ["sleep", str(DRAIN_SECONDS)]}}}}
+    return {
+        **container,
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(DRAIN_SECONDS)]}}},
+    }
 
 
-def _deployment(instance: Instance, component: str, pod_spec: Manifest,
-                config_hash: str) -> Manifest:
+def _deployment(
+    instance: Instance, component: str, pod_spec: Manifest, config_hash: str
+) -> Manifest:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -289,51 +340,73 @@ def _deployment(instance: Instance, component: str, pod_spec: Manifest,
             "selector": {"matchLabels": selector(instance, component)},
             "revisionHistoryLimit": 5,
             "progressDeadlineSeconds": instance.spec.progress_deadline_seconds,
-            "strategy": {"type": "RollingUpdate",
-                         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+            },
             "template": {
-                "metadata": {"labels": labels(instance, component),
-                             "annotations": _pod_annotations(instance, component, config_hash)},
+                "metadata": {
+                    "labels": labels(instance, component),
+                    "annotations": _pod_annotations(instance, component, config_hash),
+                },
                 "spec": {
                     **pod_spec,
                     "containers": [_draining(c) for c in pod_spec["containers"]],
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS.get(
-                        component, DEFAULT_TERMINATION_GRACE_SECONDS),
-                    "topologySpreadConstraints": [{
-                        "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                        "whenUnsatisfiable": "ScheduleAnyway",
-                        "labelSelector": {"matchLabels": selector(instance, component)}}],
+                        component, DEFAULT_TERMINATION_GRACE_SECONDS
+                    ),
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": selector(instance, component)},
+                        }
+                    ],
                 },
             },
         },
     }
 
 
-def _service(instance: Instance, component: str, ports: list[Manifest],
-             service_type: str = "ClusterIP") -> Manifest:
+def _service(
+    instance: Instance, component: str, ports: list[Manifest], service_type: str = "ClusterIP"
+) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _metadata(instance, instance.child(component), component),
-        "spec": {"type": service_type, "selector": selector(instance, component),
-                 "ports": ports},
+        "spec": {"type": service_type, "selector": selector(instance, component), "ports": ports},
     }
 
 
 def _autoscaler(instance: Instance, component: str, bounds: ReplicaBounds) -> Manifest:
     overrides = instance.spec.components.of(component)
     spec: Manifest = {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                           "name": instance.child(component)},
+        "scaleTargetRef": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": instance.child(component),
+        },
         "minReplicas": bounds.minimum,
         "maxReplicas": bounds.maximum,
-        "metrics": [{"type": "Resource", "resource": {
-            "name": "cpu", "target": {"type": "Utilization",
-                                      "averageUtilization": overrides.target_cpu_utilization}}}],
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": overrides.target_cpu_utilization,
+                    },
+                },
+            }
+        ],
     }
     if overrides.scale_down_stabilization_seconds is not None:
-        spec["behavior"] = {"scaleDown": {
-            "stabilizationWindowSeconds": overrides.scale_down_stabilization_seconds}}
+        spec["behavior"] = {
+            "scaleDown": {"stabilizationWindowSeconds": overrides.scale_down_stabilization_seconds}
+        }
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -347,8 +420,11 @@ def _disruption_budget(instance: Instance, component: str) -> Manifest:
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _metadata(instance, instance.child(component), component),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(instance, component)},
-                 "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector(instance, component)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
     }
 
 
@@ -361,8 +437,9 @@ def _job(instance: Instance, component: str, purpose: str, container: Manifest) 
     """
     spec = instance.spec
     pod_labels = {**labels(instance, f"{component}-{purpose}"), JOB_KIND_LABEL: purpose}
-    annotations = dict(spec.components.of(component).pod_annotations) \
-        if component in COMPONENTS else {}
+    annotations = (
+        dict(spec.components.of(component).pod_annotations) if component in COMPONENTS else {}
+    )
     pod_spec = _pod_spec(instance, [container], [], restart_policy="Never")
     name = f"{instance.child(component)}-{purpose}-{digest(pod_spec, 10)}"
     return {
@@ -372,8 +449,10 @@ def _job(instance: Instance, component: str, purpose: str, container: Manifest) 
         "spec": {
             "backoffLimit": spec.migrations.backoff_limit,
             "activeDeadlineSeconds": spec.migrations.active_deadline_seconds,
-            "template": {"metadata": {"labels": pod_labels, "annotations": annotations},
-                         "spec": pod_spec},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": annotations},
+                "spec": pod_spec,
+            },
         },
     }
 
@@ -389,8 +468,7 @@ def topics_job(instance: Instance) -> Manifest:
         "imagePullPolicy": instance.spec.image_pull_policy,
         "args": ["python", "-m", "socialhub.kit.events.topics"],
         "env": _kafka_env(instance),  # all `socialhub.kit.events.topics` reads
-        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"},
-                      "limits": {"memory": "256Mi"}},
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": _security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
@@ -406,14 +484,19 @@ def kafka_topics(instance: Instance) -> list[Manifest]:
         name = f"{instance.name}-{full.lower().replace('_', '-').replace('.', '-')}"
         metadata = _metadata(instance, name, "kafka")
         metadata["labels"]["strimzi.io/cluster"] = kafka.strimzi_cluster
-        topics.append({
-            "apiVersion": "kafka.strimzi.io/v1beta2",
-            "kind": "KafkaTopic",
-            "metadata": metadata,
-            "spec": {"topicName": full, "partitions": kafka.partitions,
-                     "replicas": kafka.replication_factor,
-                     "config": {"retention.ms": str(retention_ms)}},
-        })
+        topics.append(
+            {
+                "apiVersion": "kafka.strimzi.io/v1beta2",
+                "kind": "KafkaTopic",
+                "metadata": metadata,
+                "spec": {
+                    "topicName": full,
+                    "partitions": kafka.partitions,
+                    "replicas": kafka.replication_factor,
+                    "config": {"retention.ms": str(retention_ms)},
+                },
+            }
+        )
     return topics
 
 
@@ -430,20 +513,33 @@ def jwt_secret(instance: Instance, value: str) -> Manifest:
 
 def _secret_names(pod_spec: Manifest) -> set[str]:
     """Secrets a pod reads: env `secretKeyRef`s, `envFrom` and secret volumes."""
-    names = {volume["secret"]["secretName"] for volume in pod_spec.get("volumes", [])
-             if "secret" in volume}
+    names = {
+        volume["secret"]["secretName"]
+        for volume in pod_spec.get("volumes", [])
+        if "secret" in volume
+    }
     for container in pod_spec.get("containers", []):
-        names |= {item["valueFrom"]["secretKeyRef"]["name"] for item in container.get("env", [])
-                  if "secretKeyRef" in item.get("valueFrom", {})}
-        names |= {source["secretRef"]["name"] for source in container.get("envFrom", [])
-                  if "secretRef" in source}
+        names |= {
+            item["valueFrom"]["secretKeyRef"]["name"]
+            for item in container.get("env", [])
+            if "secretKeyRef" in item.get("valueFrom", {})
+        }
+        names |= {
+            source["secretRef"]["name"]
+            for source in container.get("envFrom", [])
+            if "secretRef" in source
+        }
     return names
 
 
 def secrets_read(manifests: Iterable[Manifest]) -> set[str]:
     """Every Secret the Deployments among `manifests` read: what the operator digests."""
-    return {name for manifest in manifests if manifest["kind"] == "Deployment"
-            for name in _secret_names(manifest["spec"]["template"]["spec"])}
+    return {
+        name
+        for manifest in manifests
+        if manifest["kind"] == "Deployment"
+        for name in _secret_names(manifest["spec"]["template"]["spec"])
+    }
 
 
 def _config_hash(pod_spec: Manifest, facts: ClusterFacts, *config: object) -> str:
@@ -454,12 +550,15 @@ def _config_hash(pod_spec: Manifest, facts: ClusterFacts, *config: object) -> st
 def _service_deployment(instance: Instance, service: str, facts: ClusterFacts) -> Manifest:
     container = _service_container(instance, service, "serve")
     media = _writes_local_media(instance, service)
-    pod_spec = _pod_spec(instance, [container],
-                         [_media_volume(instance, read_only=False)] if media else [])
+    pod_spec = _pod_spec(
+        instance, [container], [_media_volume(instance, read_only=False)] if media else []
+    )
     if media:
         # Writable by the services' group; the ownership is fixed once, not at every start.
-        pod_spec["securityContext"] |= {"fsGroup": SERVICES_GID,
-                                        "fsGroupChangePolicy": "OnRootMismatch"}
+        pod_spec["securityContext"] |= {
+            "fsGroup": SERVICES_GID,
+            "fsGroupChangePolicy": "OnRootMismatch",
+        }
     return _deployment(instance, service, pod_spec, _config_hash(pod_spec, facts))
 
 
@@ -477,10 +576,13 @@ def _gateway_deployment(instance: Instance, config_map: Manifest, facts: Cluster
     spec = instance.spec
     tls = bool(spec.gateway.tls_secret_name)
     ports = [{"name": "gateway", "containerPort": gateway.LISTEN_PORT, "protocol": "TCP"}]
-    mounts = [{"name": "tmp", "mountPath": gateway.PREFIX},
-              {"name": "config", "mountPath": gateway.CONFIG_DIR, "readOnly": True}]
-    volumes: list[Manifest] = [{"name": "config",
-                                "configMap": {"name": config_map["metadata"]["name"]}}]
+    mounts = [
+        {"name": "tmp", "mountPath": gateway.PREFIX},
+        {"name": "config", "mountPath": gateway.CONFIG_DIR, "readOnly": True},
+    ]
+    volumes: list[Manifest] = [
+        {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}}
+    ]
     if tls:
         mounts.append({"name": "tls", "mountPath": gateway.TLS_DIR, "readOnly": True})
         volumes.append({"name": "tls", "secret": {"secretName": spec.gateway.tls_secret_name}})
@@ -492,27 +594,42 @@ def _gateway_deployment(instance: Instance, config_map: Manifest, facts: Cluster
         "image": spec.gateway.image,
         "imagePullPolicy": spec.image_pull_policy,
         # -e: the error log before the configuration is read (the default path is read-only).
-        "command": ["nginx", "-e", "stderr", "-p", gateway.PREFIX,
-                    "-c", f"{gateway.CONFIG_DIR}/{gateway.CONFIG_FILE}", "-g", "daemon off;"],
+        "command": [
+            "nginx",
+            "-e",
+            "stderr",
+            "-p",
+            gateway.PREFIX,
+            "-c",
+            f"{gateway.CONFIG_DIR}/{gateway.CONFIG_FILE}",
+            "-g",
+            "daemon off;",
+        ],
         "ports": ports,
         "resources": _resources(GATEWAY, spec.components.gateway),
         "env": _with_overrides([], spec.components.gateway),
         "securityContext": _security_context(),
         "volumeMounts": mounts,
-        "readinessProbe": {"httpGet": {"path": "/health", "port": "gateway",
-                                       "scheme": "HTTPS" if tls else "HTTP"},
-                           "periodSeconds": 5},
+        "readinessProbe": {
+            "httpGet": {"path": "/health", "port": "gateway", "scheme": "HTTPS" if tls else "HTTP"},
+            "periodSeconds": 5,
+        },
         "livenessProbe": {"tcpSocket": {"port": "gateway"}, "periodSeconds": 10},
     }
     pod_spec = _pod_spec(instance, [container], volumes)
-    return _deployment(instance, GATEWAY, pod_spec,
-                       _config_hash(pod_spec, facts, config_map["data"]))
+    return _deployment(
+        instance, GATEWAY, pod_spec, _config_hash(pod_spec, facts, config_map["data"])
+    )
 
 
 def _gateway_service(instance: Instance) -> Manifest:
     tls = bool(instance.spec.gateway.tls_secret_name)
-    port: Manifest = {"name": "https" if tls else "http", "port": 443 if tls else 80,
-                      "targetPort": "gateway", "protocol": "TCP"}
+    port: Manifest = {
+        "name": "https" if tls else "http",
+        "port": 443 if tls else 80,
+        "targetPort": "gateway",
+        "protocol": "TCP",
+    }
     if instance.spec.gateway.node_port is not None:
         port["nodePort"] = instance.spec.gateway.node_port
     return _service(instance, GATEWAY, [port], instance.spec.gateway.service_type)
@@ -532,13 +649,24 @@ def plan(instance: Instance, facts: ClusterFacts) -> Plan:
     apply: list[Manifest] = [config_map]
     held: set[tuple[str, str]] = set()
     jobs = {service: migration_job(instance, service) for service in MIGRATING}
-    bounds = {component: replica_bounds(component, spec.capacity, spec.components.of(component),
-                                        _replica_cap(instance, component))
-              for component in COMPONENTS}
+    bounds = {
+        component: replica_bounds(
+            component,
+            spec.capacity,
+            spec.components.of(component),
+            _replica_cap(instance, component),
+        )
+        for component in COMPONENTS
+    }
 
-    apply += [_service(instance, service, [{"name": "http", "port": port, "targetPort": "http",
-                                            "protocol": "TCP"}])
-              for service, port in SERVICE_PORTS.items()]
+    apply += [
+        _service(
+            instance,
+            service,
+            [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        )
+        for service, port in SERVICE_PORTS.items()
+    ]
     apply.append(_gateway_service(instance))
 
     topic_job: str | None = None
@@ -553,8 +681,11 @@ def plan(instance: Instance, facts: ClusterFacts) -> Plan:
     deployments = []
     for service in SERVICES:
         migration = jobs.get(service)
-        if (migration and facts.gate_on_migrations
-                and migration["metadata"]["name"] not in facts.succeeded_jobs):
+        if (
+            migration
+            and facts.gate_on_migrations
+            and migration["metadata"]["name"] not in facts.succeeded_jobs
+        ):
             held.add(("Deployment", instance.child(service)))
             continue
         deployments.append(_service_deployment(instance, service, facts))
@@ -563,15 +694,23 @@ def plan(instance: Instance, facts: ClusterFacts) -> Plan:
     apply += [_autoscaler(instance, component, bounds[component]) for component in COMPONENTS]
     apply += [_disruption_budget(instance, component) for component in COMPONENTS]
     return Plan(
-        apply=apply, held=frozenset(held),
+        apply=apply,
+        held=frozenset(held),
         migration_jobs={service: job["metadata"]["name"] for service, job in jobs.items()},
-        topic_job=topic_job, bounds=bounds,
+        topic_job=topic_job,
+        bounds=bounds,
     )
 
 
 def owner_reference(name: str, uid: str) -> Manifest:
-    return {"apiVersion": API_VERSION, "kind": KIND, "name": name, "uid": uid,
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def owned(manifest: Manifest, owner: Manifest) -> Manifest:

@@ -38,8 +38,9 @@ class CelRule(BaseModel):
 class SpecModel(BaseModel):
     """camelCase in YAML, snake_case in Python; unknown fields are refused like the API server."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
     cel: ClassVar[tuple[CelRule, ...]] = ()
 
 
@@ -57,10 +58,15 @@ class EnvVar(SpecModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     value: str | None = None
     value_from: dict[str, object] | None = Field(
-        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
 
-    cel = (CelRule(rule="!(has(self.value) && has(self.valueFrom))",
-                   message="set value or valueFrom, not both"),)
+    cel = (
+        CelRule(
+            rule="!(has(self.value) && has(self.valueFrom))",
+            message="set value or valueFrom, not both",
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -76,20 +82,31 @@ class Component(SpecModel):
     max_replicas: int | None = Field(default=None, ge=1, le=MAX_REPLICAS)
     target_cpu_utilization: int = Field(default=70, ge=10, le=100)
     scale_down_stabilization_seconds: int | None = Field(
-        default=None, ge=0, le=3600, description="how long the autoscaler waits for lower "
-        "load to last before it removes replicas; unset: Kubernetes' 300")
+        default=None,
+        ge=0,
+        le=3600,
+        description="how long the autoscaler waits for lower "
+        "load to last before it removes replicas; unset: Kubernetes' 300",
+    )
     resources: Resources | None = None
     env: list[EnvVar] = Field(default_factory=list, max_length=100)
     pod_annotations: dict[str, str] = Field(default_factory=dict)
 
-    cel = (CelRule(rule="!has(self.minReplicas) || !has(self.maxReplicas) || "
-                        "self.minReplicas <= self.maxReplicas",
-                   message="minReplicas must not exceed maxReplicas"),)
+    cel = (
+        CelRule(
+            rule="!has(self.minReplicas) || !has(self.maxReplicas) || "
+            "self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not exceed maxReplicas",
+        ),
+    )
 
     @model_validator(mode="after")
     def _min_at_most_max(self) -> Self:
-        if (self.min_replicas is not None and self.max_replicas is not None
-                and self.min_replicas > self.max_replicas):
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
             raise ValueError("minReplicas must not exceed maxReplicas")
         return self
 
@@ -119,17 +136,21 @@ class Capacity(SpecModel):
     chat_connections: int = Field(default=1000, ge=0, le=MAX_TARGET)
     chat_messages_per_second: int = Field(default=1000, ge=0, le=MAX_TARGET)
     notification_events_per_second: int = Field(default=1000, ge=0, le=MAX_TARGET)
-    burst_factor: int = Field(default=3, ge=1, le=20,
-                              description="maxReplicas = minReplicas needed x burstFactor")
+    burst_factor: int = Field(
+        default=3, ge=1, le=20, description="maxReplicas = minReplicas needed x burstFactor"
+    )
 
 
-Name = Annotated[str, Field(min_length=1, max_length=253,
-                            pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+Name = Annotated[
+    str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+]
 
 
 class Postgres(SpecModel):
-    secret_name: Name = Field(description="Secret with one DATABASE_URL per service, keyed "
-                                          "auth, users and posts (postgresql+asyncpg://...)")
+    secret_name: Name = Field(
+        description="Secret with one DATABASE_URL per service, keyed "
+        "auth, users and posts (postgresql+asyncpg://...)"
+    )
 
 
 class Mongo(SpecModel):
@@ -150,8 +171,11 @@ class Kafka(SpecModel):
     partitions: int = Field(default=3, ge=1, le=1000)
     replication_factor: int = Field(default=1, ge=1, le=10)
     retention_days: int = Field(default=7, ge=1, le=3650)
-    strimzi_cluster: str = Field(default="", description="Kafka cluster label for Strimzi "
-                                 "KafkaTopics; used when the KafkaTopic CRD is installed")
+    strimzi_cluster: str = Field(
+        default="",
+        description="Kafka cluster label for Strimzi "
+        "KafkaTopics; used when the KafkaTopic CRD is installed",
+    )
 
 
 class Backing(SpecModel):
@@ -169,47 +193,71 @@ def _network(value: str) -> str:
 
 # The nginx of the default gateway image.
 DEFAULT_NGINX_VERSION = "1.27.4"
-TrustedProxy = Annotated[str, Field(max_length=64, pattern=r"^[0-9a-fA-F.:]+(/[0-9]{1,3})?$"),
-                         AfterValidator(_network)]
+TrustedProxy = Annotated[
+    str, Field(max_length=64, pattern=r"^[0-9a-fA-F.:]+(/[0-9]{1,3})?$"), AfterValidator(_network)
+]
 
 
 class Gateway(SpecModel):
     image: str = f"nginxinc/nginx-unprivileged:{DEFAULT_NGINX_VERSION}-alpine"
-    nginx_version: str = Field(default=DEFAULT_NGINX_VERSION, pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
-                               description="the version of the image's nginx: from 1.25.1 "
-                               "HTTP/2 is configured with `http2 on;`, before as a listen "
-                               "parameter")
+    nginx_version: str = Field(
+        default=DEFAULT_NGINX_VERSION,
+        pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$",
+        description="the version of the image's nginx: from 1.25.1 "
+        "HTTP/2 is configured with `http2 on;`, before as a listen "
+        "parameter",
+    )
     host: str = Field(default="", description="server_name; empty accepts any host")
     public_url: str = Field(
-        default="", pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
+        default="",
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?)?$",
         description="scheme://host[/path] where clients reach the gateway; local media URLs "
-        "start with it (empty: relative /media/... URLs)")
-    tls_secret_name: str = Field(default="", description="kubernetes.io/tls Secret; enables "
-                                 "HTTPS on port 443")
+        "start with it (empty: relative /media/... URLs)",
+    )
+    tls_secret_name: str = Field(
+        default="", description="kubernetes.io/tls Secret; enables HTTPS on port 443"
+    )
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    node_port: int | None = Field(default=None, ge=30000, le=32767,
-                                  description="the Service's node port (NodePort or "
-                                  "LoadBalancer); unset: Kubernetes picks one")
-    rate_limit_per_second: int = Field(default=20, ge=1, le=100000,
-                                       description="per client IP")
+    node_port: int | None = Field(
+        default=None,
+        ge=30000,
+        le=32767,
+        description="the Service's node port (NodePort or "
+        "LoadBalancer); unset: Kubernetes picks one",
+    )
+    rate_limit_per_second: int = Field(default=20, ge=1, le=100000, description="per client IP")
     rate_limit_burst: int = Field(default=40, ge=0, le=100000)
-    auth_cache_seconds: int = Field(default=5, ge=0, le=300,
-                                    description="how long a token check is reused; bounds how "
-                                    "long a logged-out token keeps working")
+    auth_cache_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description="how long a token check is reused; bounds how "
+        "long a logged-out token keeps working",
+    )
     upload_max_body_mb: int = Field(default=60, ge=1, le=1024)
     trusted_proxies: list[TrustedProxy] = Field(
-        default_factory=list, max_length=100, description="addresses or CIDRs of load balancers "
-        "whose X-Forwarded-For is believed (rate limits then see the real client)")
+        default_factory=list,
+        max_length=100,
+        description="addresses or CIDRs of load balancers "
+        "whose X-Forwarded-For is believed (rate limits then see the real client)",
+    )
     worker_processes: int = Field(default=2, ge=1, le=64)
 
-    cel = (CelRule(rule="self.tlsSecretName == '' || self.host != ''",
-                   message="TLS needs a host name"),
-           # An empty list has no default in the schema: absent, not [], when unset.
-           CelRule(rule="!has(self.trustedProxies) || self.trustedProxies.all(p, isIP(p) || "
-                        "(isCIDR(p) && cidr(p).masked() == cidr(p)))",
-                   message="trustedProxies takes addresses and CIDRs without host bits"),
-           CelRule(rule="!has(self.nodePort) || self.serviceType != 'ClusterIP'",
-                   message="nodePort needs serviceType NodePort or LoadBalancer"))
+    cel = (
+        CelRule(
+            rule="self.tlsSecretName == '' || self.host != ''", message="TLS needs a host name"
+        ),
+        # An empty list has no default in the schema: absent, not [], when unset.
+        CelRule(
+            rule="!has(self.trustedProxies) || self.trustedProxies.all(p, isIP(p) || "
+            "(isCIDR(p) && cidr(p).masked() == cidr(p)))",
+            message="trustedProxies takes addresses and CIDRs without host bits",
+        ),
+        CelRule(
+            rule="!has(self.nodePort) || self.serviceType != 'ClusterIP'",
+            message="nodePort needs serviceType NodePort or LoadBalancer",
+        ),
+    )
 
     @model_validator(mode="after")
     def _tls_needs_host(self) -> Self:
@@ -227,12 +275,15 @@ class Gateway(SpecModel):
 class Media(SpecModel):
     backend: Literal["local", "cloudinary"] = "local"
     claim_name: str = Field(
-        default="", max_length=253, pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        default="",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
         description="PersistentVolumeClaim of the local backend, mounted read-write by every "
         "posts pod and read-only by every gateway pod (which serves it under /media/): it must "
         "be ReadWriteMany unless all of them run on one node. Empty: an emptyDir of one posts "
         "pod (posts is capped at one replica, uploads go with the pod and the gateway cannot "
-        "serve them): for trying the operator out only")
+        "serve them): for trying the operator out only",
+    )
     cloudinary_secret_name: str = Field(default="", description="Secret with key cloudinaryUrl")
 
     @property
@@ -245,8 +296,12 @@ class Media(SpecModel):
         """Local media in the posts pod's own emptyDir: one posts replica at most."""
         return self.backend == "local" and not self.claim_name
 
-    cel = (CelRule(rule="self.backend != 'cloudinary' || self.cloudinarySecretName != ''",
-                   message="the cloudinary backend needs cloudinarySecretName"),)
+    cel = (
+        CelRule(
+            rule="self.backend != 'cloudinary' || self.cloudinarySecretName != ''",
+            message="the cloudinary backend needs cloudinarySecretName",
+        ),
+    )
 
     @model_validator(mode="after")
     def _cloudinary_needs_secret(self) -> Self:
@@ -258,24 +313,34 @@ class Media(SpecModel):
 class Mail(SpecModel):
     """SMTP for the auth service's password-reset mails."""
 
-    host: str = Field(default="", max_length=253,
-                      pattern=r"^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)?$",
-                      description="SMTP server; empty: outside production reset codes go to the "
-                      "auth service's log, in production no reset mail can be sent")
+    host: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?)?$",
+        description="SMTP server; empty: outside production reset codes go to the "
+        "auth service's log, in production no reset mail can be sent",
+    )
     port: int = Field(default=587, ge=1, le=65535)
     starttls: bool = True
-    from_address: str = Field(default="SocialHub <no-reply@socialhub.local>", min_length=3,
-                              max_length=320, pattern=r"^[^\r\n]+$",
-                              description="the From header of reset mails")
-    secret_name: str = Field(default="", max_length=253,
-                             pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
-                             description="Secret with keys username and password for SMTP "
-                             "AUTH; empty: no login")
+    from_address: str = Field(
+        default="SocialHub <no-reply@socialhub.local>",
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^\r\n]+$",
+        description="the From header of reset mails",
+    )
+    secret_name: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        description="Secret with keys username and password for SMTP AUTH; empty: no login",
+    )
 
 
 class Ai(SpecModel):
-    gemini_secret_name: str = Field(default="", description="Secret with key geminiApiKey; "
-                                    "AI features are off without it")
+    gemini_secret_name: str = Field(
+        default="", description="Secret with key geminiApiKey; AI features are off without it"
+    )
 
 
 class SecretKeyRef(SpecModel):
@@ -289,19 +354,27 @@ class Migrations(SpecModel):
 
 
 class SocialHubSpec(SpecModel):
-    image: str = Field(default="ghcr.io/socialhub/socialhub", min_length=1,
-                       description="services image repository, tagged with version")
-    version: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
-                         description="image tag of the services to run")
+    image: str = Field(
+        default="ghcr.io/socialhub/socialhub",
+        min_length=1,
+        description="services image repository, tagged with version",
+    )
+    version: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+        description="image tag of the services to run",
+    )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     image_pull_secrets: list[Name] = Field(default_factory=list)
     environment: Literal["production", "test", "development"] = "production"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     progress_deadline_seconds: int = Field(default=600, ge=30, le=86400)
     max_replicas_per_component: int = Field(
-        default=100, ge=1, le=MAX_REPLICAS,
+        default=100,
+        ge=1,
+        le=MAX_REPLICAS,
         description="no component runs more replicas, whatever the capacity targets and "
-        "overrides ask; the Ready condition's message names the components held back")
+        "overrides ask; the Ready condition's message names the components held back",
+    )
     jwt_secret: SecretKeyRef | None = Field(default=None, description="generated when unset")
     capacity: Capacity = Field(default_factory=Capacity)
     components: Components = Field(default_factory=Components)

@@ -52,7 +52,8 @@ def job_failure(job: Manifest) -> str | None:
     if _true(job, "Complete"):
         return None
     retrying: str | None = ((job.get("metadata") or {}).get("annotations") or {}).get(
-        RETRY_ANNOTATION)
+        RETRY_ANNOTATION
+    )
     return retrying
 
 
@@ -68,10 +69,17 @@ def retry_in(job: Manifest, now: datetime) -> float | None:
 
 def rollout_pending(deployment: Manifest, expected_hash: str | None) -> str | None:
     """Why a Deployment is not yet fully rolled out and available, or None."""
-    meta, spec, status = deployment["metadata"], deployment.get("spec", {}), \
-        deployment.get("status", {})
-    template_hash = spec.get("template", {}).get("metadata", {}).get("annotations", {}) \
+    meta, spec, status = (
+        deployment["metadata"],
+        deployment.get("spec", {}),
+        deployment.get("status", {}),
+    )
+    template_hash = (
+        spec.get("template", {})
+        .get("metadata", {})
+        .get("annotations", {})
         .get("socialhub.dev/config-hash")
+    )
     if expected_hash is not None and template_hash != expected_hash:
         return "template not yet applied"
     if status.get("observedGeneration", 0) < meta.get("generation", 0):
@@ -88,17 +96,27 @@ def rollout_pending(deployment: Manifest, expected_hash: str | None) -> str | No
 
 def stalled(deployment: Manifest) -> bool:
     condition = _condition(deployment, "Progressing")
-    return bool(condition and condition.get("status") == "False"
-                and condition.get("reason") == "ProgressDeadlineExceeded")
+    return bool(
+        condition
+        and condition.get("status") == "False"
+        and condition.get("reason") == "ProgressDeadlineExceeded"
+    )
 
 
 # Why a container waits when waiting alone will not help: a person has to act (fix the image,
 # the Secret, the configuration or the backing server the process dies on).
-FAILING_REASONS = frozenset({
-    "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
-    "CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError",
-    "RunContainerError",
-})
+FAILING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 
 
 def pod_failures(pods: Iterable[Manifest]) -> list[str]:
@@ -108,13 +126,17 @@ def pod_failures(pods: Iterable[Manifest]) -> list[str]:
         if pod["metadata"].get("deletionTimestamp"):
             continue
         status = pod.get("status") or {}
-        for container in [*(status.get("initContainerStatuses") or []),
-                          *(status.get("containerStatuses") or [])]:
+        for container in [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]:
             waiting = (container.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in FAILING_REASONS:
                 detail = _failure_detail(container, waiting)
-                found.append(f"pod {pod['metadata']['name']}: {waiting['reason']}"
-                             + (f" ({detail})" if detail else ""))
+                found.append(
+                    f"pod {pod['metadata']['name']}: {waiting['reason']}"
+                    + (f" ({detail})" if detail else "")
+                )
     return found
 
 
@@ -126,14 +148,21 @@ def _failure_detail(container: Manifest, waiting: Manifest) -> str:
         if "exitCode" not in ended:
             return ""
         return f"last exit code {ended['exitCode']}" + (
-            f", {ended['reason']}" if ended.get("reason") else "")
+            f", {ended['reason']}" if ended.get("reason") else ""
+        )
     message: str = (waiting.get("message") or "").strip()
     return message[:200]
 
 
-def verdicts(plan: Plan, deployments: Mapping[str, Manifest], jobs: Mapping[str, Manifest],
-             expected_hashes: Mapping[str, str | None], *, pods: Iterable[Manifest] = (),
-             missing_secrets: Iterable[str] = ()) -> list[Verdict]:
+def verdicts(
+    plan: Plan,
+    deployments: Mapping[str, Manifest],
+    jobs: Mapping[str, Manifest],
+    expected_hashes: Mapping[str, str | None],
+    *,
+    pods: Iterable[Manifest] = (),
+    missing_secrets: Iterable[str] = (),
+) -> list[Verdict]:
     """Ready, Progressing and Degraded, in that order, from the plan and the live children."""
     degraded: list[str] = []
     progressing: list[str] = []
@@ -148,8 +177,10 @@ def verdicts(plan: Plan, deployments: Mapping[str, Manifest], jobs: Mapping[str,
         job = jobs.get(job_name)
         failure = job_failure(job) if job else None
         if failure:
-            degraded.append(f"{service} migration {job_name} failed ({failure}); "
-                            f"retried every {JOB_RETRY_SECONDS}s")
+            degraded.append(
+                f"{service} migration {job_name} failed ({failure}); "
+                f"retried every {JOB_RETRY_SECONDS}s"
+            )
             degraded_reason = degraded_reason or "MigrationFailed"
         elif job is None or not _true(job, "Complete"):
             progressing.append(f"{service} migration {job_name} running")
@@ -158,8 +189,9 @@ def verdicts(plan: Plan, deployments: Mapping[str, Manifest], jobs: Mapping[str,
         job = jobs.get(plan.topic_job)
         failure = job_failure(job) if job else None
         if failure:
-            degraded.append(f"topic job {plan.topic_job} failed ({failure}); "
-                            f"retried every {JOB_RETRY_SECONDS}s")
+            degraded.append(
+                f"topic job {plan.topic_job} failed ({failure}); retried every {JOB_RETRY_SECONDS}s"
+            )
             degraded_reason = degraded_reason or "TopicsFailed"
     for name, expected in expected_hashes.items():
         deployment = deployments.get(name)
@@ -172,8 +204,11 @@ def verdicts(plan: Plan, deployments: Mapping[str, Manifest], jobs: Mapping[str,
             degraded_reason = degraded_reason or "RolloutStalled"
         # Held for its migration: still to roll out, even when that Job has completed since
         # the plan was made (the next pass applies it).
-        pending = "waits for its migration" if ("Deployment", name) in plan.held \
+        pending = (
+            "waits for its migration"
+            if ("Deployment", name) in plan.held
             else rollout_pending(deployment, expected)
+        )
         if pending:
             progressing.append(f"{name}: {pending}")
             progressing_reason = progressing_reason or "RollingOut"
@@ -182,21 +217,31 @@ def verdicts(plan: Plan, deployments: Mapping[str, Manifest], jobs: Mapping[str,
     is_progressing = bool(progressing) and not is_degraded
     ready = not degraded and not progressing
     return [
-        Verdict("Ready", ready, "AllComponentsReady" if ready else
-                (degraded_reason or progressing_reason),
-                "every component runs the desired version" if ready else
-                "; ".join(degraded or progressing)),
-        Verdict("Progressing", is_progressing, progressing_reason if is_progressing else
-                ("Degraded" if is_degraded else "Complete"),
-                "; ".join(progressing) if is_progressing else ""),
+        Verdict(
+            "Ready",
+            ready,
+            "AllComponentsReady" if ready else (degraded_reason or progressing_reason),
+            "every component runs the desired version"
+            if ready
+            else "; ".join(degraded or progressing),
+        ),
+        Verdict(
+            "Progressing",
+            is_progressing,
+            progressing_reason if is_progressing else ("Degraded" if is_degraded else "Complete"),
+            "; ".join(progressing) if is_progressing else "",
+        ),
         Verdict("Degraded", is_degraded, degraded_reason or "AsExpected", "; ".join(degraded)),
     ]
 
 
 def failed(reason: str, message: str) -> list[Verdict]:
     """What to report when the SocialHub cannot even be applied: nothing else is known."""
-    return [Verdict("Ready", False, reason, message), Verdict("Progressing", False, reason, ""),
-            Verdict("Degraded", True, reason, message)]
+    return [
+        Verdict("Ready", False, reason, message),
+        Verdict("Progressing", False, reason, ""),
+        Verdict("Degraded", True, reason, message),
+    ]
 
 
 def capped(plan: Plan) -> Verdict:
@@ -205,22 +250,32 @@ def capped(plan: Plan) -> Verdict:
     if not names:
         return Verdict("ReplicasCapped", False, "WithinLimit", "")
     limits = ", ".join(f"{name} at most {plan.bounds[name].maximum}" for name in names)
-    return Verdict("ReplicasCapped", True, "TargetsAboveLimit",
-                   f"the capacity targets or overrides ask for more replicas than allowed "
-                   f"({limits}): see spec.maxReplicasPerComponent, and spec.media for posts")
+    return Verdict(
+        "ReplicasCapped",
+        True,
+        "TargetsAboveLimit",
+        f"the capacity targets or overrides ask for more replicas than allowed "
+        f"({limits}): see spec.maxReplicasPerComponent, and spec.media for posts",
+    )
 
 
 def warnings(previous: Iterable[Manifest], current: Iterable[Manifest]) -> list[Manifest]:
     """The WARNING_CONDITIONS that turned True or, True, changed their message: each is worth
     one Warning Event (a failure that stays the same is not reported again)."""
     before = {c.get("type"): c for c in previous}
-    return [c for c in current if c["type"] in WARNING_CONDITIONS and c["status"] == "True"
-            and (before.get(c["type"], {}).get("status"), before.get(c["type"], {}).get(
-                "message")) != ("True", c["message"])]
+    return [
+        c
+        for c in current
+        if c["type"] in WARNING_CONDITIONS
+        and c["status"] == "True"
+        and (before.get(c["type"], {}).get("status"), before.get(c["type"], {}).get("message"))
+        != ("True", c["message"])
+    ]
 
 
-def conditions(found: list[Verdict], previous: list[Manifest], generation: int,
-               now: datetime | None = None) -> list[Manifest]:
+def conditions(
+    found: list[Verdict], previous: list[Manifest], generation: int, now: datetime | None = None
+) -> list[Manifest]:
     """Kubernetes conditions; lastTransitionTime moves only when a status flips."""
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     before = {c.get("type"): c for c in previous}
@@ -229,8 +284,16 @@ def conditions(found: list[Verdict], previous: list[Manifest], generation: int,
         status = "True" if verdict.status else "False"
         old = before.get(verdict.type)
         changed = old is None or old.get("status") != status
-        out.append({"type": verdict.type, "status": status, "reason": verdict.reason,
-                    "message": verdict.message[:1024], "observedGeneration": generation,
-                    "lastTransitionTime": stamp if changed or old is None
-                    else old.get("lastTransitionTime", stamp)})
+        out.append(
+            {
+                "type": verdict.type,
+                "status": status,
+                "reason": verdict.reason,
+                "message": verdict.message[:1024],
+                "observedGeneration": generation,
+                "lastTransitionTime": stamp
+                if changed or old is None
+                else old.get("lastTransitionTime", stamp),
+            }
+        )
     return out

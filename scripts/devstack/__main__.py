@@ -13,13 +13,19 @@ from socialhub.contracts.topology import SERVICE_NAMES, service
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     parser.add_argument("command", choices=["install", "up", "down", "status", "restart"])
-    parser.add_argument("service", nargs="?", choices=SERVICE_NAMES,
-                        help="with restart: the service to restart")
-    parser.add_argument("--profile", default="dev",
-                        choices=sorted(name for name, profile in PROFILES.items()
-                                       if profile.local))
-    parser.add_argument("--keep-infra", action="store_true",
-                        help="with down: leave the shared backing servers running")
+    parser.add_argument(
+        "service", nargs="?", choices=SERVICE_NAMES, help="with restart: the service to restart"
+    )
+    parser.add_argument(
+        "--profile",
+        default="dev",
+        choices=sorted(name for name, profile in PROFILES.items() if profile.local),
+    )
+    parser.add_argument(
+        "--keep-infra",
+        action="store_true",
+        help="with down: leave the shared backing servers running",
+    )
     args = parser.parse_args()
     platform = Platform(PROFILES[args.profile])
 
@@ -27,10 +33,12 @@ def main() -> int:
         platform.install()
     elif args.command == "up":
         platform.up()
-        print(f"\nSocialHub is up. Gateway: {platform.gateway_url}\n"
-              f"  try:   curl {platform.gateway_url}/health\n"
-              f"  state: make status   logs: {platform.run_dir}/\n"
-              f"  stop:  make down")
+        print(
+            f"\nSocialHub is up. Gateway: {platform.gateway_url}\n"
+            f"  try:   curl {platform.gateway_url}/health\n"
+            f"  state: make status   logs: {platform.run_dir}/\n"
+            f"  stop:  make down"
+        )
     elif args.command == "down":
         platform.down(infra=not args.keep_infra)
     elif args.command == "restart":
@@ -38,15 +46,25 @@ def main() -> int:
             parser.error(f"restart needs a service: {', '.join(SERVICE_NAMES)}")
         spec = service(args.service)
         try:
-            print(restart(platform.service_process(spec),
-                          f"http://{INFRA.host}:{platform.profile.port(spec)}/health"))
+            print(
+                restart(
+                    platform.service_process(spec),
+                    f"http://{INFRA.host}:{platform.profile.port(spec)}/health",
+                )
+            )
         except NotRunningError as error:
             print(error, file=sys.stderr)
             return 1
     else:
         rows = platform.status()
-        header = {"name": "NAME", "state": "STATE", "restarts": "RESTARTS",
-                  "last_exit": "LAST EXIT", "address": "ADDRESS", "log": "LOG"}
+        header = {
+            "name": "NAME",
+            "state": "STATE",
+            "restarts": "RESTARTS",
+            "last_exit": "LAST EXIT",
+            "address": "ADDRESS",
+            "log": "LOG",
+        }
         widths = {key: max(len(row[key]) for row in [header, *rows]) for key in header}
         for row in [header, *rows]:
             print("  ".join(f"{row[key]:<{widths[key]}}" for key in header).rstrip())

@@ -70,9 +70,15 @@ def _print(line: str) -> None:
 
 
 def apply(*documents: dict[str, Any]) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=socialhub-devstack",
-            "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                         "items": list(documents)}))
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=socialhub-devstack",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(documents)}),
+    )
 
 
 def start_node(built: container_images.Images, progress: Progress = _print) -> KubeCluster:
@@ -95,41 +101,79 @@ def install_operator(built: container_images.Images) -> None:
         "kind": "Kustomization",
         "resources": [os.path.relpath(ROOT / "manifests" / "base", overlay)],
         "images": [{"name": OPERATOR_IMAGE, "newName": name, "newTag": tag}],
-        "patches": [{"target": {"kind": "Deployment", "name": "socialhub-operator"},
-                     "patch": json.dumps([
-                         # Built here, never pulled.
-                         {"op": "add", "path": "/spec/template/spec/containers/0/imagePullPolicy",
-                          "value": "Never"},
-                         {"op": "add", "path": "/spec/template/spec/containers/0/args/-",
-                          "value": f"--namespace={OPERATOR_EXCLUDES}"}])}],
+        "patches": [
+            {
+                "target": {"kind": "Deployment", "name": "socialhub-operator"},
+                "patch": json.dumps(
+                    [
+                        # Built here, never pulled.
+                        {
+                            "op": "add",
+                            "path": "/spec/template/spec/containers/0/imagePullPolicy",
+                            "value": "Never",
+                        },
+                        {
+                            "op": "add",
+                            "path": "/spec/template/spec/containers/0/args/-",
+                            "value": f"--namespace={OPERATOR_EXCLUDES}",
+                        },
+                    ]
+                ),
+            }
+        ],
     }
     (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
-    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=socialhub-devstack",
-            "-k", str(overlay))
-    kubectl("-n", OPERATOR_NAMESPACE, "rollout", "status", "deployment/socialhub-operator",
-            "--timeout=180s")
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=socialhub-devstack",
+        "-k",
+        str(overlay),
+    )
+    kubectl(
+        "-n",
+        OPERATOR_NAMESPACE,
+        "rollout",
+        "status",
+        "deployment/socialhub-operator",
+        "--timeout=180s",
+    )
 
 
 def _secret(namespace: str, name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name,
-                                                               "namespace": namespace},
-            "type": "Opaque",
-            "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
 
 
 def backing_secrets(target: Target, infra: Infra) -> list[dict[str, Any]]:
     """The four Secrets the CRD expects, pointing pods at the node's address."""
     node, profile = NODE_NETWORK.node_ip, target.profile
-    postgres = {spec.name: infra.postgres.url(profile.database(spec), host=node)
-                for spec in SERVICES if spec.uses(Store.POSTGRES)}
+    postgres = {
+        spec.name: infra.postgres.url(profile.database(spec), host=node)
+        for spec in SERVICES
+        if spec.uses(Store.POSTGRES)
+    }
     return [
         _secret(target.namespace, "socialhub-postgres", postgres),
-        _secret(target.namespace, "socialhub-mongo",
-                {"url": f"mongodb://{node}:{INFRA.mongo_port}/"}),
-        _secret(target.namespace, "socialhub-redis",
-                {"url": f"redis://{node}:{INFRA.redis_port}/{profile.redis_db}"}),
-        _secret(target.namespace, "socialhub-kafka",
-                {"bootstrapServers": f"{node}:{INFRA.kafka_node_port}"}),
+        _secret(
+            target.namespace, "socialhub-mongo", {"url": f"mongodb://{node}:{INFRA.mongo_port}/"}
+        ),
+        _secret(
+            target.namespace,
+            "socialhub-redis",
+            {"url": f"redis://{node}:{INFRA.redis_port}/{profile.redis_db}"},
+        ),
+        _secret(
+            target.namespace,
+            "socialhub-kafka",
+            {"bootstrapServers": f"{node}:{INFRA.kafka_node_port}"},
+        ),
     ]
 
 
@@ -150,15 +194,30 @@ def media_volume(target: Target) -> list[dict[str, Any]]:
     path.chmod(0o777)  # the pods run as uid 10001
     pv_name = f"{target.namespace}-media"
     return [
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
-         "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteMany"],
-                  "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-                  "claimRef": {"namespace": target.namespace, "name": MEDIA_CLAIM},
-                  "hostPath": {"path": str(path), "type": "Directory"}}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         "metadata": {"name": MEDIA_CLAIM, "namespace": target.namespace},
-         "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "",
-                  "volumeName": pv_name, "resources": {"requests": {"storage": "5Gi"}}}},
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "5Gi"},
+                "accessModes": ["ReadWriteMany"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": {"namespace": target.namespace, "name": MEDIA_CLAIM},
+                "hostPath": {"path": str(path), "type": "Directory"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": MEDIA_CLAIM, "namespace": target.namespace},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "storageClassName": "",
+                "volumeName": pv_name,
+                "resources": {"requests": {"storage": "5Gi"}},
+            },
+        },
     ]
 
 
@@ -166,8 +225,11 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """`overrides` laid over `base`, nested mappings merged key by key (lists replaced)."""
     out = dict(base)
     for key, value in overrides.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(
-            out.get(key), dict) else value
+        out[key] = (
+            merged(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
@@ -180,8 +242,9 @@ def release_media_volume(target: Target) -> None:
         kubectl("delete", "pv", name, "--wait=true")
 
 
-def socialhub(target: Target, built: container_images.Images,
-              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def socialhub(
+    target: Target, built: container_images.Images, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The small-profile SocialHub with this machine's images and the profile's backing data;
     `overrides` (a partial spec) last."""
     document: dict[str, Any] = yaml.safe_load(SMALL_SAMPLE.read_text())
@@ -191,25 +254,36 @@ def socialhub(target: Target, built: container_images.Images,
     rate, burst = profile.gateway_rate
     profile_env = [{"name": name, "value": value} for name, value in profile.env]
     local = {
-        "image": service_image, "version": service_tag, "imagePullPolicy": "Never",
-        "gateway": {"image": built.gateway, "serviceType": "NodePort",
-                    "nodePort": target.node_port,
-                    "nginxVersion": container_images.GATEWAY_NGINX_VERSION,
-                    "rateLimitPerSecond": rate, "rateLimitBurst": burst},
+        "image": service_image,
+        "version": service_tag,
+        "imagePullPolicy": "Never",
+        "gateway": {
+            "image": built.gateway,
+            "serviceType": "NodePort",
+            "nodePort": target.node_port,
+            "nginxVersion": container_images.GATEWAY_NGINX_VERSION,
+            "rateLimitPerSecond": rate,
+            "rateLimitBurst": burst,
+        },
         "media": {"backend": "local", "claimName": MEDIA_CLAIM},
         # The SMTP sink of `make up` (plain SMTP, no STARTTLS).
         "mail": {"host": NODE_NETWORK.node_ip, "port": INFRA.smtp_port, "starttls": False},
-        "backing": {"kafka": {"topicPrefix": profile.topic_prefix},
-                    "mongo": {"database": profile.mongo_database}},
-        "components": {spec.name: {"env": profile_env} for spec in SERVICES} if profile_env
-        else {},
+        "backing": {
+            "kafka": {"topicPrefix": profile.topic_prefix},
+            "mongo": {"database": profile.mongo_database},
+        },
+        "components": {spec.name: {"env": profile_env} for spec in SERVICES} if profile_env else {},
     }
     document["spec"] = merged(merged(document["spec"], local), overrides or {})
     return document
 
 
-def deploy(target: Target, built: container_images.Images, infra: Infra,
-           overrides: dict[str, Any] | None = None) -> None:
+def deploy(
+    target: Target,
+    built: container_images.Images,
+    infra: Infra,
+    overrides: dict[str, Any] | None = None,
+) -> None:
     """Namespace, Secrets, media volume and the SocialHub: `kubectl apply` of one resource."""
     apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}})
     release_media_volume(target)
@@ -221,19 +295,23 @@ def wait_ready(target: Target, timeout: float = 600.0, progress: Progress = _pri
     """Until the SocialHub's Ready condition is True, printing its status as it changes."""
     deadline, last = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
-        status = json.loads(kubectl("-n", target.namespace, "get", "socialhub", target.name,
-                                    "-o", "json")).get("status", {})
+        status = json.loads(
+            kubectl("-n", target.namespace, "get", "socialhub", target.name, "-o", "json")
+        ).get("status", {})
         conditions = {c["type"]: c for c in status.get("conditions", [])}
-        summary = "; ".join(f"{kind}={c['status']} {c.get('reason', '')}"
-                            for kind, c in sorted(conditions.items()))
+        summary = "; ".join(
+            f"{kind}={c['status']} {c.get('reason', '')}" for kind, c in sorted(conditions.items())
+        )
         if summary != last:
             progress(f"  {summary or 'waiting for the operator'}")
             last = summary
         if conditions.get("Ready", {}).get("status") == "True":
             return
         time.sleep(2)
-    raise TimeoutError(f"SocialHub {target.namespace}/{target.name} not Ready after "
-                       f"{timeout:.0f}s; last status: {last}")
+    raise TimeoutError(
+        f"SocialHub {target.namespace}/{target.name} not Ready after "
+        f"{timeout:.0f}s; last status: {last}"
+    )
 
 
 def up(target: Target = CLUSTER, progress: Progress = _print) -> None:
@@ -250,11 +328,13 @@ def up(target: Target = CLUSTER, progress: Progress = _print) -> None:
     progress(f"SocialHub {target.namespace}/{target.name}:")
     deploy(target, built, infra)
     wait_ready(target, progress=progress)
-    progress(f"\nSocialHub is Ready on the cluster ({time.monotonic() - started:.0f}s). "
-             f"Gateway: {target.gateway_url}\n"
-             f"  try:     curl {target.gateway_url}/health\n"
-             f"  kubectl: {kubectl_hint()} -n {target.namespace} get socialhub,pods\n"
-             "  stop:    make cluster-down")
+    progress(
+        f"\nSocialHub is Ready on the cluster ({time.monotonic() - started:.0f}s). "
+        f"Gateway: {target.gateway_url}\n"
+        f"  try:     curl {target.gateway_url}/health\n"
+        f"  kubectl: {kubectl_hint()} -n {target.namespace} get socialhub,pods\n"
+        "  stop:    make cluster-down"
+    )
 
 
 def kubectl_hint() -> str:
@@ -267,8 +347,9 @@ def down(progress: Progress = _print) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.cluster", description=__doc__
-                                     .splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.cluster", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("command", choices=("up", "down"))
     if parser.parse_args().command == "up":
         up()
@@ -279,4 +360,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -109,20 +109,40 @@ PROFILES = {
     "dev": Profile("dev", 0, _port("SOCIALHUB_GATEWAY_PORT", 8080), redis_db=0),
     # Every test request comes from 127.0.0.1: per-IP account limits would throttle the suite
     # itself. The limits have their own tests with their own settings.
-    "test": Profile("test", 20000, _port("SOCIALHUB_TEST_GATEWAY_PORT", 28080), redis_db=1,
-                    env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000"))),
+    "test": Profile(
+        "test",
+        20000,
+        _port("SOCIALHUB_TEST_GATEWAY_PORT", 28080),
+        redis_db=1,
+        env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000")),
+    ),
     # `make bench`: load comes from one address, so per-IP limits would measure 429s, and a
     # JSON access line per request would measure logging.
-    "bench": Profile("bench", 10000, _port("SOCIALHUB_BENCH_GATEWAY_PORT", 18080), redis_db=2,
-                     env=(("SIGNUP_LIMIT_PER_IP", "100000000"),
-                          ("LOGIN_LIMIT_PER_IP", "100000000"), ("ACCESS_LOG", "false"),
-                          ("LOG_LEVEL", "WARNING")),
-                     gateway_rate=(1_000_000, 1_000_000)),
+    "bench": Profile(
+        "bench",
+        10000,
+        _port("SOCIALHUB_BENCH_GATEWAY_PORT", 18080),
+        redis_db=2,
+        env=(
+            ("SIGNUP_LIMIT_PER_IP", "100000000"),
+            ("LOGIN_LIMIT_PER_IP", "100000000"),
+            ("ACCESS_LOG", "false"),
+            ("LOG_LEVEL", "WARNING"),
+        ),
+        gateway_rate=(1_000_000, 1_000_000),
+    ),
     # `make cluster` and the tests on the real node (devstack.cluster): the same backing
     # servers, data of their own.
-    "cluster": Profile("cluster", 0, _port("SOCIALHUB_CLUSTER_GATEWAY_PORT", 30080), redis_db=3,
-                       local=False),
-    "e2e": Profile("e2e", 0, _port("SOCIALHUB_E2E_GATEWAY_PORT", 30081), redis_db=4,
-                   env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000")),
-                   gateway_rate=(100_000, 100_000), local=False),
+    "cluster": Profile(
+        "cluster", 0, _port("SOCIALHUB_CLUSTER_GATEWAY_PORT", 30080), redis_db=3, local=False
+    ),
+    "e2e": Profile(
+        "e2e",
+        0,
+        _port("SOCIALHUB_E2E_GATEWAY_PORT", 30081),
+        redis_db=4,
+        env=(("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000")),
+        gateway_rate=(100_000, 100_000),
+        local=False,
+    ),
 }

@@ -27,9 +27,12 @@ def go_env(*, goflags: str, cgo: bool) -> dict[str, str]:
 
 def run_go(args: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> str:
     """`go <args>`'s standard output; a failure raises with all of go's output."""
-    result = subprocess.run([GO, *args], cwd=cwd, env=dict(env), text=True,
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        [GO, *args], cwd=cwd, env=dict(env), text=True, capture_output=True, check=False
+    )
     if result.returncode != 0:
-        raise RuntimeError(f"go {' '.join(args)} failed ({result.returncode}) in {cwd}:\n"
-                           f"{result.stdout}{result.stderr}")
+        raise RuntimeError(
+            f"go {' '.join(args)} failed ({result.returncode}) in {cwd}:\n"
+            f"{result.stdout}{result.stderr}"
+        )
     return result.stdout

@@ -55,8 +55,10 @@ def _ulimit(name: str, kind: int, ceiling: int) -> str:
 # A container's rlimits at most this machine's hard limits: podman's default nofile (1048576) is
 # above them here, and root cannot raise them (no CAP_SYS_RESOURCE). Podman starts runc with at
 # most 32768 processes, so nproc cannot be higher either.
-ULIMITS = (_ulimit("nofile", resource.RLIMIT_NOFILE, 1048576),
-           _ulimit("nproc", resource.RLIMIT_NPROC, 32768))
+ULIMITS = (
+    _ulimit("nofile", resource.RLIMIT_NOFILE, 1048576),
+    _ulimit("nproc", resource.RLIMIT_NPROC, 32768),
+)
 KEEP_TAGS = 3  # per image: a few trees back (clones at other commits share the storage)
 
 SUITE = "bookworm"
@@ -94,9 +96,24 @@ def _print(line: str) -> None:
 
 def podman(*args: str) -> list[str]:
     """A podman command line on the project's own storage, with this machine's runtime flags."""
-    return ["podman", "--root", str(PODMAN_DIR / "root"), "--runroot", str(PODMAN_DIR / "run"),
-            "--tmpdir", str(PODMAN_DIR / "tmp"), "--storage-driver", "overlay",
-            "--runtime", RUNC, "--cgroup-manager", "cgroupfs", "--events-backend", "file", *args]
+    return [
+        "podman",
+        "--root",
+        str(PODMAN_DIR / "root"),
+        "--runroot",
+        str(PODMAN_DIR / "run"),
+        "--tmpdir",
+        str(PODMAN_DIR / "tmp"),
+        "--storage-driver",
+        "overlay",
+        "--runtime",
+        RUNC,
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+        *args,
+    ]
 
 
 def build_all(progress: Progress = _print) -> Images:
@@ -106,15 +123,25 @@ def build_all(progress: Progress = _print) -> Images:
     with _build_lock():
         base = _base_image(progress)
         uv = _uv_image(progress)
-        key = _digest(base, uv, DOCKERFILE.read_bytes(), DOCKERIGNORE.read_bytes(),
-                      *context_fingerprint())
-        build_args = [f"--file={DOCKERFILE}", f"--build-arg=PYTHON_IMAGE={base}",
-                      f"--build-arg=UV_IMAGE={uv}"]
+        key = _digest(
+            base, uv, DOCKERFILE.read_bytes(), DOCKERIGNORE.read_bytes(), *context_fingerprint()
+        )
+        build_args = [
+            f"--file={DOCKERFILE}",
+            f"--build-arg=PYTHON_IMAGE={base}",
+            f"--build-arg=UV_IMAGE={uv}",
+        ]
         images = Images(
-            services=_ensure(f"{REGISTRY}/socialhub:{key}", progress, lambda ref: _build(
-                ref, [*build_args, "--target=services", str(ROOT)], progress)),
-            operator=_ensure(f"{REGISTRY}/socialhub-operator:{key}", progress, lambda ref: _build(
-                ref, [*build_args, "--target=operator", str(ROOT)], progress)),
+            services=_ensure(
+                f"{REGISTRY}/socialhub:{key}",
+                progress,
+                lambda ref: _build(ref, [*build_args, "--target=services", str(ROOT)], progress),
+            ),
+            operator=_ensure(
+                f"{REGISTRY}/socialhub-operator:{key}",
+                progress,
+                lambda ref: _build(ref, [*build_args, "--target=operator", str(ROOT)], progress),
+            ),
             gateway=_gateway_image(base, progress),
             pause=_pause_image(progress),
         )
@@ -128,8 +155,14 @@ def _forget_old_tags(images: Images) -> None:
     layer of some 450 MB. An image a container still uses stays (podman refuses to remove it)."""
     for ref in images.refs():
         repository = ref.rsplit(":", 1)[0]
-        tags = _check_output(podman("images", "--sort=created", f"--filter=reference={repository}",
-                                    "--format={{.Repository}}:{{.Tag}}")).split()
+        tags = _check_output(
+            podman(
+                "images",
+                "--sort=created",
+                f"--filter=reference={repository}",
+                "--format={{.Repository}}:{{.Tag}}",
+            )
+        ).split()
         stale = [tag for tag in tags[KEEP_TAGS:] if tag != ref]
         if stale:
             subprocess.run(podman("rmi", *stale), capture_output=True, check=False)
@@ -146,8 +179,9 @@ def load(images: Images, containerd_socket: Path) -> None:
                 continue
             with tempfile.TemporaryDirectory(dir=ensure_dir(PODMAN_DIR / "tmp")) as scratch:
                 archive = Path(scratch) / "image.tar"
-                _check_output(podman("save", "--quiet", "--format=oci-archive", "-o",
-                                     str(archive), ref))
+                _check_output(
+                    podman("save", "--quiet", "--format=oci-archive", "-o", str(archive), ref)
+                )
                 _check_output([*ctr, "images", "import", str(archive)])
 
 
@@ -173,11 +207,27 @@ def context_fingerprint() -> list[str]:
     The files are git's (tracked or untracked, not ignored), read from the working tree: so
     caches such as __pycache__ never change the tag, and uncommitted edits do.
     """
-    sources = [word for line in DOCKERFILE.read_text().splitlines()
-               if line.startswith("COPY ") and "--from=" not in line
-               for word in line.split()[1:-1] if not word.startswith("--")]
-    listed = _check_output(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard", "--", *sources])
+    sources = [
+        word
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+        for word in line.split()[1:-1]
+        if not word.startswith("--")
+    ]
+    listed = _check_output(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            *sources,
+        ]
+    )
     fingerprint = []
     for name in sorted(set(filter(None, listed.split("\0")))):
         path = ROOT / name
@@ -208,9 +258,18 @@ def _base_image(progress: Progress) -> str:
         tarball = ROOTFS_DIR / f"rootfs-{SUITE}-{key}.tar"
         if not tarball.exists():
             _make_rootfs(tarball, progress)
-        _run(podman("import", "--quiet", f"--change=ENV PATH={BASE_PATH}",
-                    "--change=ENV LANG=C.UTF-8", str(tarball), ref),
-             what="import the base", progress=progress)
+        _run(
+            podman(
+                "import",
+                "--quiet",
+                f"--change=ENV PATH={BASE_PATH}",
+                "--change=ENV LANG=C.UTF-8",
+                str(tarball),
+                ref,
+            ),
+            what="import the base",
+            progress=progress,
+        )
 
     return _ensure(f"{REGISTRY}/socialhub-base:{key}", progress, build)
 
@@ -221,23 +280,53 @@ def _make_rootfs(tarball: Path, progress: Progress) -> None:
         rootfs = Path(scratch) / "rootfs"
         # A private mount namespace: debootstrap's /proc and /sys mounts in the target go away
         # with it, even when debootstrap fails halfway.
-        _run(["unshare", "--mount", "--propagation", "private", "debootstrap",
-              "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}", SUITE, str(rootfs),
-              MIRROR], what=f"debootstrap {SUITE} ({', '.join(BASE_PACKAGES)})", progress=progress)
+        _run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(rootfs),
+                MIRROR,
+            ],
+            what=f"debootstrap {SUITE} ({', '.join(BASE_PACKAGES)})",
+            progress=progress,
+        )
         (rootfs / "etc/apt/sources.list").write_text(
             f"deb {MIRROR} {SUITE} main\ndeb {MIRROR} {SUITE}-updates main\n"
-            f"deb {SECURITY_MIRROR} {SUITE}-security main\n")
+            f"deb {SECURITY_MIRROR} {SUITE}-security main\n"
+        )
         # Upgrades must not start nginx: the chroot shares this machine's network.
         policy = rootfs / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["chroot", str(rootfs), "sh", "-ec",
-              "apt-get update -qq && apt-get upgrade -y -qq && apt-get clean"],
-             what="security updates", progress=progress, env=env)
+        _run(
+            [
+                "chroot",
+                str(rootfs),
+                "sh",
+                "-ec",
+                "apt-get update -qq && apt-get upgrade -y -qq && apt-get clean",
+            ],
+            what="security updates",
+            progress=progress,
+            env=env,
+        )
         policy.unlink()
-        for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log", "usr/share/man",
-                     "usr/share/info", "usr/share/locale", "tmp"):
+        for junk in (
+            "var/lib/apt/lists",
+            "var/cache/apt",
+            "var/log",
+            "usr/share/man",
+            "usr/share/info",
+            "usr/share/locale",
+            "tmp",
+        ):
             shutil.rmtree(rootfs / junk)
             (rootfs / junk).mkdir()
         (rootfs / "tmp").chmod(0o1777)
@@ -245,8 +334,20 @@ def _make_rootfs(tarball: Path, progress: Progress) -> None:
             (rootfs / host_file).write_text("")
         partial = tarball.with_suffix(".part")
         # /dev is the runtime's: its device nodes stay out of the image.
-        _run(["tar", "--numeric-owner", "--exclude=./dev/*", "-C", str(rootfs), "-cf",
-              str(partial), "."], what="pack the rootfs", progress=progress)
+        _run(
+            [
+                "tar",
+                "--numeric-owner",
+                "--exclude=./dev/*",
+                "-C",
+                str(rootfs),
+                "-cf",
+                str(partial),
+                ".",
+            ],
+            what="pack the rootfs",
+            progress=progress,
+        )
         partial.rename(tarball)
 
 
@@ -257,8 +358,11 @@ def _uv_image(progress: Progress) -> str:
     if not binary.is_file():
         raise BuildError(f"no uv on PATH nor at {binary}: run `make venv` (scripts/bootstrap.sh)")
     key = _digest(binary.read_bytes())
-    return _ensure(f"{REGISTRY}/socialhub-uv:{key}", progress,
-                   lambda ref: _import_files(ref, {"uv": binary}, [], progress))
+    return _ensure(
+        f"{REGISTRY}/socialhub-uv:{key}",
+        progress,
+        lambda ref: _import_files(ref, {"uv": binary}, [], progress),
+    )
 
 
 def _gateway_image(base: str, progress: Progress) -> str:
@@ -276,20 +380,27 @@ def _pause_image(progress: Progress) -> str:
     """The sandbox image of every pod: Debian's static catatonit, alone in a scratch image."""
     binary = Path("/usr/bin/catatonit")
     key = _digest(binary.read_bytes(), PAUSE_ENTRYPOINT)
-    return _ensure(f"{REGISTRY}/socialhub-pause:{key}", progress, lambda ref: _import_files(
-        ref, {"catatonit": binary}, [f"--change={PAUSE_ENTRYPOINT}"], progress))
+    return _ensure(
+        f"{REGISTRY}/socialhub-pause:{key}",
+        progress,
+        lambda ref: _import_files(
+            ref, {"catatonit": binary}, [f"--change={PAUSE_ENTRYPOINT}"], progress
+        ),
+    )
 
 
-def _import_files(ref: str, files: dict[str, Path], changes: list[str],
-                  progress: Progress) -> None:
+def _import_files(ref: str, files: dict[str, Path], changes: list[str], progress: Progress) -> None:
     """A one-layer image of `files` (name in the image's root -> file here)."""
     with tempfile.TemporaryDirectory(dir=ensure_dir(PODMAN_DIR / "tmp")) as scratch:
         layer = Path(scratch) / "layer.tar"
         with tarfile.open(layer, "w") as tar:
             for name, path in files.items():
                 tar.add(path, arcname=name)
-        _run(podman("import", "--quiet", *changes, str(layer), ref), what=f"import {ref}",
-             progress=progress)
+        _run(
+            podman("import", "--quiet", *changes, str(layer), ref),
+            what=f"import {ref}",
+            progress=progress,
+        )
 
 
 def _build(ref: str, args: list[str], progress: Progress) -> None:
@@ -301,21 +412,38 @@ def _build(ref: str, args: list[str], progress: Progress) -> None:
     """
     uv_config = ensure_dir(PODMAN_DIR) / "uv.toml"
     uv_config.write_text("native-tls = true\n")
-    _run(podman("build", "--pull=never", "--network=host", *ULIMITS,
-                f"--volume={ensure_dir(UV_CACHE)}:/root/.cache/uv",
-                f"--volume={CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro",
-                f"--volume={uv_config}:/etc/uv/uv.toml:ro", "-t", ref, *args),
-         what=f"build {ref}", progress=progress)
+    _run(
+        podman(
+            "build",
+            "--pull=never",
+            "--network=host",
+            *ULIMITS,
+            f"--volume={ensure_dir(UV_CACHE)}:/root/.cache/uv",
+            f"--volume={CA_BUNDLE}:/etc/ssl/certs/ca-certificates.crt:ro",
+            f"--volume={uv_config}:/etc/uv/uv.toml:ro",
+            "-t",
+            ref,
+            *args,
+        ),
+        what=f"build {ref}",
+        progress=progress,
+    )
 
 
-def _run(argv: list[str], what: str, progress: Progress, env: dict[str, str] | None = None,
-         heartbeat: float = 30.0) -> None:
+def _run(
+    argv: list[str],
+    what: str,
+    progress: Progress,
+    env: dict[str, str] | None = None,
+    heartbeat: float = 30.0,
+) -> None:
     """Run a long step with its output in a log file, saying every `heartbeat` s that it runs."""
     log = ensure_dir(PODMAN_DIR / "logs") / (re.sub(r"[^A-Za-z0-9.-]+", "_", what) + ".log")
     started = time.monotonic()
     with log.open("w") as out:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
         while True:
             try:
                 process.wait(timeout=heartbeat)

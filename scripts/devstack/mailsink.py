@@ -1,6 +1,6 @@
 """A real SMTP server that keeps every message as a file: where development mail goes.
 
-    python -m devstack.mailsink --port 21025 --dir .state/infra/mail
+python -m devstack.mailsink --port 21025 --dir .state/infra/mail
 """
 
 import argparse

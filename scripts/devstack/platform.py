@@ -174,10 +174,12 @@ class Platform:
             if spec.uses(Store.POSTGRES):
                 self.infra.postgres.create_database(self.profile.database(spec))
             if spec.migrates:
-                commands.append(([sys.executable, "-m", spec.module, "migrate"],
-                                 self.service_env(spec)))
-        commands.append(([sys.executable, "-m", "socialhub.kit.events.topics"],
-                         self.service_env(SERVICES[0])))
+                commands.append(
+                    ([sys.executable, "-m", spec.module, "migrate"], self.service_env(spec))
+                )
+        commands.append(
+            ([sys.executable, "-m", "socialhub.kit.events.topics"], self.service_env(SERVICES[0]))
+        )
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             done = [pool.submit(run, argv, env=env, cwd=ROOT) for argv, env in commands]
         for future in done:
@@ -202,8 +204,12 @@ class Platform:
         if changed and proc.running():
             proc.stop()
         proc.start()
-        wait_until(lambda: http_ok(f"{self.gateway_url}/health"), timeout=15, what="gateway",
-                   on_timeout=lambda: proc.tail())
+        wait_until(
+            lambda: http_ok(f"{self.gateway_url}/health"),
+            timeout=15,
+            what="gateway",
+            on_timeout=lambda: proc.tail(),
+        )
 
     def down(self, *, infra: bool = True) -> None:
         for proc in [self.gateway_process(), *self.service_processes()]:
@@ -223,10 +229,17 @@ class Platform:
 
     def status(self) -> list[dict[str, str]]:
         """One row per process; supervised ones say how often they were restarted and why."""
-        rows = [{"name": s.name, "state": "running" if s.running() else "stopped",
-                 "restarts": "", "last_exit": "", "address": s.address,
-                 "log": str(s.process().logfile)}
-                for s in self.infra.servers]
+        rows = [
+            {
+                "name": s.name,
+                "state": "running" if s.running() else "stopped",
+                "restarts": "",
+                "last_exit": "",
+                "address": s.address,
+                "log": str(s.process().logfile),
+            }
+            for s in self.infra.servers
+        ]
         for proc in [*self.service_processes(), self.gateway_process()]:
             supervision = proc.supervision()
             state = "running" if proc.running() else "stopped"
@@ -235,10 +248,16 @@ class Platform:
             last_exit = ""
             if supervision and supervision.last_exit:
                 last_exit = f"{supervision.last_exit} at {supervision.last_exit_at}"
-            rows.append({"name": proc.name, "state": state,
-                         "restarts": str(supervision.restarts) if supervision else "",
-                         "last_exit": last_exit, "address": self._address_of(proc.name),
-                         "log": str(proc.logfile)})
+            rows.append(
+                {
+                    "name": proc.name,
+                    "state": state,
+                    "restarts": str(supervision.restarts) if supervision else "",
+                    "last_exit": last_exit,
+                    "address": self._address_of(proc.name),
+                    "log": str(proc.logfile),
+                }
+            )
         return rows
 
     def _address_of(self, name: str) -> str:
@@ -249,6 +268,9 @@ class Platform:
 
 
 def wait_healthy(proc: ManagedProcess, base_url: str) -> None:
-    wait_until(lambda: http_ok(f"{base_url}/health"), timeout=SERVICE_START_TIMEOUT,
-               what=proc.name, on_timeout=lambda: f"{proc.logfile}:\n{proc.tail()}")
-
+    wait_until(
+        lambda: http_ok(f"{base_url}/health"),
+        timeout=SERVICE_START_TIMEOUT,
+        what=proc.name,
+        on_timeout=lambda: f"{proc.logfile}:\n{proc.tail()}",
+    )

@@ -65,9 +65,13 @@ class ManagedProcess:
             record = json.loads(self.statefile.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
-        return Supervision(state=str(record["state"]), child_pid=record.get("child_pid"),
-                           restarts=int(record["restarts"]), last_exit=record.get("last_exit"),
-                           last_exit_at=record.get("last_exit_at"))
+        return Supervision(
+            state=str(record["state"]),
+            child_pid=record.get("child_pid"),
+            restarts=int(record["restarts"]),
+            last_exit=record.get("last_exit"),
+            last_exit_at=record.get("last_exit_at"),
+        )
 
     def child_pid(self) -> int | None:
         """The pid doing the work: the supervised child (None between restarts), else pid()."""
@@ -87,8 +91,17 @@ class ManagedProcess:
         argv = list(self.argv)
         if self.supervised:
             self.statefile.unlink(missing_ok=True)
-            argv = [sys.executable, "-m", "devstack.supervise", "--state", str(self.statefile),
-                    "--name", self.name, "--", *argv]
+            argv = [
+                sys.executable,
+                "-m",
+                "devstack.supervise",
+                "--state",
+                str(self.statefile),
+                "--name",
+                self.name,
+                "--",
+                *argv,
+            ]
         with self.logfile.open("ab") as log:
             log.write(f"\n{self.START_MARKER} {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
@@ -137,7 +150,7 @@ class ManagedProcess:
             text = self.logfile.read_text(errors="replace")
         except FileNotFoundError:
             return ""
-        return text[text.rfind(self.START_MARKER):]
+        return text[text.rfind(self.START_MARKER) :]
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -201,12 +214,25 @@ def _signal_one(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
-def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-        user: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """Run a short command to completion, capturing its output for error messages."""
     result = subprocess.run(
-        list(argv), env={**os.environ, **(env or {})}, cwd=cwd, user=user, group=user,
-        extra_groups=[] if user else None, text=True, capture_output=True, check=False,
+        list(argv),
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        user=user,
+        group=user,
+        extra_groups=[] if user else None,
+        text=True,
+        capture_output=True,
+        check=False,
     )
     if check and result.returncode != 0:
         output = f"{result.stdout}{result.stderr}"

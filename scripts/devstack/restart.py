@@ -37,8 +37,10 @@ class Restarted:
 
     def __str__(self) -> str:
         old = f"pid {self.old_pid}" if self.old_pid else "no child"
-        return (f"{self.name} restarted ({old} -> pid {self.new_pid}); "
-                f"{self.health_url} answered after {self.seconds:.1f} s")
+        return (
+            f"{self.name} restarted ({old} -> pid {self.new_pid}); "
+            f"{self.health_url} answered after {self.seconds:.1f} s"
+        )
 
 
 def restart(proc: ManagedProcess, health_url: str, *, timeout: float = TIMEOUT) -> Restarted:
@@ -61,6 +63,10 @@ def restart(proc: ManagedProcess, health_url: str, *, timeout: float = TIMEOUT) 
         new["pid"] = current.child_pid
         return http_ok(health_url)
 
-    wait_until(new_child_answers, timeout=timeout, what=f"{proc.name} after its restart",
-               on_timeout=lambda: f"{proc.logfile}:\n{proc.tail()}")
+    wait_until(
+        new_child_answers,
+        timeout=timeout,
+        what=f"{proc.name} after its restart",
+        on_timeout=lambda: f"{proc.logfile}:\n{proc.tail()}",
+    )
     return Restarted(proc.name, old, new["pid"], health_url, time.monotonic() - started)

@@ -65,8 +65,9 @@ def describe_exit(returncode: int) -> str:
 class Supervisor:
     """Runs one child until told to stop; restarts it with back-off whenever it exits."""
 
-    def __init__(self, argv: Sequence[str], state_file: Path, name: str,
-                 backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], state_file: Path, name: str, backoff: Backoff | None = None
+    ) -> None:
         self.argv = list(argv)
         self.state_file = state_file
         self.name = name
@@ -86,18 +87,24 @@ class Supervisor:
                 started = time.monotonic()
                 returncode = self._run_child_once()
                 if self.stop_signal is not None:
-                    self._log(f"{self.stop_signal.name}: the child exited "
-                              f"({describe_exit(returncode)}); stopped, no restart")
+                    self._log(
+                        f"{self.stop_signal.name}: the child exited "
+                        f"({describe_exit(returncode)}); stopped, no restart"
+                    )
                     break
                 ran = time.monotonic() - started
                 delay = self.backoff.after_exit(ran)
                 self.last_exit, self.last_exit_at = describe_exit(returncode), _now()
                 self._write_state("waiting", restart_in=delay)
-                self._log(f"exited ({self.last_exit}) after {ran:.1f} s; "
-                          f"restart {self.restarts + 1} in {delay:g} s")
+                self._log(
+                    f"exited ({self.last_exit}) after {ran:.1f} s; "
+                    f"restart {self.restarts + 1} in {delay:g} s"
+                )
                 if not self._sleep_unless_stopped(delay):
-                    self._log(f"{self.stop_signal.name if self.stop_signal else 'stop'} during "
-                              "the back-off: stopped, no restart")
+                    self._log(
+                        f"{self.stop_signal.name if self.stop_signal else 'stop'} during "
+                        "the back-off: stopped, no restart"
+                    )
                     break
                 self.restarts += 1
         finally:
@@ -108,8 +115,9 @@ class Supervisor:
         try:
             # Same process group as the supervisor (ManagedProcess.stop's SIGKILL reaches both);
             # the child gets SIGTERM if the supervisor itself dies instead of running on unowned.
-            self.child = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                          preexec_fn=_terminate_with(os.getpid()))
+            self.child = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, preexec_fn=_terminate_with(os.getpid())
+            )
         except OSError as error:
             self._log(f"cannot start {self.argv[0]}: {error}")
             return 127
@@ -141,10 +149,15 @@ class Supervisor:
         return self.stop_signal is None
 
     def _write_state(self, state: str, **extra: Any) -> None:
-        record = {"state": state, "supervisor_pid": os.getpid(),
-                  "child_pid": self.child.pid if self.child else None,
-                  "restarts": self.restarts, "last_exit": self.last_exit,
-                  "last_exit_at": self.last_exit_at, **extra}
+        record = {
+            "state": state,
+            "supervisor_pid": os.getpid(),
+            "child_pid": self.child.pid if self.child else None,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "last_exit_at": self.last_exit_at,
+            **extra,
+        }
         partial = self.state_file.with_name(self.state_file.name + ".part")
         partial.write_text(json.dumps(record) + "\n")
         partial.replace(self.state_file)  # readers never see half a file
@@ -161,6 +174,7 @@ def _terminate_with(parent: int) -> Callable[[], None]:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the supervisor died before prctl took effect
             os._exit(1)
+
     return in_child
 
 

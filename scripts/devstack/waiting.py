@@ -8,8 +8,13 @@ import urllib.request
 from collections.abc import Callable
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
-               on_timeout: Callable[[], str] | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    on_timeout: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

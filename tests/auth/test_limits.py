@@ -16,9 +16,15 @@ from tests.support import PASSWORD, asgi_transport, random_ip, settings_for, uni
 @pytest.fixture(scope="module")
 async def strict_auth(platform: Platform) -> AsyncIterator[FastAPI]:
     """An auth instance with small limits; each test acts from its own client addresses."""
-    settings = settings_for(AuthSettings, platform, "auth", login_limit_per_ip=5,
-                            login_failures_per_account=3, reset_requests_per_email=2,
-                            signup_limit_per_ip=3)
+    settings = settings_for(
+        AuthSettings,
+        platform,
+        "auth",
+        login_limit_per_ip=5,
+        login_failures_per_account=3,
+        reset_requests_per_email=2,
+        signup_limit_per_ip=3,
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
@@ -39,16 +45,16 @@ async def test_login_attempts_per_ip(strict_auth: FastAPI) -> None:
         return {"identifier": unique(), "password": "Wrong1234"}
 
     async with _as(strict_auth, random_ip()) as client:
-        statuses = [(await client.post("/auth/login", json=attempt())).status_code
-                    for _ in range(5)]
+        statuses = [
+            (await client.post("/auth/login", json=attempt())).status_code for _ in range(5)
+        ]
         assert statuses == [401] * 5
         _assert_limited(await client.post("/auth/login", json=attempt()))
     async with _as(strict_auth, random_ip()) as other_ip:
         assert (await other_ip.post("/auth/login", json=attempt())).status_code == 401
 
 
-async def test_failed_logins_per_account_lock_that_account_only(
-        strict_auth: FastAPI) -> None:
+async def test_failed_logins_per_account_lock_that_account_only(strict_auth: FastAPI) -> None:
     async with _as(strict_auth, random_ip()) as client:
         victim = (await signup(client))["user"]
         bystander = (await signup(client))["user"]
@@ -67,8 +73,9 @@ async def test_reset_requests_per_email(strict_auth: FastAPI) -> None:
     async with _as(strict_auth, random_ip()) as client:
         email = (await signup(client))["user"]["email"]
         for _ in range(2):
-            assert (await client.post("/auth/password/forgot",
-                                      json={"email": email})).status_code == 202
+            assert (
+                await client.post("/auth/password/forgot", json={"email": email})
+            ).status_code == 202
         _assert_limited(await client.post("/auth/password/forgot", json={"email": email}))
 
 
@@ -76,6 +83,8 @@ async def test_signups_per_ip(strict_auth: FastAPI) -> None:
     async with _as(strict_auth, random_ip()) as client:
         for _ in range(3):
             await signup(client)
-        response = await client.post("/auth/signup", json={
-            "name": "N", "email": "n@example.com", "username": "nnnn", "password": PASSWORD})
+        response = await client.post(
+            "/auth/signup",
+            json={"name": "N", "email": "n@example.com", "username": "nnnn", "password": PASSWORD},
+        )
         _assert_limited(response)

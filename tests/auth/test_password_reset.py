@@ -30,14 +30,17 @@ async def _forgot(auth: httpx.AsyncClient, email: str) -> httpx.Response:
     return await auth.post("/auth/password/forgot", json={"email": email})
 
 
-async def _reset(auth: httpx.AsyncClient, email: str, code: str,
-                 password: str = NEW_PASSWORD) -> httpx.Response:
-    return await auth.post("/auth/password/reset",
-                           json={"email": email, "code": code, "newPassword": password})
+async def _reset(
+    auth: httpx.AsyncClient, email: str, code: str, password: str = NEW_PASSWORD
+) -> httpx.Response:
+    return await auth.post(
+        "/auth/password/reset", json={"email": email, "code": code, "newPassword": password}
+    )
 
 
 async def test_reset_flow_changes_the_password_and_revokes_old_tokens(
-        auth: httpx.AsyncClient, mailsink: MailSink) -> None:
+    auth: httpx.AsyncClient, mailsink: MailSink
+) -> None:
     account = await signup(auth)
     email, old_token = account["user"]["email"], account["token"]
     assert (await _forgot(auth, email)).status_code == 202
@@ -57,7 +60,8 @@ async def test_reset_flow_changes_the_password_and_revokes_old_tokens(
 
 
 async def test_unknown_email_gets_the_same_202_and_no_mail(
-        auth: httpx.AsyncClient, mailsink: MailSink) -> None:
+    auth: httpx.AsyncClient, mailsink: MailSink
+) -> None:
     email = "nobody-" + (await signup(auth))["user"]["email"]
     response = await _forgot(auth, email)
     assert response.status_code == 202
@@ -68,7 +72,8 @@ async def test_unknown_email_gets_the_same_202_and_no_mail(
 
 
 async def test_wrong_codes_are_refused_and_the_code_dies_after_five_attempts(
-        auth: httpx.AsyncClient, mailsink: MailSink) -> None:
+    auth: httpx.AsyncClient, mailsink: MailSink
+) -> None:
     email = (await signup(auth))["user"]["email"]
     await _forgot(auth, email)
     code = await _mailed_code(mailsink, email)
@@ -88,9 +93,10 @@ async def test_wrong_codes_are_refused_and_the_code_dies_after_five_attempts(
 
 
 async def test_reset_input_is_validated(auth: httpx.AsyncClient) -> None:
-    response = await auth.post("/auth/password/reset",
-                               json={"email": "a@example.com", "code": "12ab",
-                                     "newPassword": "weak"})
+    response = await auth.post(
+        "/auth/password/reset",
+        json={"email": "a@example.com", "code": "12ab", "newPassword": "weak"},
+    )
     assert response.status_code == 422
     assert set(response.json()["error"]["fields"]) == {"code", "newPassword"}
     no_code = await _reset(auth, (await signup(auth))["user"]["email"], "123456")

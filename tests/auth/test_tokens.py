@@ -23,13 +23,16 @@ def _claims(token: str) -> dict[str, object]:
 
 def _unsigned(claims: dict[str, object]) -> str:
     """An `alg: none` token: the classic forgery a verifier must refuse."""
+
     def part(value: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 async def test_token_is_hs256_for_24_hours_with_the_documented_claims(
-        auth: httpx.AsyncClient) -> None:
+    auth: httpx.AsyncClient,
+) -> None:
     result = await signup(auth)
     token = result["token"]
     header = jwt.get_unverified_header(token)
@@ -50,8 +53,13 @@ async def test_verify_answers_the_user_payload_header(auth: httpx.AsyncClient) -
 
 
 async def test_missing_and_malformed_tokens_are_401(auth: httpx.AsyncClient) -> None:
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"},
-                    bearer("not.a.jwt"), bearer("")):
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic abc"},
+        bearer("not.a.jwt"),
+        bearer(""),
+    ):
         response = await auth.get(VERIFY, headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["error"]["code"] == "unauthorized"
@@ -59,18 +67,25 @@ async def test_missing_and_malformed_tokens_are_401(auth: httpx.AsyncClient) -> 
 
 
 async def test_forged_expired_and_foreign_algorithm_tokens_are_refused(
-        auth: httpx.AsyncClient, auth_settings: AuthSettings) -> None:
+    auth: httpx.AsyncClient, auth_settings: AuthSettings
+) -> None:
     secret = auth_settings.jwt_secret.get_secret_value()
     now = int(time.time())
-    base = {"sub": str(uuid.uuid4()), "username": "mallory", "iat": now, "exp": now + 3600,
-            "jti": uuid.uuid4().hex, "ver": 0}
+    base = {
+        "sub": str(uuid.uuid4()),
+        "username": "mallory",
+        "iat": now,
+        "exp": now + 3600,
+        "jti": uuid.uuid4().hex,
+        "ver": 0,
+    }
     forged = jwt.encode(base, "some-other-secret-of-enough-length-000000", algorithm="HS256")
-    expired = jwt.encode({**base, "iat": now - 7200, "exp": now - 3600}, secret,
-                         algorithm="HS256")
+    expired = jwt.encode({**base, "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256")
     hs512 = jwt.encode(base, secret, algorithm="HS512")
     unsigned = _unsigned(base)
-    missing_jti = jwt.encode({k: v for k, v in base.items() if k != "jti"}, secret,
-                             algorithm="HS256")
+    missing_jti = jwt.encode(
+        {k: v for k, v in base.items() if k != "jti"}, secret, algorithm="HS256"
+    )
     valid = jwt.encode(base, secret, algorithm="HS256")
     for token in (forged, expired, hs512, unsigned, missing_jti):
         assert (await auth.get(VERIFY, headers=bearer(token))).status_code == 401
@@ -82,8 +97,9 @@ async def test_forged_expired_and_foreign_algorithm_tokens_are_refused(
 
 async def test_logout_revokes_only_that_token(auth: httpx.AsyncClient) -> None:
     result = await signup(auth)
-    other = await auth.post("/auth/login", json={"identifier": result["user"]["username"],
-                                                 "password": PASSWORD})
+    other = await auth.post(
+        "/auth/login", json={"identifier": result["user"]["username"], "password": PASSWORD}
+    )
     assert (await auth.post("/auth/logout", headers=bearer(result["token"]))).status_code == 204
     revoked = await auth.get(VERIFY, headers=bearer(result["token"]))
     assert revoked.status_code == 401

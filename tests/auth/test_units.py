@@ -29,8 +29,9 @@ def test_codec_refuses_another_secret() -> None:
 
 
 def test_usernames_are_normalised_to_lowercase() -> None:
-    request = SignupRequest(name=" Ann ", email="Ann@Example.COM", username="Ann_1",
-                            password="Secret123")
+    request = SignupRequest(
+        name=" Ann ", email="Ann@Example.COM", username="Ann_1", password="Secret123"
+    )
     assert (request.username, request.email, request.name) == ("ann_1", "ann@example.com", "Ann")
 
 

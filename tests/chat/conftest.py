@@ -31,12 +31,14 @@ async def auth_http(auth_instance: Instance) -> AsyncIterator[httpx.AsyncClient]
 
 
 @pytest.fixture(scope="session")
-def new_chat_instance(platform: Platform,
-                      auth_instance: Instance) -> Callable[..., Instance]:
+def new_chat_instance(platform: Platform, auth_instance: Instance) -> Callable[..., Instance]:
     """A chat instance (not started) that checks tokens with this suite's auth service."""
+
     def create(**env: str) -> Instance:
-        return Instance.create(platform, "chat", **{
-            "AUTH_SERVICE_URL": auth_instance.url, **FAST_PRESENCE, **env})
+        return Instance.create(
+            platform, "chat", **{"AUTH_SERVICE_URL": auth_instance.url, **FAST_PRESENCE, **env}
+        )
+
     return create
 
 
@@ -72,7 +74,8 @@ async def client() -> AsyncIterator[Callable[[], ChatClient]]:
 
 @pytest.fixture(scope="session")
 async def redis(platform: Platform) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(platform.infra.redis.url(platform.profile.redis_db),
-                                   decode_responses=True)
+    client: Redis = Redis.from_url(
+        platform.infra.redis.url(platform.profile.redis_db), decode_responses=True
+    )
     yield client
     await client.aclose()

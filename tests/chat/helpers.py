@@ -24,8 +24,6 @@ SOCKETIO_PATH = "/chat/socket.io"
 WAIT_SECONDS = 15.0
 
 
-
-
 @dataclass
 class Instance:
     """One service process (`python -m socialhub.<name> serve`) on its own port."""
@@ -37,9 +35,12 @@ class Instance:
     def create(cls, platform: Platform, name: str, **env: str) -> "Instance":
         port = free_port()
         process = ManagedProcess(
-            name=f"{name}-{port}", argv=[sys.executable, "-m", f"socialhub.{name}", "serve"],
-            run_dir=platform.run_dir, env={**platform.service_env(service(name), port), **env},
-            cwd=ROOT)
+            name=f"{name}-{port}",
+            argv=[sys.executable, "-m", f"socialhub.{name}", "serve"],
+            run_dir=platform.run_dir,
+            env={**platform.service_env(service(name), port), **env},
+            cwd=ROOT,
+        )
         return cls(process, port)
 
     @property
@@ -87,8 +88,9 @@ def open_room() -> str:
 class ChatClient:
     """A python-socketio client that keeps every event it receives, in order."""
 
-    sio: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(
-        reconnection=False))
+    sio: socketio.AsyncClient = field(
+        default_factory=lambda: socketio.AsyncClient(reconnection=False)
+    )
     events: list[tuple[str, Any]] = field(default_factory=list)
     connect_error: Any = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,8 +110,15 @@ class ChatClient:
     async def _disconnected(self, *_: Any) -> None:
         await self._record("disconnect")
 
-    async def connect(self, base_url: str, token: str | None, *, via: str = "auth",
-                      path: str = SOCKETIO_PATH, transport: str = "websocket") -> None:
+    async def connect(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        via: str = "auth",
+        path: str = SOCKETIO_PATH,
+        transport: str = "websocket",
+    ) -> None:
         url, headers, auth = base_url, {}, None
         if token is not None and via == "auth":
             auth = {"token": token}
@@ -117,8 +126,14 @@ class ChatClient:
             headers = {"Authorization": f"Bearer {token}"}
         elif token is not None and via == "query":
             url = f"{base_url}?token={token}"
-        await self.sio.connect(url, headers=headers, auth=auth, socketio_path=path,
-                               transports=[transport], wait_timeout=WAIT_SECONDS)
+        await self.sio.connect(
+            url,
+            headers=headers,
+            auth=auth,
+            socketio_path=path,
+            transports=[transport],
+            wait_timeout=WAIT_SECONDS,
+        )
 
     async def call(self, event: str, data: Any) -> Any:
         return await self.sio.call(event, data, timeout=WAIT_SECONDS)
@@ -128,17 +143,25 @@ class ChatClient:
         start = len(self.events)
         ack = await self.call("join_room", {"roomId": room_id})
         assert ack["ok"], ack
-        history = await self.wait_for("message_history", lambda d: d["roomId"] == room_id,
-                                      since=start)
+        history = await self.wait_for(
+            "message_history", lambda d: d["roomId"] == room_id, since=start
+        )
         messages: list[dict[str, Any]] = history["messages"]
         return messages
 
-    def received(self, event: str, match: Callable[[Any], bool] = lambda _: True, *,
-                 since: int = 0) -> list[Any]:
+    def received(
+        self, event: str, match: Callable[[Any], bool] = lambda _: True, *, since: int = 0
+    ) -> list[Any]:
         return [data for name, data in self.events[since:] if name == event and match(data)]
 
-    async def wait_for(self, event: str, match: Callable[[Any], bool] = lambda _: True, *,
-                       since: int = 0, within: float = WAIT_SECONDS) -> Any:
+    async def wait_for(
+        self,
+        event: str,
+        match: Callable[[Any], bool] = lambda _: True,
+        *,
+        since: int = 0,
+        within: float = WAIT_SECONDS,
+    ) -> Any:
         """The first `event` (from index `since`) that matches; fails after `within` seconds."""
         async with asyncio.timeout(within):
             while True:
@@ -164,12 +187,16 @@ async def refused_join(client: ChatClient, room_id: str) -> dict[str, Any]:
     mark = len(client.events)
     ack = await client.call("join_room", {"roomId": room_id})
     assert ack["ok"] is False
-    error: dict[str, Any] = await client.wait_for("error", lambda d: d.get("roomId") == room_id,
-                                                  since=mark)
+    error: dict[str, Any] = await client.wait_for(
+        "error", lambda d: d.get("roomId") == room_id, since=mark
+    )
     assert error == ack["error"]
     await client.round_trip()
-    leaked = [(n, d) for n, d in client.events[mark:]
-              if n in ("message_history", "room_users", "new_message")]
+    leaked = [
+        (n, d)
+        for n, d in client.events[mark:]
+        if n in ("message_history", "room_users", "new_message")
+    ]
     assert leaked == []
     return error
 

@@ -56,11 +56,13 @@ async def _profiles(users_http: httpx.AsyncClient, *users: User) -> None:
         assert response.status_code == 200, response.text
 
 
-async def _block(users_http: httpx.AsyncClient, blocker: User, blocked: User, *,
-                 lift: bool = False) -> None:
+async def _block(
+    users_http: httpx.AsyncClient, blocker: User, blocked: User, *, lift: bool = False
+) -> None:
     method = "DELETE" if lift else "POST"
-    response = await users_http.request(method, f"/users/block/{blocked.id}",
-                                        headers=blocker.header)
+    response = await users_http.request(
+        method, f"/users/block/{blocked.id}", headers=blocker.header
+    )
     assert response.status_code == 200, response.text
     assert response.json()["isBlocking"] is not lift
 
@@ -79,9 +81,12 @@ async def _is_open(chat_http: httpx.AsyncClient, user: User, other: User) -> boo
 
 
 async def test_a_block_closes_the_direct_messages_both_ways_until_it_is_lifted(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        users_http: httpx.AsyncClient, chat_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    users_http: httpx.AsyncClient,
+    chat_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     alice, bob = await new_user(auth_http), await new_user(auth_http)
     await _profiles(users_http, alice, bob)
@@ -97,24 +102,35 @@ async def test_a_block_closes_the_direct_messages_both_ways_until_it_is_lifted(
 
     await _block(users_http, alice, bob)
     for socket, mark in zip((a, b), marks, strict=True):
-        removed = await socket.wait_for("error", lambda d: d.get("roomId") == room,
-                                        since=mark, within=WITHIN)
-        assert removed == {"event": "join_room", "code": "removed", "roomId": room,
-                           "message": "a block between you and this user closed this "
-                                      "direct-message room"}
+        removed = await socket.wait_for(
+            "error", lambda d: d.get("roomId") == room, since=mark, within=WITHIN
+        )
+        assert removed == {
+            "event": "join_room",
+            "code": "removed",
+            "roomId": room,
+            "message": "a block between you and this user closed this direct-message room",
+        }
 
     for user, other, socket, why in ((alice, bob, a, YOU_BLOCKED), (bob, alice, b, BLOCKED_YOU)):
         _refusal(await _opens(chat_http, user, other), why)
         _refusal(await chat_http.get(f"/chat/rooms/{room}/messages", headers=user.header), why)
         assert await refused_join(socket, room) == {
-            "event": "join_room", "code": "forbidden", "message": why, "roomId": room}
+            "event": "join_room",
+            "code": "forbidden",
+            "message": why,
+            "roomId": room,
+        }
         sent = await socket.call("send_message", {"roomId": room, "message": "still there?"})
         assert sent["ok"] is False
         assert sent["error"]["code"] == "forbidden"
 
     await _block(users_http, alice, bob, lift=True)
-    await eventually(lambda: _is_open(chat_http, bob, alice), within=WITHIN,
-                     what="the direct-message room reopening after the unblock")
+    await eventually(
+        lambda: _is_open(chat_http, bob, alice),
+        within=WITHIN,
+        what="the direct-message room reopening after the unblock",
+    )
     assert (await _opens(chat_http, alice, bob)).json() == {"roomId": room}
     assert [m["id"] for m in await a.join(room)] == [before["id"]]
     await b.join(room)
@@ -126,8 +142,12 @@ async def test_a_block_closes_the_direct_messages_both_ways_until_it_is_lifted(
 
 
 async def test_the_room_stays_closed_until_both_blocks_are_lifted(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        users_http: httpx.AsyncClient, chat_http: httpx.AsyncClient, redis: Redis) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    users_http: httpx.AsyncClient,
+    chat_http: httpx.AsyncClient,
+    redis: Redis,
+) -> None:
     alice, bob = await new_user(auth_http), await new_user(auth_http)
     await _profiles(users_http, alice, bob)
     store, room = BlockStore(redis), _dm(alice, bob)
@@ -144,14 +164,18 @@ async def test_the_room_stays_closed_until_both_blocks_are_lifted(
     _refusal(await _opens(chat_http, bob, alice), YOU_BLOCKED)
 
     await _block(users_http, bob, alice, lift=True)
-    await eventually(lambda: _is_open(chat_http, alice, bob), within=WITHIN,
-                     what="the room reopening")
+    await eventually(
+        lambda: _is_open(chat_http, alice, bob), within=WITHIN, what="the room reopening"
+    )
     assert await _is_open(chat_http, bob, alice)
 
 
 async def test_a_socket_the_block_has_not_reached_yet_cannot_send(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient], redis: Redis) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+    redis: Redis,
+) -> None:
     """The send checks the block itself: the eviction travels by pub/sub and may come late.
     The block is written straight into the replica here, so no eviction is published."""
     first, second = chat_pair
@@ -171,8 +195,7 @@ async def test_a_socket_the_block_has_not_reached_yet_cannot_send(
     for socket, why in ((a, YOU_BLOCKED), (b, BLOCKED_YOU)):
         mark = len(socket.events)
         sent = await socket.call("send_message", {"roomId": room, "message": "sneaking in"})
-        expected = {"event": "send_message", "code": "forbidden", "message": why,
-                    "roomId": room}
+        expected = {"event": "send_message", "code": "forbidden", "message": why, "roomId": room}
         assert sent == {"ok": False, "error": expected}
         assert await socket.wait_for("error", since=mark) == expected
 
@@ -183,8 +206,11 @@ async def test_a_socket_the_block_has_not_reached_yet_cannot_send(
 
 
 async def test_redelivered_and_late_block_events_change_nothing(
-        chat_pair: tuple[Instance, Instance], chat_http: httpx.AsyncClient,
-        platform: Platform, redis: Redis) -> None:
+    chat_pair: tuple[Instance, Instance],
+    chat_http: httpx.AsyncClient,
+    platform: Platform,
+    redis: Redis,
+) -> None:
     """Events of one blocker share a partition and arrive in order: the last one, on another
     room, proves the ones before it were consumed."""
     alice, bob, carol = (User(str(uuid.uuid4()), unique("c"), "") for _ in range(3))
@@ -192,26 +218,43 @@ async def test_redelivered_and_late_block_events_change_nothing(
     base_ms = int(time.time() * 1000)
 
     def event(event_type: str, blocked: User, at_ms: int) -> Event:
-        return Event(event_type=event_type, producer="users", data={
-            "blockerId": alice.id, "blockedId": blocked.id, "timestamp": at_ms})
+        return Event(
+            event_type=event_type,
+            producer="users",
+            data={"blockerId": alice.id, "blockedId": blocked.id, "timestamp": at_ms},
+        )
 
     block = event("user.blocked", bob, base_ms + 2000)
-    await _publish(platform, alice.id, [
-        block,
-        event("user.unblocked", bob, base_ms + 1000),  # older than the block: arrives late
-        block,  # redelivered
-        event("user.blocked", alice, base_ms),  # invalid (dead-lettered): nothing stops
-        event("user.blocked", carol, base_ms),  # the marker
-    ])
-    await eventually(lambda: _has_blockers(store, _dm(alice, carol), alice), within=WITHIN,
-                     what="the marker block")
+    await _publish(
+        platform,
+        alice.id,
+        [
+            block,
+            event("user.unblocked", bob, base_ms + 1000),  # older than the block: arrives late
+            block,  # redelivered
+            event("user.blocked", alice, base_ms),  # invalid (dead-lettered): nothing stops
+            event("user.blocked", carol, base_ms),  # the marker
+        ],
+    )
+    await eventually(
+        lambda: _has_blockers(store, _dm(alice, carol), alice),
+        within=WITHIN,
+        what="the marker block",
+    )
     assert await store.blockers(_dm(alice, bob)) == {uuid.UUID(alice.id)}
     _refusal(await _opens(chat_http, bob, alice), BLOCKED_YOU)
 
-    await _publish(platform, alice.id, [event("user.unblocked", bob, base_ms + 3000),
-                                        event("user.unblocked", carol, base_ms + 3000)])
-    await eventually(lambda: _has_blockers(store, _dm(alice, carol)), within=WITHIN,
-                     what="the marker unblock")
+    await _publish(
+        platform,
+        alice.id,
+        [
+            event("user.unblocked", bob, base_ms + 3000),
+            event("user.unblocked", carol, base_ms + 3000),
+        ],
+    )
+    await eventually(
+        lambda: _has_blockers(store, _dm(alice, carol)), within=WITHIN, what="the marker unblock"
+    )
     assert await _is_open(chat_http, bob, alice)
 
 
@@ -225,7 +268,8 @@ async def _publish(platform: Platform, key: str, events: list[Event]) -> None:
     await producer.start()
     try:
         for event in events:
-            await producer.send_and_wait(platform.profile.topic_prefix + USER_TOPIC,
-                                         event.to_bytes(), key=key.encode())
+            await producer.send_and_wait(
+                platform.profile.topic_prefix + USER_TOPIC, event.to_bytes(), key=key.encode()
+            )
     finally:
         await producer.stop()

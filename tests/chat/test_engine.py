@@ -34,12 +34,17 @@ async def served() -> AsyncIterator[Served]:
         await served.sids.put(sid)
 
     served.engine.on("connect", on_connect)
-    server = uvicorn.Server(uvicorn.Config(socketio.ASGIApp(sio), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            socketio.ASGIApp(sio), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
     task = asyncio.create_task(server.serve())
     try:
+
         async def started() -> bool:
             return bool(server.started)
+
         await eventually(started, within=WAIT, what="uvicorn started")
         yield served
     finally:
@@ -96,8 +101,10 @@ async def test_a_lost_transport_is_seen_and_forgotten(served: Served) -> None:
     assert not served.engine.transport_lost(sid)
     await served.engine.enter_room(sid, "room")
     await client.sio.eio.disconnect(abort=True)  # the transport goes, without a goodbye
+
     async def lost() -> bool:
         return served.engine.transport_lost(sid)
+
     await eventually(lost, within=WAIT, what="the lost transport seen")
     await served.engine.forget(sid)
     await served.engine.broadcast("room", "nobody", None)  # no participant is left to fail
@@ -107,7 +114,9 @@ async def test_a_lost_transport_is_seen_and_forgotten(served: Served) -> None:
 async def test_disconnect_ends_the_clients_connection(served: Served) -> None:
     client, sid = await connect(served)
     await served.engine.disconnect(sid)
+
     async def gone() -> bool:
         return not client.sio.connected
+
     await eventually(gone, within=WAIT, what="the client disconnected")
     assert served.engine.transport_lost(sid)

@@ -9,8 +9,10 @@ from tests.support import escaped_json
 
 
 async def test_oversized_empty_and_unjoined_messages_are_refused(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     chat = client()
     await chat.connect(chat_pair[0].url, (await new_user(auth_http)).token)
     room = open_room()
@@ -22,15 +24,21 @@ async def test_oversized_empty_and_unjoined_messages_are_refused(
     assert too_big["error"]["code"] == "payload_too_large"
     assert "4096 bytes" in too_big["error"]["message"]
     error = await chat.wait_for("error", lambda d: d["code"] == "payload_too_large")
-    assert error == {"event": "send_message", "roomId": room, "code": "payload_too_large",
-                     "message": too_big["error"]["message"]}
+    assert error == {
+        "event": "send_message",
+        "roomId": room,
+        "code": "payload_too_large",
+        "message": too_big["error"]["message"],
+    }
 
-    assert (await chat.call("send_message", {"roomId": room, "message": "  "}))[
-        "error"]["code"] == "bad_request"
+    assert (await chat.call("send_message", {"roomId": room, "message": "  "}))["error"][
+        "code"
+    ] == "bad_request"
     assert (await chat.call("send_message", {"roomId": room}))["error"]["code"] == "bad_request"
     assert (await chat.call("send_message", "hello"))["error"]["code"] == "bad_request"
-    assert (await chat.call("send_message", {"roomId": open_room(), "message": "hi"}))[
-        "error"]["code"] == "forbidden"
+    assert (await chat.call("send_message", {"roomId": open_room(), "message": "hi"}))["error"][
+        "code"
+    ] == "forbidden"
     assert (await chat.call("typing", {"roomId": open_room()}))["error"]["code"] == "forbidden"
 
     await chat.round_trip()
@@ -39,8 +47,10 @@ async def test_oversized_empty_and_unjoined_messages_are_refused(
 
 
 async def test_text_breaking_the_kit_rule_is_refused_with_an_ack(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     """A lone surrogate once crashed the handler: the client waited for an ack forever."""
     user = await new_user(auth_http)
     chat = client()
@@ -68,8 +78,10 @@ async def test_text_breaking_the_kit_rule_is_refused_with_an_ack(
 
 
 async def test_sending_faster_than_the_rate_limit_is_refused(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     user = await new_user(auth_http)
     chat, other_tab = client(), client()
     await chat.connect(chat_pair[0].url, user.token)
@@ -78,8 +90,9 @@ async def test_sending_faster_than_the_rate_limit_is_refused(
     await chat.join(room)
     await other_tab.join(room)
 
-    acks = [await chat.call("send_message", {"roomId": room, "message": f"m{i}"})
-            for i in range(21)]
+    acks = [
+        await chat.call("send_message", {"roomId": room, "message": f"m{i}"}) for i in range(21)
+    ]
     assert [a["ok"] for a in acks] == [True] * 20 + [False]
     assert acks[20]["error"]["code"] == "rate_limited"
     assert "at most 20 messages per 5s" in acks[20]["error"]["message"]

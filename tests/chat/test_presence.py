@@ -25,8 +25,14 @@ def _principal() -> Principal:
 
 
 def _presence(redis: Redis, instance: str, ttl: float = 30.0) -> Presence:
-    return Presence(redis, instance, lambda room: f"{CHANNEL_PREFIX}{room}",
-                    heartbeat_seconds=0.1, instance_ttl_seconds=ttl, registry=REGISTRY)
+    return Presence(
+        redis,
+        instance,
+        lambda room: f"{CHANNEL_PREFIX}{room}",
+        heartbeat_seconds=0.1,
+        instance_ttl_seconds=ttl,
+        registry=REGISTRY,
+    )
 
 
 class Published(list[dict[str, Any]]):
@@ -67,7 +73,8 @@ async def _published(published: Published, count: int) -> dict[str, Any]:
 
 
 async def test_a_user_with_two_connections_is_present_once(
-        redis: Redis, room_lists: tuple[str, Published]) -> None:
+    redis: Redis, room_lists: tuple[str, Published]
+) -> None:
     room, published = room_lists
     presence = _presence(redis, uuid.uuid4().hex)
     ann, bob = _principal(), _principal()
@@ -90,7 +97,8 @@ async def test_a_user_with_two_connections_is_present_once(
 
 
 async def test_the_list_names_at_most_100_users_and_counts_them_all(
-        redis: Redis, room_lists: tuple[str, Published]) -> None:
+    redis: Redis, room_lists: tuple[str, Published]
+) -> None:
     room, published = room_lists
     presence = _presence(redis, uuid.uuid4().hex)
     crowd = [_principal() for _ in range(LISTED_USERS + 5)]
@@ -103,7 +111,8 @@ async def test_the_list_names_at_most_100_users_and_counts_them_all(
 
 
 async def test_a_dead_instances_connections_are_purged_by_a_live_one(
-        redis: Redis, room_lists: tuple[str, Published]) -> None:
+    redis: Redis, room_lists: tuple[str, Published]
+) -> None:
     room, published = room_lists
     dead, live = (_presence(redis, uuid.uuid4().hex, ttl=0.5) for _ in range(2))
     ghost, survivor = _principal(), _principal()
@@ -122,7 +131,8 @@ async def test_a_dead_instances_connections_are_purged_by_a_live_one(
 
 
 async def test_an_instance_taken_for_dead_puts_its_connections_back(
-        redis: Redis, room_lists: tuple[str, Published]) -> None:
+    redis: Redis, room_lists: tuple[str, Published]
+) -> None:
     room, published = room_lists
     paused, reaper = (_presence(redis, uuid.uuid4().hex, ttl=0.5) for _ in range(2))
     user = _principal()
@@ -133,7 +143,8 @@ async def test_an_instance_taken_for_dead_puts_its_connections_back(
     assert (await _published(published, 2))["count"] == 0
     await paused.heartbeat(lambda: [(room, "sid", user)])
     assert (await _published(published, 3))["users"] == [
-        {"userId": str(user.id), "username": user.username}]
+        {"userId": str(user.id), "username": user.username}
+    ]
     assert await redis.zscore(REGISTRY, paused.instance_id) is not None
     await paused.withdraw()
     await reaper.withdraw()

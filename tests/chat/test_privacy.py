@@ -17,8 +17,10 @@ def _dm(a: User, b: User) -> str:
 
 
 async def test_only_the_two_users_join_and_read_a_direct_message_room(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     alice = await new_user(auth_http)
     bob = await new_user(auth_http)
@@ -26,7 +28,8 @@ async def test_only_the_two_users_join_and_read_a_direct_message_room(
     room = _dm(alice, bob)
     async with httpx.AsyncClient(base_url=first.url) as http:
         assert (await http.get(f"/chat/dms/{bob.id}", headers=alice.header)).json() == {
-            "roomId": room}
+            "roomId": room
+        }
 
     a, b, m = client(), client(), client()
     await a.connect(first.url, alice.token)
@@ -56,15 +59,18 @@ async def test_only_the_two_users_join_and_read_a_direct_message_room(
 
 
 async def test_a_private_group_admits_its_members_only(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     owner = await new_user(auth_http)
     member = await new_user(auth_http)
     outsider = await new_user(auth_http)
     async with httpx.AsyncClient(base_url=first.url) as http:
-        created = await http.post("/chat/rooms", headers=owner.header,
-                                  json={"name": "Planning", "members": [member.id]})
+        created = await http.post(
+            "/chat/rooms", headers=owner.header, json={"name": "Planning", "members": [member.id]}
+        )
         assert created.status_code == 201, created.text
         group = created.json()
         room = group["roomId"]
@@ -73,11 +79,13 @@ async def test_a_private_group_admits_its_members_only(
         assert sorted(group["members"]) == sorted([owner.id, member.id])
         assert (await http.get(f"/chat/rooms/{room}", headers=outsider.header)).status_code == 403
         assert (await http.get(f"/chat/rooms/{room}", headers=member.header)).json() == group
-        refused = await http.post(f"/chat/rooms/{room}/members", headers=member.header,
-                                  json={"members": [outsider.id]})
+        refused = await http.post(
+            f"/chat/rooms/{room}/members", headers=member.header, json={"members": [outsider.id]}
+        )
         assert refused.status_code == 403
-        assert (await http.get(f"/chat/rooms/{NO_SUCH_GROUP}/messages",
-                               headers=owner.header)).status_code == 404
+        assert (
+            await http.get(f"/chat/rooms/{NO_SUCH_GROUP}/messages", headers=owner.header)
+        ).status_code == 404
 
     o, mem, out = client(), client(), client()
     await o.connect(first.url, owner.token)
@@ -94,8 +102,7 @@ async def test_a_private_group_admits_its_members_only(
         assert response.status_code == 403
         # the owner removes the member: their socket leaves the room and is told
         mark = len(mem.events)
-        removed = await http.delete(f"/chat/rooms/{room}/members/{member.id}",
-                                    headers=owner.header)
+        removed = await http.delete(f"/chat/rooms/{room}/members/{member.id}", headers=owner.header)
         assert removed.status_code == 204
         notice = await mem.wait_for("error", lambda d: d.get("code") == "removed", since=mark)
         assert notice["roomId"] == room
@@ -105,8 +112,9 @@ async def test_a_private_group_admits_its_members_only(
         assert not mem.received("new_message", lambda d: d["id"] == after["id"])
         assert (await refused_join(mem, room))["code"] == "forbidden"
         # the owner adds the outsider, who may now join
-        added = await http.post(f"/chat/rooms/{room}/members", headers=owner.header,
-                                json={"members": [outsider.id]})
+        added = await http.post(
+            f"/chat/rooms/{room}/members", headers=owner.header, json={"members": [outsider.id]}
+        )
         assert added.status_code == 200
         assert outsider.id in added.json()["members"]
     history = await out.join(room)
@@ -114,23 +122,28 @@ async def test_a_private_group_admits_its_members_only(
 
 
 async def test_history_pages_over_http_with_a_cursor(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     first, _ = chat_pair
     writer = await new_user(auth_http)
     sender = client()
     await sender.connect(first.url, writer.token)
     room = f"room-pages-{writer.id[:8]}"
     await sender.join(room)
-    ids = [(await sender.call("send_message", {"roomId": room, "message": f"m{i}"}))["id"]
-           for i in range(7)]
+    ids = [
+        (await sender.call("send_message", {"roomId": room, "message": f"m{i}"}))["id"]
+        for i in range(7)
+    ]
 
     async with httpx.AsyncClient(base_url=first.url) as http:
         pages, cursor = [], None
         while True:
             params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
-            response = await http.get(f"/chat/rooms/{room}/messages", params=params,
-                                      headers=writer.header)
+            response = await http.get(
+                f"/chat/rooms/{room}/messages", params=params, headers=writer.header
+            )
             assert response.status_code == 200, response.text
             body = response.json()
             pages.append([m["id"] for m in body["items"]])
@@ -140,39 +153,61 @@ async def test_history_pages_over_http_with_a_cursor(
                 assert "link" not in response.headers
                 break
             assert response.headers["link"] == (
-                f'</chat/rooms/{room}/messages?limit=3&cursor={cursor}>; rel="next"')
+                f'</chat/rooms/{room}/messages?limit=3&cursor={cursor}>; rel="next"'
+            )
         assert pages == [ids[6:3:-1], ids[3:0:-1], ids[0:1]]
         # Clients written for `before=` pass the previous nextCursor there: still the same pages.
-        second = await http.get(f"/chat/rooms/{room}/messages", headers=writer.header,
-                                params={"limit": 3, "before": body_cursor(
-                                    await http.get(f"/chat/rooms/{room}/messages",
-                                                   params={"limit": 3}, headers=writer.header))})
+        second = await http.get(
+            f"/chat/rooms/{room}/messages",
+            headers=writer.header,
+            params={
+                "limit": 3,
+                "before": body_cursor(
+                    await http.get(
+                        f"/chat/rooms/{room}/messages", params={"limit": 3}, headers=writer.header
+                    )
+                ),
+            },
+        )
         assert [m["id"] for m in second.json()["items"]] == ids[3:0:-1]
         for foreign in ("yesterday", ids[1], "", "x" * 201):
-            refused = await http.get(f"/chat/rooms/{room}/messages", params={"cursor": foreign},
-                                     headers=writer.header)
+            refused = await http.get(
+                f"/chat/rooms/{room}/messages", params={"cursor": foreign}, headers=writer.header
+            )
             assert refused.status_code == 400, (foreign, refused.text)
             assert refused.json()["error"]["code"] == "invalid_cursor"
-        too_many = await http.get(f"/chat/rooms/{room}/messages", params={"limit": 101},
-                                  headers=writer.header)
+        too_many = await http.get(
+            f"/chat/rooms/{room}/messages", params={"limit": 101}, headers=writer.header
+        )
         assert too_many.status_code == 422
-        first_message = (await http.get(f"/chat/rooms/{room}/messages",
-                                        params={"before": ids[1]},
-                                        headers=writer.header)).json()["items"][0]
+        first_message = (
+            await http.get(
+                f"/chat/rooms/{room}/messages", params={"before": ids[1]}, headers=writer.header
+            )
+        ).json()["items"][0]
         assert first_message["message"] == "m0"
         assert first_message["userId"] == writer.id
-        for bad_cursor in ("yesterday", "0-0", "18446744073709551616-0",
-                           "1-18446744073709551616", "99999999999999999999-1"):
-            bad = await http.get(f"/chat/rooms/{room}/messages",
-                                 params={"before": bad_cursor}, headers=writer.header)
+        for bad_cursor in (
+            "yesterday",
+            "0-0",
+            "18446744073709551616-0",
+            "1-18446744073709551616",
+            "99999999999999999999-1",
+        ):
+            bad = await http.get(
+                f"/chat/rooms/{room}/messages", params={"before": bad_cursor}, headers=writer.header
+            )
             assert bad.status_code == 422, (bad_cursor, bad.text)
             assert list(bad.json()["error"]["fields"]) == ["before"]
-        largest = await http.get(f"/chat/rooms/{room}/messages",
-                                 params={"before": "18446744073709551615-18446744073709551615"},
-                                 headers=writer.header)
+        largest = await http.get(
+            f"/chat/rooms/{room}/messages",
+            params={"before": "18446744073709551615-18446744073709551615"},
+            headers=writer.header,
+        )
         assert [m["id"] for m in largest.json()["items"]][:1] == [ids[-1]]
-        assert (await http.get("/chat/rooms/bad room/messages",
-                               headers=writer.header)).status_code == 400
+        assert (
+            await http.get("/chat/rooms/bad room/messages", headers=writer.header)
+        ).status_code == 400
 
 
 def body_cursor(response: httpx.Response) -> str:

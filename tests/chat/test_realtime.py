@@ -19,8 +19,10 @@ from tests.chat.helpers import (
 
 
 async def test_clients_on_two_instances_exchange_messages_presence_and_typing(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     alice, bob = await new_user(auth_http), await new_user(auth_http)
     a, b = client(), client()
@@ -34,16 +36,22 @@ async def test_clients_on_two_instances_exchange_messages_presence_and_typing(
     assert await b.join(room) == []
     both = {alice.id, bob.id}
     for seen in (a, b):
-        users = await seen.wait_for("room_users", lambda d: user_ids(d) == both,
-                                    since=mark if seen is a else 0)
+        users = await seen.wait_for(
+            "room_users", lambda d: user_ids(d) == both, since=mark if seen is a else 0
+        )
         assert users["roomId"] == room
         assert users["count"] == 2
         assert {u["username"] for u in users["users"]} == {alice.username, bob.username}
 
     ack = await a.call("send_message", {"roomId": room, "message": "Hi from instance one!"})
     assert ack["ok"] is True
-    expected = {"id": ack["id"], "roomId": room, "userId": alice.id,
-                "username": alice.username, "message": "Hi from instance one!"}
+    expected = {
+        "id": ack["id"],
+        "roomId": room,
+        "userId": alice.id,
+        "username": alice.username,
+        "message": "Hi from instance one!",
+    }
     for receiver in (a, b):
         delivered = await receiver.wait_for("new_message", lambda d: d["id"] == ack["id"])
         assert {k: v for k, v in delivered.items() if k != "createdAt"} == expected
@@ -68,8 +76,10 @@ async def test_clients_on_two_instances_exchange_messages_presence_and_typing(
 
 
 async def test_joining_sends_the_last_50_messages_oldest_first(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     room = open_room()
     senders = []
@@ -82,8 +92,9 @@ async def test_joining_sends_the_last_50_messages_oldest_first(
     sent: list[str] = []
     for sender in senders:
         for _ in range(19):
-            ack = await sender.call("send_message", {"roomId": room,
-                                                     "message": f"message {len(sent)}"})
+            ack = await sender.call(
+                "send_message", {"roomId": room, "message": f"message {len(sent)}"}
+            )
             assert ack["ok"], ack
             sent.append(ack["id"])
 
@@ -95,8 +106,10 @@ async def test_joining_sends_the_last_50_messages_oldest_first(
 
 
 async def test_messages_sent_while_someone_joins_arrive_exactly_once_in_order(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    client: Callable[[], ChatClient],
+) -> None:
     """The join protocol: history, then every later message once, never a gap."""
     first, second = chat_pair
     room = open_room()
@@ -119,8 +132,9 @@ async def test_messages_sent_while_someone_joins_arrive_exactly_once_in_order(
         await joiner.connect(second.url, (await new_user(auth_http)).token)
     writing = asyncio.gather(*(write(w, 19) for w in writers))
     histories = await asyncio.gather(*(j.join(room) for j in joiners))
-    all_ids = sorted((i for ids in await writing for i in ids),
-                     key=lambda i: tuple(map(int, i.split("-"))))
+    all_ids = sorted(
+        (i for ids in await writing for i in ids), key=lambda i: tuple(map(int, i.split("-")))
+    )
     for joiner, history in zip(joiners, histories, strict=True):
         if all_ids[-1] not in {m["id"] for m in history}:  # a slow join sees it all as history
             await joiner.wait_for("new_message", lambda d: d["id"] == all_ids[-1])
@@ -129,8 +143,11 @@ async def test_messages_sent_while_someone_joins_arrive_exactly_once_in_order(
 
 
 async def test_a_push_on_the_users_channel_reaches_all_their_sockets_only(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient, redis: Redis,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    redis: Redis,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     carol, dave = await new_user(auth_http), await new_user(auth_http)
     on_first, on_second, other = client(), client(), client()
@@ -140,8 +157,9 @@ async def test_a_push_on_the_users_channel_reaches_all_their_sockets_only(
 
     notification = {"id": "n1", "type": "follow", "actorUsername": dave.username}
     channel = f"test.push:user:{carol.id}"
-    receivers = await redis.publish(channel, json.dumps({"event": "notification",
-                                                         "data": notification}))
+    receivers = await redis.publish(
+        channel, json.dumps({"event": "notification", "data": notification})
+    )
     assert receivers == 2  # one subscription per instance holding a socket of hers
     for socket in (on_first, on_second):
         assert await socket.wait_for("notification") == notification
@@ -163,8 +181,11 @@ async def test_a_push_on_the_users_channel_reaches_all_their_sockets_only(
 
 
 async def test_a_disconnect_removes_the_user_from_presence_everywhere(
-        chat_pair: tuple[Instance, Instance], auth_http: httpx.AsyncClient, redis: Redis,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    auth_http: httpx.AsyncClient,
+    redis: Redis,
+    client: Callable[[], ChatClient],
+) -> None:
     first, second = chat_pair
     erin, frank = await new_user(auth_http), await new_user(auth_http)
     e, f = client(), client()

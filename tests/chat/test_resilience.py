@@ -9,15 +9,17 @@ from tests.chat.helpers import ChatClient, Instance, new_user, open_room, user_i
 
 
 async def test_history_survives_a_restart_of_the_chat_service(
-        spare_chat: Instance, auth_http: httpx.AsyncClient,
-        client: Callable[[], ChatClient]) -> None:
+    spare_chat: Instance, auth_http: httpx.AsyncClient, client: Callable[[], ChatClient]
+) -> None:
     user = await new_user(auth_http)
     room = open_room()
     before = client()
     await before.connect(spare_chat.url, user.token)
     await before.join(room)
-    sent = [(await before.call("send_message", {"roomId": room, "message": text}))["id"]
-            for text in ("first", "second")]
+    sent = [
+        (await before.call("send_message", {"roomId": room, "message": text}))["id"]
+        for text in ("first", "second")
+    ]
 
     spare_chat.stop()
     await before.close()
@@ -26,13 +28,18 @@ async def test_history_survives_a_restart_of_the_chat_service(
     after = client()
     await after.connect(spare_chat.url, user.token)
     assert [(m["id"], m["message"]) for m in await after.join(room)] == [
-        (sent[0], "first"), (sent[1], "second")]
+        (sent[0], "first"),
+        (sent[1], "second"),
+    ]
 
 
 async def test_a_killed_instances_users_disappear_from_presence(
-        chat_pair: tuple[Instance, Instance], spare_chat: Instance,
-        auth_http: httpx.AsyncClient, redis: Redis,
-        client: Callable[[], ChatClient]) -> None:
+    chat_pair: tuple[Instance, Instance],
+    spare_chat: Instance,
+    auth_http: httpx.AsyncClient,
+    redis: Redis,
+    client: Callable[[], ChatClient],
+) -> None:
     survivor_user, doomed_user = await new_user(auth_http), await new_user(auth_http)
     room = open_room()
     survivor, doomed = client(), client()
@@ -46,7 +53,8 @@ async def test_a_killed_instances_users_disappear_from_presence(
     mark = len(survivor.events)
     spare_chat.kill()
     # gone after the instance TTL (2 s in these tests) plus a heartbeat of a survivor
-    alone = await survivor.wait_for("room_users", lambda d: user_ids(d) == {survivor_user.id},
-                                    since=mark, within=30)
+    alone = await survivor.wait_for(
+        "room_users", lambda d: user_ids(d) == {survivor_user.id}, since=mark, within=30
+    )
     assert alone["count"] == 1
     assert len(await redis.hgetall(f"chat:presence:{room}")) == 1

@@ -15,8 +15,23 @@ def test_open_rooms_are_plain_names() -> None:
         assert parse_room(name).kind is RoomKind.OPEN
 
 
-@pytest.mark.parametrize("name", ["", "-room", "room 1", "x" * 65, "room/1", "user:1", "a:b",
-                                  "ümlaut", "dm:", "group:nope", 42, None])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "-room",
+        "room 1",
+        "x" * 65,
+        "room/1",
+        "user:1",
+        "a:b",
+        "ümlaut",
+        "dm:",
+        "group:nope",
+        42,
+        None,
+    ],
+)
 def test_malformed_ids_are_refused(name: object) -> None:
     with pytest.raises(InvalidRoomIdError):
         parse_room(name)

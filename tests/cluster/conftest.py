@@ -37,8 +37,12 @@ __all__ = ["lua"]  # the Argo CD health check's interpreter, shared with tests/o
 E2E_OVERRIDES: dict[str, Any] = {
     "components": {
         "chat": {"minReplicas": 2, "maxReplicas": 2},
-        "posts": {"minReplicas": 1, "maxReplicas": 2, "targetCpuUtilization": 50,
-                  "scaleDownStabilizationSeconds": 15},
+        "posts": {
+            "minReplicas": 1,
+            "maxReplicas": 2,
+            "targetCpuUtilization": 50,
+            "scaleDownStabilizationSeconds": 15,
+        },
     },
 }
 
@@ -57,8 +61,13 @@ def built_images() -> container_images.Images:
 
 
 @pytest.fixture(scope="session")
-def node_infra(postgres: Postgres, redis_server: Redis, kafka_server: Kafka,
-               mongo_server: Mongo, mailsink: MailSink) -> Infra:
+def node_infra(
+    postgres: Postgres,
+    redis_server: Redis,
+    kafka_server: Kafka,
+    mongo_server: Mongo,
+    mailsink: MailSink,
+) -> Infra:
     return Infra(postgres, redis_server, kafka_server, mongo_server, mailsink)
 
 
@@ -73,8 +82,9 @@ def real_cluster(built_images: container_images.Images) -> Iterator[KubeCluster]
 
 
 @pytest.fixture(scope="session")
-def e2e_socialhub(real_cluster: KubeCluster, built_images: container_images.Images,
-                  node_infra: Infra) -> cluster.Target:
+def e2e_socialhub(
+    real_cluster: KubeCluster, built_images: container_images.Images, node_infra: Infra
+) -> cluster.Target:
     """The e2e SocialHub, Ready; a previous run's is deleted first, so every run starts new."""
     if kubectl("get", "namespace", E2E.namespace, "--ignore-not-found", "-o", "name").strip():
         kubectl("delete", "namespace", E2E.namespace, "--wait=true", "--timeout=180s")
@@ -104,21 +114,25 @@ def namespaced(target: cluster.Target, *args: str) -> Any:
 
 def pods(target: cluster.Target, component: str) -> list[dict[str, Any]]:
     """The component's Deployment pods (not its Job pods), oldest first."""
-    listing = namespaced(target, "get", "pods", "-l",
-                         f"app.kubernetes.io/instance={target.name},"
-                         f"app.kubernetes.io/component={component}")
+    listing = namespaced(
+        target,
+        "get",
+        "pods",
+        "-l",
+        f"app.kubernetes.io/instance={target.name},app.kubernetes.io/component={component}",
+    )
     return sorted(listing["items"], key=lambda pod: pod["metadata"]["creationTimestamp"])
 
 
 def ready(pod: dict[str, Any]) -> bool:
     return pod["metadata"].get("deletionTimestamp") is None and any(
         c["type"] == "Ready" and c["status"] == "True"
-        for c in pod.get("status", {}).get("conditions", []))
+        for c in pod.get("status", {}).get("conditions", [])
+    )
 
 
 def socialhub_status(target: cluster.Target) -> dict[str, Any]:
-    status: dict[str, Any] = namespaced(target, "get", "socialhub", target.name).get("status",
-                                                                                     {})
+    status: dict[str, Any] = namespaced(target, "get", "socialhub", target.name).get("status", {})
     return status
 
 
@@ -130,12 +144,21 @@ def condition(target: cluster.Target, kind: str) -> dict[str, Any]:
 
 
 def patch_socialhub(target: cluster.Target, patch: dict[str, Any]) -> None:
-    kubectl("-n", target.namespace, "patch", "socialhub", target.name, "--type=merge",
-            "-p", json.dumps(patch))
+    kubectl(
+        "-n",
+        target.namespace,
+        "patch",
+        "socialhub",
+        target.name,
+        "--type=merge",
+        "-p",
+        json.dumps(patch),
+    )
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float, what: str,
-             interval: float = 1.0) -> T:
+def wait_for(
+    check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 1.0
+) -> T:
     """Poll until `check` returns something truthy; a bounded wait, its length not asserted."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:

@@ -43,17 +43,21 @@ ROLL_SECONDS = 240.0
 
 
 def deployments(target: cluster.Target) -> dict[str, dict[str, Any]]:
-    listing = namespaced(target, "get", "deployments", "-l",
-                         f"app.kubernetes.io/instance={target.name}")
-    return {item["metadata"]["labels"]["app.kubernetes.io/component"]: item
-            for item in listing["items"]}
+    listing = namespaced(
+        target, "get", "deployments", "-l", f"app.kubernetes.io/instance={target.name}"
+    )
+    return {
+        item["metadata"]["labels"]["app.kubernetes.io/component"]: item for item in listing["items"]
+    }
 
 
 def available(deployment: dict[str, Any]) -> bool:
     status, wanted = deployment.get("status", {}), deployment["spec"].get("replicas", 1)
-    return bool(status.get("availableReplicas", 0) >= wanted
-                and status.get("updatedReplicas", 0) >= wanted
-                and status.get("replicas", 0) == wanted)
+    return bool(
+        status.get("availableReplicas", 0) >= wanted
+        and status.get("updatedReplicas", 0) >= wanted
+        and status.get("replicas", 0) == wanted
+    )
 
 
 def all_available(target: cluster.Target) -> bool:
@@ -61,15 +65,15 @@ def all_available(target: cluster.Target) -> bool:
     return set(found) == set(COMPONENTS) and all(available(d) for d in found.values())
 
 
-async def test_the_socialhub_runs_on_the_real_node(e2e_socialhub: cluster.Target,
-                                                   lua: str, tmp_path: Path) -> None:
+async def test_the_socialhub_runs_on_the_real_node(
+    e2e_socialhub: cluster.Target, lua: str, tmp_path: Path
+) -> None:
     target = e2e_socialhub
     assert all_available(target)
     # The operator itself: manifests/base's Deployment, admitted under `restricted`.
     namespace = get_json("get", "namespace", cluster.OPERATOR_NAMESPACE)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    operator = get_json("-n", cluster.OPERATOR_NAMESPACE, "get", "deployment",
-                        "socialhub-operator")
+    operator = get_json("-n", cluster.OPERATOR_NAMESPACE, "get", "deployment", "socialhub-operator")
     assert operator["status"]["availableReplicas"] == 1
     for component in COMPONENTS:
         for pod in pods(target, component):
@@ -78,11 +82,13 @@ async def test_the_socialhub_runs_on_the_real_node(e2e_socialhub: cluster.Target
             statuses = pod["status"]["containerStatuses"]
             assert all(s["containerID"].startswith("containerd://") for s in statuses)
     jobs = namespaced(target, "get", "jobs")["items"]
-    migrations = [job for job in jobs
-                  if job["metadata"]["labels"].get("socialhub.dev/job") == "migrate"]
+    migrations = [
+        job for job in jobs if job["metadata"]["labels"].get("socialhub.dev/job") == "migrate"
+    ]
     assert len(migrations) == 3
-    assert all(job["status"].get("succeeded") == 1 for job in migrations), \
-        [job["status"] for job in migrations]
+    assert all(job["status"].get("succeeded") == 1 for job in migrations), [
+        job["status"] for job in migrations
+    ]
     admin = AIOKafkaAdminClient(bootstrap_servers=INFRA.kafka_bootstrap)
     await admin.start()
     try:
@@ -97,23 +103,35 @@ async def test_the_socialhub_runs_on_the_real_node(e2e_socialhub: cluster.Target
 
 
 async def test_a_post_with_an_image_is_served_from_the_shared_media_volume(
-        gateway: httpx.AsyncClient) -> None:
+    gateway: httpx.AsyncClient,
+) -> None:
     _, token = await register_and_login(gateway)
     image = png(3, 2)
-    created = await gateway.post("/posts/", headers=bearer(token), data={"content": "pic"},
-                                 files={"files": ("photo.png", image, "image/png")})
+    created = await gateway.post(
+        "/posts/",
+        headers=bearer(token),
+        data={"content": "pic"},
+        files={"files": ("photo.png", image, "image/png")},
+    )
     assert created.status_code == 201, created.text
     served = await gateway.get(created.json()["media"][0]["url"])
     assert served.status_code == 200
     assert served.content == image
 
 
-async def test_chat_reaches_clients_on_another_chat_pod(e2e_socialhub: cluster.Target,
-                                                         gateway: httpx.AsyncClient) -> None:
+async def test_chat_reaches_clients_on_another_chat_pod(
+    e2e_socialhub: cluster.Target, gateway: httpx.AsyncClient
+) -> None:
     """Two clients, each connected straight to a different chat pod, share one room."""
-    chat_pods = wait_for(lambda: [p for p in pods(e2e_socialhub, "chat") if ready(p)][:2]
-                         if len([p for p in pods(e2e_socialhub, "chat") if ready(p)]) >= 2
-                         else None, timeout=120, what="two ready chat pods")
+    chat_pods = wait_for(
+        lambda: (
+            [p for p in pods(e2e_socialhub, "chat") if ready(p)][:2]
+            if len([p for p in pods(e2e_socialhub, "chat") if ready(p)]) >= 2
+            else None
+        ),
+        timeout=120,
+        what="two ready chat pods",
+    )
     tokens = [(await register_and_login(gateway))[1] for _ in chat_pods]
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     clients = [socketio.AsyncClient() for _ in chat_pods]
@@ -121,9 +139,13 @@ async def test_chat_reaches_clients_on_another_chat_pod(e2e_socialhub: cluster.T
     room = f"room-{uuid.uuid4().hex[:8]}"
     try:
         for client, pod, token in zip(clients, chat_pods, tokens, strict=True):
-            await client.connect(f"http://{pod['status']['podIP']}:5004",
-                                 socketio_path="/chat/socket.io", headers=bearer(token),
-                                 transports=["websocket"], wait_timeout=10)
+            await client.connect(
+                f"http://{pod['status']['podIP']}:5004",
+                socketio_path="/chat/socket.io",
+                headers=bearer(token),
+                transports=["websocket"],
+                wait_timeout=10,
+            )
             assert (await client.call("join_room", {"roomId": room}, timeout=10))["ok"]
         await clients[0].emit("send_message", {"roomId": room, "message": "across pods"})
         message = await asyncio.wait_for(received.get(), 10)
@@ -167,12 +189,15 @@ class LoadLoop:
 
 
 def pod_names(target: cluster.Target) -> dict[str, set[str]]:
-    return {component: {p["metadata"]["name"] for p in pods(target, component)}
-            for component in COMPONENTS}
+    return {
+        component: {p["metadata"]["name"] for p in pods(target, component)}
+        for component in COMPONENTS
+    }
 
 
 async def test_a_gateway_config_change_rolls_only_the_gateway_without_failed_requests(
-        e2e_socialhub: cluster.Target) -> None:
+    e2e_socialhub: cluster.Target,
+) -> None:
     target = e2e_socialhub
     wait_for(lambda: all_available(target), timeout=ROLL_SECONDS, what="a settled SocialHub")
     before = pod_names(target)
@@ -180,21 +205,26 @@ async def test_a_gateway_config_change_rolls_only_the_gateway_without_failed_req
     traffic = asyncio.create_task(loop.run(seconds=ROLL_SECONDS))
     await asyncio.sleep(2)
     rate = namespaced(target, "get", "socialhub", target.name)["spec"]["gateway"][
-        "rateLimitPerSecond"]
+        "rateLimitPerSecond"
+    ]
     patch_socialhub(target, {"spec": {"gateway": {"rateLimitPerSecond": rate - 1}}})
 
     def rolled() -> bool:
         now = pod_names(target)
-        return bool(now["gateway"]) and not now["gateway"] & before["gateway"] \
+        return (
+            bool(now["gateway"])
+            and not now["gateway"] & before["gateway"]
             and all_available(target)
+        )
 
     await asyncio.to_thread(wait_for, rolled, timeout=ROLL_SECONDS, what="the gateway rolled")
     await asyncio.sleep(3)
     loop.stop()
     await traffic
     after = pod_names(target)
-    assert {c: after[c] == before[c] for c in COMPONENTS if c != "gateway"} == \
-        {c: True for c in COMPONENTS if c != "gateway"}
+    assert {c: after[c] == before[c] for c in COMPONENTS if c != "gateway"} == {
+        c: True for c in COMPONENTS if c != "gateway"
+    }
     assert len(loop.statuses) > 20
     assert loop.server_errors == []
     assert loop.errors == []
@@ -202,13 +232,18 @@ async def test_a_gateway_config_change_rolls_only_the_gateway_without_failed_req
 
 
 async def test_a_killed_posts_pod_is_replaced_and_no_accepted_post_is_lost(
-        e2e_socialhub: cluster.Target, gateway: httpx.AsyncClient) -> None:
+    e2e_socialhub: cluster.Target, gateway: httpx.AsyncClient
+) -> None:
     target = e2e_socialhub
     wait_for(lambda: all_available(target), timeout=ROLL_SECONDS, what="a settled SocialHub")
     _, token = await register_and_login(gateway)
     victim = pods(target, "posts")[0]["metadata"]["name"]
-    loop = LoadLoop(target.gateway_url, lambda client: client.post(
-        "/posts/", headers=bearer(token), json={"content": f"kept {uuid.uuid4().hex}"}))
+    loop = LoadLoop(
+        target.gateway_url,
+        lambda client: client.post(
+            "/posts/", headers=bearer(token), json={"content": f"kept {uuid.uuid4().hex}"}
+        ),
+    )
     traffic = asyncio.create_task(loop.run(seconds=ROLL_SECONDS))
     await asyncio.sleep(2)
     kubectl("-n", target.namespace, "delete", "pod", victim, "--grace-period=0", "--force")
@@ -228,8 +263,10 @@ async def test_a_killed_posts_pod_is_replaced_and_no_accepted_post_is_lost(
         if read.status_code != 200:
             lost.append((post_id, read.status_code, read.text))
     assert lost == []
-    print(f"killed posts pod: {len(loop.accepted)} of {len(loop.statuses)} posts accepted, "
-          f"{len(loop.errors)} connection errors, 0 lost")
+    print(
+        f"killed posts pod: {len(loop.accepted)} of {len(loop.statuses)} posts accepted, "
+        f"{len(loop.errors)} connection errors, 0 lost"
+    )
 
 
 def _hpa(target: cluster.Target, component: str) -> dict[str, Any]:
@@ -238,12 +275,17 @@ def _hpa(target: cluster.Target, component: str) -> dict[str, Any]:
 
 
 async def test_load_on_posts_scales_its_hpa_out_and_back_in(
-        e2e_socialhub: cluster.Target, gateway: httpx.AsyncClient) -> None:
+    e2e_socialhub: cluster.Target, gateway: httpx.AsyncClient
+) -> None:
     target = e2e_socialhub
     minimum = _hpa(target, "posts")["spec"]["minReplicas"]
     _, token = await register_and_login(gateway)
-    loops = [LoadLoop(target.gateway_url, lambda client: client.get(
-        "/posts/feed", headers=bearer(token))) for _ in range(6)]
+    loops = [
+        LoadLoop(
+            target.gateway_url, lambda client: client.get("/posts/feed", headers=bearer(token))
+        )
+        for _ in range(6)
+    ]
     started = time.monotonic()
     traffic = [asyncio.create_task(loop.run(seconds=120)) for loop in loops]
 
@@ -252,8 +294,9 @@ async def test_load_on_posts_scales_its_hpa_out_and_back_in(
         return desired if desired > minimum else None
 
     try:
-        desired = await asyncio.to_thread(wait_for, scaled_out, timeout=115,
-                                          what="the posts HPA above minReplicas", interval=2)
+        desired = await asyncio.to_thread(
+            wait_for, scaled_out, timeout=115, what="the posts HPA above minReplicas", interval=2
+        )
     finally:
         for loop in loops:
             loop.stop()
@@ -261,38 +304,56 @@ async def test_load_on_posts_scales_its_hpa_out_and_back_in(
     print(f"posts HPA: {minimum} -> {desired} after {time.monotonic() - started:.0f}s of load")
     stopped = time.monotonic()
     await asyncio.to_thread(
-        wait_for, lambda: _hpa(target, "posts")["status"].get("desiredReplicas") == minimum,
-        timeout=240, what="the posts HPA back at minReplicas", interval=2)
+        wait_for,
+        lambda: _hpa(target, "posts")["status"].get("desiredReplicas") == minimum,
+        timeout=240,
+        what="the posts HPA back at minReplicas",
+        interval=2,
+    )
     print(f"posts HPA back to {minimum} {time.monotonic() - stopped:.0f}s after the load")
 
 
 def test_a_missing_gateway_image_is_degraded_naming_the_pod_then_recovers(
-        e2e_socialhub: cluster.Target, lua: str, tmp_path: Path) -> None:
+    e2e_socialhub: cluster.Target, lua: str, tmp_path: Path
+) -> None:
     target = e2e_socialhub
     live = namespaced(target, "get", "socialhub", target.name)
     good = live["spec"]["gateway"]["image"]
     patch_socialhub(target, {"spec": {"gateway": {"image": "localhost/socialhub-gateway:absent"}}})
-    degraded = wait_for(lambda: condition(target, "Degraded")
-                        if condition(target, "Degraded").get("status") == "True" else None,
-                        timeout=180, what="Degraded")
+    degraded = wait_for(
+        lambda: (
+            condition(target, "Degraded")
+            if condition(target, "Degraded").get("status") == "True"
+            else None
+        ),
+        timeout=180,
+        what="Degraded",
+    )
     assert f"{target.name}-gateway-" in degraded["message"], degraded
-    assert argo_health(lua, namespaced(target, "get", "socialhub", target.name),
-                       tmp_path) == "Degraded"
+    assert (
+        argo_health(lua, namespaced(target, "get", "socialhub", target.name), tmp_path)
+        == "Degraded"
+    )
     patch_socialhub(target, {"spec": {"gateway": {"image": good}}})
-    wait_for(lambda: condition(target, "Ready").get("status") == "True", timeout=ROLL_SECONDS,
-             what="Ready again")
+    wait_for(
+        lambda: condition(target, "Ready").get("status") == "True",
+        timeout=ROLL_SECONDS,
+        what="Ready again",
+    )
 
 
 def test_deleting_the_socialhub_removes_every_child(e2e_socialhub: cluster.Target) -> None:
     target = e2e_socialhub
-    kubectl("-n", target.namespace, "delete", "socialhub", target.name, "--wait=true",
-            "--timeout=120s")
+    kubectl(
+        "-n", target.namespace, "delete", "socialhub", target.name, "--wait=true", "--timeout=120s"
+    )
     kinds = "deployments,services,configmaps,jobs,hpa,pdb,pods"
     selector = f"app.kubernetes.io/instance={target.name}"
 
     def gone() -> bool:
-        left = json.loads(kubectl("-n", target.namespace, "get", kinds, "-l", selector,
-                                  "-o", "json"))["items"]
+        left = json.loads(
+            kubectl("-n", target.namespace, "get", kinds, "-l", selector, "-o", "json")
+        )["items"]
         return not left
 
     wait_for(gone, timeout=180, what="every child deleted")

@@ -9,8 +9,11 @@ from pydantic_settings import BaseSettings
 def settings_class(service: str) -> type[BaseSettings]:
     """The one settings class `socialhub.<service>.settings` defines."""
     module = importlib.import_module(f"socialhub.{service}.settings")
-    found = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
-             if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__]
+    found = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, BaseSettings) and cls.__module__ == module.__name__
+    ]
     assert len(found) == 1, found
     return found[0]
 

@@ -12,8 +12,10 @@ from socialhub.contracts.events import ALL_TOPICS, BY_TYPE, EVENTS, EventData, P
 from socialhub.kit.events.envelope import Event
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
-_ROW = re.compile(r"^\| `(?P<type>[a-z]+\.[a-z]+)` \| (?P<producer>\w+) \| (?P<key>\w+) \| "
-                  r"(?P<data>.*) \|$")
+_ROW = re.compile(
+    r"^\| `(?P<type>[a-z]+\.[a-z]+)` \| (?P<producer>\w+) \| (?P<key>\w+) \| "
+    r"(?P<data>.*) \|$"
+)
 
 
 class DocumentedEvent(NamedTuple):
@@ -34,8 +36,9 @@ def documented() -> dict[str, DocumentedEvent]:
         if (row := _ROW.match(line)) is None:
             continue
         cell = re.sub(r"\([^)]*\)", "", row["data"])
-        fields = frozenset(name.strip() for group in re.findall(r"`([^`]+)`", cell)
-                           for name in group.split(","))
+        fields = frozenset(
+            name.strip() for group in re.findall(r"`([^`]+)`", cell) for name in group.split(",")
+        )
         found[row["type"]] = DocumentedEvent(topic, row["producer"], row["key"], fields)
     return found
 

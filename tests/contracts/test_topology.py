@@ -31,7 +31,8 @@ def test_ports_and_names_are_unique() -> None:
 
 def test_only_postgresql_services_migrate() -> None:
     assert {s.name for s in SERVICES if s.migrates} == {
-        s.name for s in SERVICES if s.uses(Store.POSTGRES)}
+        s.name for s in SERVICES if s.uses(Store.POSTGRES)
+    }
     assert set(render.MIGRATING) == {s.name for s in SERVICES if s.migrates}
 
 

@@ -17,9 +17,20 @@ def web(tmp_path: Path) -> Iterator[tuple[ManagedProcess, str]]:
     (tmp_path / "www" / "index.html").write_text("up\n")
     port = free_port()
     proc = ManagedProcess(
-        name=f"web-{port}", run_dir=tmp_path / "run", supervised=True,
-        argv=[sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-              "--directory", str(tmp_path / "www")])
+        name=f"web-{port}",
+        run_dir=tmp_path / "run",
+        supervised=True,
+        argv=[
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(tmp_path / "www"),
+        ],
+    )
     proc.start()
     url = f"http://127.0.0.1:{port}/"
     wait_until(lambda: http_ok(url), timeout=30, what="the supervised web server")

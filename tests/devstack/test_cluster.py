@@ -9,8 +9,12 @@ from devstack.images import Images
 from devstack.platform import Infra
 from socialhub_operator.spec import SocialHubSpec
 
-BUILT = Images(services="localhost/socialhub:abc123", operator="localhost/socialhub-operator:abc",
-               gateway="localhost/socialhub-gateway:def456", pause="localhost/pause:1")
+BUILT = Images(
+    services="localhost/socialhub:abc123",
+    operator="localhost/socialhub-operator:abc",
+    gateway="localhost/socialhub-gateway:def456",
+    pause="localhost/pause:1",
+)
 
 
 def spec_of(document: dict[str, Any]) -> SocialHubSpec:
@@ -41,14 +45,20 @@ def test_overrides_merge_into_the_small_profile_instead_of_replacing_it() -> Non
 
 
 def test_backing_secrets_point_pods_at_the_node_address() -> None:
-    secrets = {s["metadata"]["name"]: s for s in cluster.backing_secrets(cluster.CLUSTER,
-                                                                          Infra.default())}
-    assert set(secrets) == {"socialhub-postgres", "socialhub-mongo", "socialhub-redis",
-                            "socialhub-kafka"}
-    decoded = {key: base64.b64decode(value).decode()
-               for key, value in secrets["socialhub-postgres"]["data"].items()}
+    secrets = {
+        s["metadata"]["name"]: s for s in cluster.backing_secrets(cluster.CLUSTER, Infra.default())
+    }
+    assert set(secrets) == {
+        "socialhub-postgres",
+        "socialhub-mongo",
+        "socialhub-redis",
+        "socialhub-kafka",
+    }
+    decoded = {
+        key: base64.b64decode(value).decode()
+        for key, value in secrets["socialhub-postgres"]["data"].items()
+    }
     assert set(decoded) == {"auth", "users", "posts"}
-    assert all(f"@{NODE_NETWORK.node_ip}:{INFRA.postgres_port}/" in url
-               for url in decoded.values())
+    assert all(f"@{NODE_NETWORK.node_ip}:{INFRA.postgres_port}/" in url for url in decoded.values())
     kafka = base64.b64decode(secrets["socialhub-kafka"]["data"]["bootstrapServers"]).decode()
     assert kafka == f"{NODE_NETWORK.node_ip}:{INFRA.kafka_node_port}"

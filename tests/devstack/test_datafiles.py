@@ -14,7 +14,9 @@ from devstack.servers.kube import kwok
 def test_the_fail_stages_select_the_fail_annotation_for_jobs_and_other_pods() -> None:
     stages = list(yaml.safe_load_all(kwok.fail_stages()))
     assert [stage["metadata"]["name"] for stage in stages] == [
-        "socialhub-job-pod-fail", "socialhub-pod-crashloop"]
+        "socialhub-job-pod-fail",
+        "socialhub-pod-crashloop",
+    ]
     for stage in stages:
         [annotation, *_] = stage["spec"]["selector"]["matchExpressions"]
         assert annotation["key"] == f'.metadata.annotations["{kwok.FAIL_ANNOTATION}"]'
@@ -32,8 +34,11 @@ def test_containerd_config_is_toml_with_the_pause_image_and_our_paths() -> None:
 def test_the_corefile_uses_only_the_plugins_coredns_is_built_with() -> None:
     corefile = node.CoreDns().corefile()
     assert "${" not in corefile
-    plugins = {line.split()[0] for line in corefile.splitlines()
-               if line.startswith("    ") and not line.startswith("     ") and line.strip() != "}"}
+    plugins = {
+        line.split()[0]
+        for line in corefile.splitlines()
+        if line.startswith("    ") and not line.startswith("     ") and line.strip() != "}"
+    }
     assert plugins == set(kube_build.COREDNS_PLUGINS)
 
 

@@ -29,12 +29,26 @@ def built() -> images.Images:
     return images.build_all(progress=print)
 
 
-def podman_run(image: str, *command: str, options: tuple[str, ...] = ()
-               ) -> subprocess.CompletedProcess[str]:
+def podman_run(
+    image: str, *command: str, options: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     """A throw-away container as a pod runs it: no network, read-only root, the image's user."""
-    return subprocess.run(images.podman("run", "--rm", "--network=none", "--read-only",
-                                        *images.ULIMITS, *options, image, *command),
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        images.podman(
+            "run",
+            "--rm",
+            "--network=none",
+            "--read-only",
+            *images.ULIMITS,
+            *options,
+            image,
+            *command,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_every_image_is_tagged_by_content(built: images.Images) -> None:
@@ -46,8 +60,9 @@ def test_every_image_is_tagged_by_content(built: images.Images) -> None:
 def test_services_image_imports_every_service_as_uid_10001(built: images.Images) -> None:
     services = ("auth", "users", "posts", "notifications", "chat")
     code = "; ".join(f"import socialhub.{name}.app" for name in services)
-    result = podman_run(built.services, "sh", "-c",
-                        f'id -u && command -v python && python -c "{code}"')
+    result = podman_run(
+        built.services, "sh", "-c", f'id -u && command -v python && python -c "{code}"'
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["10001", "/app/.venv/bin/python"]
 
@@ -61,13 +76,15 @@ def test_operator_image_carries_this_tree_s_crd(built: images.Images) -> None:
 def gateway_pod() -> tuple[str, list[str]]:
     """The nginx.conf and command the operator renders for the gateway of the small sample."""
     spec: dict[str, Any] = yaml.safe_load(
-        (ROOT / "manifests/samples/socialhub-small.yaml").read_text())["spec"]
+        (ROOT / "manifests/samples/socialhub-small.yaml").read_text()
+    )["spec"]
     spec["gateway"] = {**spec.get("gateway", {}), "nginxVersion": images.GATEWAY_NGINX_VERSION}
     hub = render.Instance("hub", "ns", SocialHubSpec.model_validate(spec))
     plan = render.plan(hub, render.ClusterFacts(gate_on_migrations=False))
-    config_map, deployment = (next(m for m in plan.apply if m["kind"] == kind
-                                   and m["metadata"]["name"] == "hub-gateway")
-                              for kind in ("ConfigMap", "Deployment"))
+    config_map, deployment = (
+        next(m for m in plan.apply if m["kind"] == kind and m["metadata"]["name"] == "hub-gateway")
+        for kind in ("ConfigMap", "Deployment")
+    )
     conf = config_map["data"][gateway.CONFIG_FILE]
     # nginx resolves upstream names when it reads the file: the cluster's are not known here.
     conf = re.sub(r"hub-[a-z]+\.ns\.svc\.cluster\.local", "127.0.0.1", conf)
@@ -83,10 +100,24 @@ def gateway_container(built: images.Images, tmp_path: Path) -> Iterator[str]:
     config.mkdir(mode=0o755)
     (config / gateway.CONFIG_FILE).write_text(conf)
     name = f"socialhub-test-gateway-{tmp_path.name}"
-    process = ManagedProcess(name="gateway", run_dir=tmp_path, argv=images.podman(
-        "run", "--rm", "--name", name, "--network=none", "--read-only", *images.ULIMITS,
-        f"--tmpfs={gateway.PREFIX}", f"--volume={config}:{gateway.CONFIG_DIR}:ro",
-        f"--entrypoint={command[0]}", built.gateway, *command[1:]))
+    process = ManagedProcess(
+        name="gateway",
+        run_dir=tmp_path,
+        argv=images.podman(
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--network=none",
+            "--read-only",
+            *images.ULIMITS,
+            f"--tmpfs={gateway.PREFIX}",
+            f"--volume={config}:{gateway.CONFIG_DIR}:ro",
+            f"--entrypoint={command[0]}",
+            built.gateway,
+            *command[1:],
+        ),
+    )
     process.start()
     try:
         yield name
@@ -96,12 +127,18 @@ def gateway_container(built: images.Images, tmp_path: Path) -> Iterator[str]:
 
 
 def test_gateway_serves_the_operator_s_config_as_uid_10001(gateway_container: str) -> None:
-    probe = ("import os, urllib.request; print(os.getuid(), "
-             "urllib.request.urlopen('http://127.0.0.1:8080/health').read().decode())")
+    probe = (
+        "import os, urllib.request; print(os.getuid(), "
+        "urllib.request.urlopen('http://127.0.0.1:8080/health').read().decode())"
+    )
     deadline = time.monotonic() + 60
     while True:
-        result = subprocess.run(images.podman("exec", gateway_container, "python3.11", "-c",
-                                              probe), capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            images.podman("exec", gateway_container, "python3.11", "-c", probe),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode == 0 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -118,9 +155,12 @@ def test_gateway_nginx_is_the_version_the_operator_is_told(built: images.Images)
 
 
 def test_pause_image_is_catatonit_alone(built: images.Images) -> None:
-    inspect = subprocess.run(images.podman("image", "inspect", "--format",
-                                           "{{json .Config.Entrypoint}}", built.pause),
-                             capture_output=True, text=True, check=True)
+    inspect = subprocess.run(
+        images.podman("image", "inspect", "--format", "{{json .Config.Entrypoint}}", built.pause),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert yaml.safe_load(inspect.stdout) == ["/catatonit", "-P"]
     result = podman_run(built.pause, "--version", options=("--entrypoint=/catatonit",))
     assert result.returncode == 0, result.stderr
@@ -151,11 +191,14 @@ def containerd_socket(tmp_path: Path) -> Iterator[Path]:
     """A containerd of the test's own (no CRI), like the node's: only its image store counts."""
     socket = tmp_path / "containerd.sock"
     config = tmp_path / "config.toml"
-    config.write_text(f'version = 2\nroot = "{tmp_path}/root"\nstate = "{tmp_path}/state"\n'
-                      'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
-                      f'[grpc]\n  address = "{socket}"\n')
-    process = ManagedProcess(name="containerd", run_dir=tmp_path,
-                             argv=["containerd", "--config", str(config)])
+    config.write_text(
+        f'version = 2\nroot = "{tmp_path}/root"\nstate = "{tmp_path}/state"\n'
+        'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+        f'[grpc]\n  address = "{socket}"\n'
+    )
+    process = ManagedProcess(
+        name="containerd", run_dir=tmp_path, argv=["containerd", "--config", str(config)]
+    )
     process.start()
     try:
         deadline = time.monotonic() + 30
@@ -171,9 +214,14 @@ def containerd_socket(tmp_path: Path) -> Iterator[Path]:
 
 def test_load_imports_each_image_once(built: images.Images, containerd_socket: Path) -> None:
     def listed() -> set[str]:
-        return set(subprocess.run(["ctr", "-a", str(containerd_socket), "-n", "k8s.io",
-                                   "images", "ls", "-q"], capture_output=True, text=True,
-                                  check=True).stdout.split())
+        return set(
+            subprocess.run(
+                ["ctr", "-a", str(containerd_socket), "-n", "k8s.io", "images", "ls", "-q"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+        )
 
     images.load(built, containerd_socket)
     assert set(built.refs()) <= listed()

@@ -52,8 +52,13 @@ async def consume(consumer: AIOKafkaConsumer, count: int) -> list[bytes]:
 
 
 def group_consumer(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                            auto_offset_reset="earliest", enable_auto_commit=False)
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
 
 
 @pytest.fixture
@@ -124,13 +129,12 @@ async def test_topics_are_not_created_on_first_use(kafka: str) -> None:
         await admin.close()
 
 
-
-
 @pytest.fixture
 def private_kafka(tmp_path: Path) -> Iterator[Kafka]:
     """A second broker with its own ports and state, so restarting it disturbs nobody."""
-    server = Kafka(port=free_port(), controller_port=free_port(), state_dir=tmp_path,
-                   node_port=None)
+    server = Kafka(
+        port=free_port(), controller_port=free_port(), state_dir=tmp_path, node_port=None
+    )
     yield server
     server.stop()
 

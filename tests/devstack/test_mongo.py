@@ -30,14 +30,21 @@ DUPLICATE_KEY = 11000
 
 
 def notification(event: int, user: str = "u1", *, read: bool = False) -> Document:
-    return {"eventId": f"ev-{event}", "userId": user, "read": read, "type": "like",
-            "createdAt": START + dt.timedelta(seconds=event)}
+    return {
+        "eventId": f"ev-{event}",
+        "userId": user,
+        "read": read,
+        "type": "like",
+        "createdAt": START + dt.timedelta(seconds=event),
+    }
 
 
 def notification_indexes() -> list[IndexModel]:
-    return [IndexModel("eventId", unique=True),
-            IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)]),
-            IndexModel([("userId", ASCENDING), ("read", ASCENDING)])]
+    return [
+        IndexModel("eventId", unique=True),
+        IndexModel([("userId", ASCENDING), ("createdAt", DESCENDING)]),
+        IndexModel([("userId", ASCENDING), ("read", ASCENDING)]),
+    ]
 
 
 def event_ids(documents: list[Document]) -> list[str]:
@@ -111,9 +118,9 @@ async def test_unordered_insert_keeps_new_events_and_reports_duplicates(notifica
 
     details = failed.value.details
     assert details["nInserted"] == 3
-    assert [(error["index"], error["code"], error["op"]["eventId"])
-            for error in details["writeErrors"]] == [
-        (0, DUPLICATE_KEY, "ev-0"), (1, DUPLICATE_KEY, "ev-1"), (5, DUPLICATE_KEY, "ev-4")]
+    assert [
+        (error["index"], error["code"], error["op"]["eventId"]) for error in details["writeErrors"]
+    ] == [(0, DUPLICATE_KEY, "ev-0"), (1, DUPLICATE_KEY, "ev-1"), (5, DUPLICATE_KEY, "ev-4")]
     assert all(error["errmsg"].startswith("E11000") for error in details["writeErrors"])
     stored = await notifications.find({}, sort=[("eventId", ASCENDING)]).to_list(None)
     assert event_ids(stored) == [f"ev-{event}" for event in range(5)]
@@ -121,19 +128,25 @@ async def test_unordered_insert_keeps_new_events_and_reports_duplicates(notifica
 
 async def test_newest_first_pages_by_user_and_id_cursor(notifications: Any) -> None:
     await notifications.insert_many(
-        [notification(event, "u1" if event % 3 else "u2") for event in range(18)])
+        [notification(event, "u1" if event % 3 else "u2") for event in range(18)]
+    )
     mine = [f"ev-{event}" for event in reversed(range(18)) if event % 3]
 
-    newest = await (notifications.find({"userId": "u1"})
-                    .sort("createdAt", DESCENDING).limit(5).to_list(None))
+    newest = await (
+        notifications.find({"userId": "u1"}).sort("createdAt", DESCENDING).limit(5).to_list(None)
+    )
     assert event_ids(newest) == mine[:5]
     assert all(document["createdAt"].tzinfo is not None for document in newest)
 
     pages: list[list[str]] = []
     cursor: dict[str, dict[str, ObjectId]] = {}
     while True:
-        page = await (notifications.find({"userId": "u1", **cursor})
-                      .sort("_id", DESCENDING).limit(5).to_list(None))
+        page = await (
+            notifications.find({"userId": "u1", **cursor})
+            .sort("_id", DESCENDING)
+            .limit(5)
+            .to_list(None)
+        )
         if not page:
             break
         pages.append(event_ids(page))
@@ -144,14 +157,16 @@ async def test_newest_first_pages_by_user_and_id_cursor(notifications: Any) -> N
 
 async def test_marking_read_and_counting_unread(notifications: Any) -> None:
     await notifications.insert_many(
-        [notification(event, "u1") for event in range(6)] + [notification(9, "u2")])
+        [notification(event, "u1") for event in range(6)] + [notification(9, "u2")]
+    )
 
     one = await notifications.update_one({"eventId": "ev-2"}, {"$set": {"read": True}})
     assert (one.matched_count, one.modified_count) == (1, 1)
     assert await notifications.count_documents({"userId": "u1", "read": False}) == 5
 
-    rest = await notifications.update_many({"userId": "u1", "read": False},
-                                           {"$set": {"read": True}})
+    rest = await notifications.update_many(
+        {"userId": "u1", "read": False}, {"$set": {"read": True}}
+    )
     assert (rest.matched_count, rest.modified_count) == (5, 5)
     assert await notifications.count_documents({"userId": "u1", "read": False}) == 0
     assert await notifications.count_documents({"userId": "u2", "read": False}) == 1
@@ -170,10 +185,14 @@ async def test_find_one_and_update_returns_the_chosen_document(notifications: An
     await notifications.insert_many([notification(event) for event in range(4)])
 
     after = await notifications.find_one_and_update(
-        {"eventId": "ev-1"}, {"$set": {"read": True}}, return_document=ReturnDocument.AFTER)
+        {"eventId": "ev-1"}, {"$set": {"read": True}}, return_document=ReturnDocument.AFTER
+    )
     newest_unread = await notifications.find_one_and_update(
-        {"userId": "u1", "read": False}, {"$set": {"read": True}},
-        sort=[("createdAt", DESCENDING)], return_document=ReturnDocument.BEFORE)
+        {"userId": "u1", "read": False},
+        {"$set": {"read": True}},
+        sort=[("createdAt", DESCENDING)],
+        return_document=ReturnDocument.BEFORE,
+    )
     missing = await notifications.find_one_and_update({"eventId": "nope"}, {"$set": {"read": True}})
 
     assert (after["eventId"], after["read"]) == ("ev-1", True)
@@ -188,12 +207,11 @@ async def test_id_lookups_use_the_id_index(database: Any, notifications: Any) ->
     inserted = await notifications.insert_many([notification(event) for event in range(3)])
 
     explained = await database.command(
-        "explain", {"find": notifications.name, "filter": {"_id": inserted.inserted_ids[1]}})
+        "explain", {"find": notifications.name, "filter": {"_id": inserted.inserted_ids[1]}}
+    )
 
     assert explained["filterPushdown"] is True
     assert any("USING INDEX" in step for step in explained["queryPlanner"]["Plan"])
-
-
 
 
 @pytest.fixture
@@ -237,18 +255,25 @@ async def test_bulk_insert_and_indexed_find_rates(notifications: Any) -> None:
     for first in range(0, total, batch):
         await notifications.insert_many(
             [notification(event, f"u{event % users}") for event in range(first, first + batch)],
-            ordered=False)
+            ordered=False,
+        )
     insert_seconds = time.perf_counter() - started
 
     latencies: list[float] = []
     for user in range(0, users, users // 20):
         started = time.perf_counter()
-        page = await (notifications.find({"userId": f"u{user}"})
-                      .sort("createdAt", DESCENDING).limit(20).to_list(None))
+        page = await (
+            notifications.find({"userId": f"u{user}"})
+            .sort("createdAt", DESCENDING)
+            .limit(20)
+            .to_list(None)
+        )
         latencies.append(time.perf_counter() - started)
         assert event_ids(page) == [f"ev-{total - users + user - users * i}" for i in range(20)]
     assert await notifications.count_documents({}) == total
-    print(f"\nFerretDB/SQLite: insert_many {total} docs in batches of {batch}: "
-          f"{total / insert_seconds:,.0f} docs/s; find(userId).sort(createdAt).limit(20) on "
-          f"{total} docs: median {statistics.median(latencies) * 1000:.0f} ms, "
-          f"max {max(latencies) * 1000:.0f} ms")
+    print(
+        f"\nFerretDB/SQLite: insert_many {total} docs in batches of {batch}: "
+        f"{total / insert_seconds:,.0f} docs/s; find(userId).sort(createdAt).limit(20) on "
+        f"{total} docs: median {statistics.median(latencies) * 1000:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms"
+    )

@@ -40,12 +40,15 @@ def test_a_stale_pid_file_does_not_count_as_running(tmp_path: Path) -> None:
 
 def test_stop_escalates_when_the_process_ignores_sigterm(tmp_path: Path) -> None:
     ready = tmp_path / "ignoring-sigterm"
-    code = ("import pathlib, signal, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            f"pathlib.Path({str(ready)!r}).write_text('')\n"
-            "time.sleep(60)\n")
-    proc = ManagedProcess(name="stubborn", argv=[sys.executable, "-c", code], run_dir=tmp_path,
-                          stop_timeout=0.5)
+    code = (
+        "import pathlib, signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('')\n"
+        "time.sleep(60)\n"
+    )
+    proc = ManagedProcess(
+        name="stubborn", argv=[sys.executable, "-c", code], run_dir=tmp_path, stop_timeout=0.5
+    )
     proc.start()
     wait_for(ready)
     assert proc.stop()  # SIGTERM is ignored, so only the SIGKILL that follows can end it
@@ -53,8 +56,9 @@ def test_stop_escalates_when_the_process_ignores_sigterm(tmp_path: Path) -> None
 
 
 def test_output_goes_to_the_log(tmp_path: Path) -> None:
-    proc = ManagedProcess(name="talker", argv=[sys.executable, "-c", "print('hello log')"],
-                          run_dir=tmp_path)
+    proc = ManagedProcess(
+        name="talker", argv=[sys.executable, "-c", "print('hello log')"], run_dir=tmp_path
+    )
     proc.start()
     os.waitpid(int(proc.pidfile.read_text()), 0)
     assert "hello log" in proc.tail()
@@ -63,13 +67,19 @@ def test_output_goes_to_the_log(tmp_path: Path) -> None:
 
 def test_stop_sends_the_configured_signal(tmp_path: Path) -> None:
     marker = tmp_path / "got-sigint"
-    code = ("import signal, sys, time, pathlib\n"
-            f"def done(*_): pathlib.Path({str(marker)!r}).write_text('yes'); sys.exit(0)\n"
-            "signal.signal(signal.SIGINT, done)\n"
-            f"pathlib.Path({str(tmp_path / 'ready')!r}).write_text('')\n"
-            "time.sleep(60)\n")
-    proc = ManagedProcess(name="graceful", argv=[sys.executable, "-c", code], run_dir=tmp_path,
-                          stop_signal=signal.SIGINT)
+    code = (
+        "import signal, sys, time, pathlib\n"
+        f"def done(*_): pathlib.Path({str(marker)!r}).write_text('yes'); sys.exit(0)\n"
+        "signal.signal(signal.SIGINT, done)\n"
+        f"pathlib.Path({str(tmp_path / 'ready')!r}).write_text('')\n"
+        "time.sleep(60)\n"
+    )
+    proc = ManagedProcess(
+        name="graceful",
+        argv=[sys.executable, "-c", code],
+        run_dir=tmp_path,
+        stop_signal=signal.SIGINT,
+    )
     proc.start()
     wait_for(tmp_path / "ready")
     proc.stop()

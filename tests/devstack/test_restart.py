@@ -10,7 +10,8 @@ from devstack.restart import NotRunningError, restart
 
 
 def test_restart_replaces_the_child_and_returns_once_the_new_one_answers(
-        web: tuple[ManagedProcess, str]) -> None:
+    web: tuple[ManagedProcess, str],
+) -> None:
     proc, url = web
     supervisor, old_child = proc.pid(), proc.child_pid()
     done = restart(proc, url, timeout=30)

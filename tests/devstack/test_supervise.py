@@ -48,6 +48,7 @@ def restarted(proc: ManagedProcess, old_child: int) -> Callable[[], bool]:
     def check() -> bool:
         child = proc.child_pid()
         return child is not None and child != old_child
+
     return check
 
 
@@ -85,7 +86,8 @@ def test_a_killed_child_comes_back_and_answers(web: tuple[ManagedProcess, str]) 
 
 
 def test_stopping_the_supervisor_stops_the_child_and_nothing_restarts_it(
-        web: tuple[ManagedProcess, str]) -> None:
+    web: tuple[ManagedProcess, str],
+) -> None:
     proc, url = web
     supervisor, child = proc.pid(), proc.child_pid()
     assert supervisor is not None
@@ -103,16 +105,23 @@ def test_stopping_the_supervisor_stops_the_child_and_nothing_restarts_it(
 def test_a_stop_signal_reaches_the_child_exactly_once(tmp_path: Path) -> None:
     """A second SIGINT cuts uvicorn's graceful shutdown short: the child must get just one."""
     ready, received = tmp_path / "ready", tmp_path / "received"
-    code = ("import os, pathlib, signal, sys, time\n"
-            "seen = []\n"
-            "def handle(signum, _frame): seen.append(signum)\n"
-            "signal.signal(signal.SIGINT, handle)\n"
-            f"pathlib.Path({str(ready)!r}).write_text(str(os.getpid()))\n"
-            "while not seen: time.sleep(0.01)\n"
-            "time.sleep(0.5)  # the drain: any second signal would arrive meanwhile\n"
-            f"pathlib.Path({str(received)!r}).write_text(str(len(seen)))\n")
-    proc = ManagedProcess(name="drainer", argv=[sys.executable, "-c", code], run_dir=tmp_path,
-                          stop_signal=signal.SIGINT, supervised=True)
+    code = (
+        "import os, pathlib, signal, sys, time\n"
+        "seen = []\n"
+        "def handle(signum, _frame): seen.append(signum)\n"
+        "signal.signal(signal.SIGINT, handle)\n"
+        f"pathlib.Path({str(ready)!r}).write_text(str(os.getpid()))\n"
+        "while not seen: time.sleep(0.01)\n"
+        "time.sleep(0.5)  # the drain: any second signal would arrive meanwhile\n"
+        f"pathlib.Path({str(received)!r}).write_text(str(len(seen)))\n"
+    )
+    proc = ManagedProcess(
+        name="drainer",
+        argv=[sys.executable, "-c", code],
+        run_dir=tmp_path,
+        stop_signal=signal.SIGINT,
+        supervised=True,
+    )
     proc.start()
     eventually(ready.exists, "the child")
     assert proc.stop()
@@ -121,13 +130,18 @@ def test_a_stop_signal_reaches_the_child_exactly_once(tmp_path: Path) -> None:
 
 
 def test_a_crash_loop_backs_off_and_a_stop_during_the_back_off_ends_it(tmp_path: Path) -> None:
-    proc = ManagedProcess(name="crasher", argv=[sys.executable, "-c", "raise SystemExit(3)"],
-                          run_dir=tmp_path, supervised=True)
+    proc = ManagedProcess(
+        name="crasher",
+        argv=[sys.executable, "-c", "raise SystemExit(3)"],
+        run_dir=tmp_path,
+        supervised=True,
+    )
     proc.start()
 
     def restarted_twice() -> bool:
         supervision = proc.supervision()
         return supervision is not None and supervision.restarts >= 2
+
     eventually(restarted_twice, "two restarts")
     supervision = proc.supervision()
     assert supervision is not None
@@ -174,8 +188,12 @@ def test_a_killed_service_is_restarted_and_make_status_counts_it(platform: Platf
         assert row["state"] == "running"
         assert row["restarts"] == "1"
         assert row["last_exit"].startswith("SIGKILL at ")
-        status = subprocess.run([sys.executable, "-m", "devstack", "status", "--profile", "test"],
-                                capture_output=True, text=True, check=True).stdout
+        status = subprocess.run(
+            [sys.executable, "-m", "devstack", "status", "--profile", "test"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         line = next(line for line in status.splitlines() if line.split()[:1] == [proc.name])
         assert line.split()[1:4] == ["running", "1", "SIGKILL"], status
     finally:

@@ -71,8 +71,9 @@ def private_postgres(faults_dir: Path) -> Iterator[Postgres]:
 
 
 @pytest.fixture(scope="session")
-def auth_service(faults_dir: Path, private_redis: Redis,
-                 private_postgres: Postgres) -> Iterator[Service]:
+def auth_service(
+    faults_dir: Path, private_redis: Redis, private_postgres: Postgres
+) -> Iterator[Service]:
     port = free_port()
     env = {
         "SOCIALHUB_ENV": "test",
@@ -89,14 +90,26 @@ def auth_service(faults_dir: Path, private_redis: Redis,
         "REVOCATION_SYNC_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run([sys.executable, "-m", "socialhub.auth", "migrate"], check=True,
-                   env={**os.environ, **env}, capture_output=True)
-    process = ManagedProcess(name=f"auth-{port}", run_dir=faults_dir, env=env,
-                             argv=[sys.executable, "-m", "socialhub.auth", "serve"])
+    subprocess.run(
+        [sys.executable, "-m", "socialhub.auth", "migrate"],
+        check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+    )
+    process = ManagedProcess(
+        name=f"auth-{port}",
+        run_dir=faults_dir,
+        env=env,
+        argv=[sys.executable, "-m", "socialhub.auth", "serve"],
+    )
     process.start()
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), timeout=60,
-                   what="auth service", on_timeout=process.tail)
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+            timeout=60,
+            what="auth service",
+            on_timeout=process.tail,
+        )
         yield Service(process, port)
     finally:
         process.stop()
@@ -105,8 +118,11 @@ def auth_service(faults_dir: Path, private_redis: Redis,
 @pytest.fixture(scope="session")
 def echo_users(faults_dir: Path) -> Iterator[str]:
     port = free_port()
-    process = ManagedProcess(name=f"echo-users-{port}", run_dir=faults_dir,
-                             argv=[sys.executable, str(ECHO_UPSTREAM), "users", str(port)])
+    process = ManagedProcess(
+        name=f"echo-users-{port}",
+        run_dir=faults_dir,
+        argv=[sys.executable, str(ECHO_UPSTREAM), "users", str(port)],
+    )
     process.start()
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout=15, what="echo users")
@@ -117,9 +133,11 @@ def echo_users(faults_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def faults_gateway(faults_dir: Path, auth_service: Service, echo_users: str) -> Iterator[Gateway]:
-    gateway = start_gateway(faults_dir / "gateway",
-                            {"auth": [f"127.0.0.1:{auth_service.port}"], "users": [echo_users]},
-                            auth_cache_seconds=0)
+    gateway = start_gateway(
+        faults_dir / "gateway",
+        {"auth": [f"127.0.0.1:{auth_service.port}"], "users": [echo_users]},
+        auth_cache_seconds=0,
+    )
     yield gateway
     gateway.stop()
 

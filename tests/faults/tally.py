@@ -32,9 +32,12 @@ class Tally:
         return sum(n for (_, s), n in self.statuses.items() if s == status)
 
     def report(self) -> str:
-        rows = ", ".join(f"{what} {status} x{n}"
-                         for (what, status), n in sorted(self.statuses.items()))
-        line = (f"{self.phase}: {self.total} requests, slowest {self.slowest:.2f}s "
-                f"({self.slowest_what}): {rows}")
+        rows = ", ".join(
+            f"{what} {status} x{n}" for (what, status), n in sorted(self.statuses.items())
+        )
+        line = (
+            f"{self.phase}: {self.total} requests, slowest {self.slowest:.2f}s "
+            f"({self.slowest_what}): {rows}"
+        )
         print(f"\n{line}", flush=True)
         return line

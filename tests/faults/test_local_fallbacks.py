@@ -16,12 +16,17 @@ from socialhub.kit.ratelimit import Limit, RateLimiter
 
 def claims(token_id: str, user: uuid.UUID, version: int = 0) -> TokenClaims:
     now = int(time.time())
-    return TokenClaims(user_id=user, username="x", issued_at=now, expires_at=now + 3600,
-                       token_id=token_id, version=version)
+    return TokenClaims(
+        user_id=user,
+        username="x",
+        issued_at=now,
+        expires_at=now + 3600,
+        token_id=token_id,
+        version=version,
+    )
 
 
-async def test_a_revocation_written_by_one_instance_reaches_another(
-        private_redis: Redis) -> None:
+async def test_a_revocation_written_by_one_instance_reaches_another(private_redis: Redis) -> None:
     client = RedisClient.from_url(private_redis.url(3), decode_responses=True)
     try:
         await client.delete(STREAM)
@@ -35,7 +40,8 @@ async def test_a_revocation_written_by_one_instance_reaches_another(
         assert reader.revoked(claims("jti-1", other)) == "token revoked"
         assert reader.revoked(claims("jti-expired", other)) is None
         assert reader.revoked(claims("jti-2", user, version=1)) == (
-            "token revoked by a password reset")
+            "token revoked by a password reset"
+        )
         assert reader.revoked(claims("jti-2", user, version=2)) is None
         assert await reader.sync() == 0  # only new entries the next time
         await writer.publish_token("jti-3", time.time() + 3600)

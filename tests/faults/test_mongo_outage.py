@@ -31,21 +31,28 @@ def private_mongo(faults_dir: Path) -> Iterator[Mongo]:
 
 
 @pytest.fixture
-async def notifications(platform: Platform,
-                        private_mongo: Mongo) -> AsyncIterator[httpx.AsyncClient]:
+async def notifications(
+    platform: Platform, private_mongo: Mongo
+) -> AsyncIterator[httpx.AsyncClient]:
     """The real service in-process; its own topics and consumer group, so no other test's
     events reach it."""
     prefix = f"f{uuid.uuid4().hex[:10]}."
-    settings = settings_for(NotificationSettings, platform, "notifications",
-                            mongo_url=private_mongo.address, mongo_timeout_ms=TIMEOUT_MS,
-                            kafka_topic_prefix=prefix)
+    settings = settings_for(
+        NotificationSettings,
+        platform,
+        "notifications",
+        mongo_url=private_mongo.address,
+        mongo_timeout_ms=TIMEOUT_MS,
+        kafka_topic_prefix=prefix,
+    )
     await ensure_topics(settings)
     async with app_client(create_app(settings)) as client:
         yield client
 
 
 async def test_mongo_stopped_answers_503_then_the_first_request_succeeds(
-        notifications: httpx.AsyncClient, private_mongo: Mongo) -> None:
+    notifications: httpx.AsyncClient, private_mongo: Mongo
+) -> None:
     headers = as_user(uid())
     assert (await notifications.get("/notify/notifications", headers=headers)).status_code == 200
     private_mongo.stop()
@@ -53,11 +60,10 @@ async def test_mongo_stopped_answers_503_then_the_first_request_succeeds(
     try:
         for _ in range(3):
             for what, request in [
-                    ("list", notifications.get("/notify/notifications", headers=headers)),
-                    ("read-all", notifications.post("/notify/notifications/read-all",
-                                                    headers=headers)),
-                    ("delete", notifications.delete(f"/notify/notifications/{uid()}",
-                                                    headers=headers))]:
+                ("list", notifications.get("/notify/notifications", headers=headers)),
+                ("read-all", notifications.post("/notify/notifications/read-all", headers=headers)),
+                ("delete", notifications.delete(f"/notify/notifications/{uid()}", headers=headers)),
+            ]:
                 response = await tally.send(what, request)
                 assert response.status_code == 503, response.text
                 assert response.headers["retry-after"] == "2"
@@ -70,4 +76,5 @@ async def test_mongo_stopped_answers_503_then_the_first_request_succeeds(
     async def answers() -> bool:
         response = await notifications.get("/notify/notifications", headers=headers)
         return response.status_code == 200
+
     await eventually(answers, within=30, what="the first 200 after the restart")

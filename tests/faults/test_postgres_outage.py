@@ -18,7 +18,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_postgres_stopped_answers_503_then_the_first_request_succeeds(
-        http: httpx.AsyncClient, private_postgres: Postgres) -> None:
+    http: httpx.AsyncClient, private_postgres: Postgres
+) -> None:
     user, token = await sign_up(http, "pg")
     login = {"identifier": user["username"], "password": PASSWORD}
     assert (await http.post("/auth/login", json=login)).status_code == 200
@@ -28,11 +29,21 @@ async def test_postgres_stopped_answers_503_then_the_first_request_succeeds(
         down = Tally("postgres stopped")
         for _ in range(ROUNDS):
             for what, request in (
-                    ("login", http.post("/auth/login", json=login)),
-                    ("signup", http.post("/auth/signup", json={
-                        "name": "Down", "email": f"{unique('pg')}@example.com",
-                        "username": unique("pg"), "password": PASSWORD})),
-                    ("me", http.get("/auth/me", headers=bearer(token)))):
+                ("login", http.post("/auth/login", json=login)),
+                (
+                    "signup",
+                    http.post(
+                        "/auth/signup",
+                        json={
+                            "name": "Down",
+                            "email": f"{unique('pg')}@example.com",
+                            "username": unique("pg"),
+                            "password": PASSWORD,
+                        },
+                    ),
+                ),
+                ("me", http.get("/auth/me", headers=bearer(token))),
+            ):
                 response = await down.send(what, request)
                 assert response.status_code == 503, response.text
                 assert response.headers["retry-after"] == "2"
@@ -54,7 +65,8 @@ async def test_postgres_stopped_answers_503_then_the_first_request_succeeds(
 
 
 async def test_a_restart_under_load_gives_only_successes_and_503s(
-        http: httpx.AsyncClient, private_postgres: Postgres) -> None:
+    http: httpx.AsyncClient, private_postgres: Postgres
+) -> None:
     """A bounded writer loop (signups) while PostgreSQL restarts: every answer is a 201 or a
     503 with Retry-After, and every 201's account can sign in afterwards."""
     tally = Tally("postgres restart under load")
@@ -66,9 +78,18 @@ async def test_a_restart_under_load_gives_only_successes_and_503s(
             if stop.is_set():
                 return
             name = unique("ld")
-            response = await tally.send("signup", http.post("/auth/signup", json={
-                "name": "Load", "email": f"{name}@example.com", "username": name,
-                "password": PASSWORD}))
+            response = await tally.send(
+                "signup",
+                http.post(
+                    "/auth/signup",
+                    json={
+                        "name": "Load",
+                        "email": f"{name}@example.com",
+                        "username": name,
+                        "password": PASSWORD,
+                    },
+                ),
+            )
             assert response.status_code in (201, 503), response.text
             if response.status_code == 201:
                 created.append(name)
@@ -91,5 +112,8 @@ async def test_a_restart_under_load_gives_only_successes_and_503s(
     for name in created[-3:] + created[:3]:
         response = await http.post("/auth/login", json={"identifier": name, "password": PASSWORD})
         assert response.status_code == 200, response.text
-    print(f"postgres restart under load: {len(created)} accepted signups, "
-          f"{after[('signup', 503)]} answered 503; samples sign in after the restart", flush=True)
+    print(
+        f"postgres restart under load: {len(created)} accepted signups, "
+        f"{after[('signup', 503)]} answered 503; samples sign in after the restart",
+        flush=True,
+    )

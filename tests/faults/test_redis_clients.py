@@ -18,8 +18,11 @@ async def test_a_pooled_client_survives_a_redis_restart(private_redis: Redis) ->
         assert await store.get("faults:key") == "kept"
         assert await cache.get("faults:key") == "kept"
         assert await store.incr("faults:counter") >= 1
-        print("\nredis restart: store and cache clients answered their first commands "
-              "after the restart without an error", flush=True)
+        print(
+            "\nredis restart: store and cache clients answered their first commands "
+            "after the restart without an error",
+            flush=True,
+        )
     finally:
         await store.aclose()
         await cache.aclose()

@@ -24,41 +24,69 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def one_round(http: httpx.AsyncClient, tally: Tally, username: str, token: str,
-                    revoked: str) -> None:
+async def one_round(
+    http: httpx.AsyncClient, tally: Tally, username: str, token: str, revoked: str
+) -> None:
     """Every kind of request once; what each answers is asserted by the caller's tally."""
-    await tally.send("login", http.post("/auth/login", json={
-        "identifier": username, "password": PASSWORD}))
+    await tally.send(
+        "login", http.post("/auth/login", json={"identifier": username, "password": PASSWORD})
+    )
     name = unique("o")
-    await tally.send("signup", http.post("/auth/signup", json={
-        "name": "Outage", "email": f"{name}@example.com", "username": name,
-        "password": PASSWORD}))
+    await tally.send(
+        "signup",
+        http.post(
+            "/auth/signup",
+            json={
+                "name": "Outage",
+                "email": f"{name}@example.com",
+                "username": name,
+                "password": PASSWORD,
+            },
+        ),
+    )
     await tally.send("protected", http.get("/users/me", headers=bearer(token)))
     await tally.send("protected-revoked", http.get("/users/me", headers=bearer(revoked)))
     await tally.send("me", http.get("/auth/me", headers=bearer(token)))
-    await tally.send("forgot", http.post("/auth/password/forgot", json={
-        "email": f"{username}@example.com"}))
-    await tally.send("forgot-unknown", http.post("/auth/password/forgot", json={
-        "email": f"{unique('nobody')}@example.com"}))
-    await tally.send("reset", http.post("/auth/password/reset", json={
-        "email": f"{username}@example.com", "code": "000000", "newPassword": PASSWORD}))
+    await tally.send(
+        "forgot", http.post("/auth/password/forgot", json={"email": f"{username}@example.com"})
+    )
+    await tally.send(
+        "forgot-unknown",
+        http.post("/auth/password/forgot", json={"email": f"{unique('nobody')}@example.com"}),
+    )
+    await tally.send(
+        "reset",
+        http.post(
+            "/auth/password/reset",
+            json={"email": f"{username}@example.com", "code": "000000", "newPassword": PASSWORD},
+        ),
+    )
 
 
-DEGRADED = {"login": 200, "signup": 201, "protected": 200, "protected-revoked": 401, "me": 200,
-            "forgot": 503, "forgot-unknown": 503, "reset": 503}
+DEGRADED = {
+    "login": 200,
+    "signup": 201,
+    "protected": 200,
+    "protected-revoked": 401,
+    "me": 200,
+    "forgot": 503,
+    "forgot-unknown": 503,
+    "reset": 503,
+}
 HEALTHY = {**DEGRADED, "forgot": 202, "forgot-unknown": 202, "reset": 400}
 
 
 def assert_answers(tally: Tally, expected: dict[str, int]) -> None:
     line = tally.report()
     assert tally.count(500) == 0, line
-    for (what, status) in tally.statuses:
+    for what, status in tally.statuses:
         assert status == expected[what], line
     assert tally.slowest < BOUND_SECONDS, line
 
 
 async def test_auth_and_token_check_without_redis_then_recovery(
-        http: httpx.AsyncClient, private_redis: Redis) -> None:
+    http: httpx.AsyncClient, private_redis: Redis
+) -> None:
     user, token = await sign_up(http, "red")
     _, revoked = await sign_up(http, "rev")
     assert (await http.post("/auth/logout", headers=bearer(revoked))).status_code == 204
@@ -84,15 +112,18 @@ async def test_auth_and_token_check_without_redis_then_recovery(
     after = Tally("redis restarted")
     for _ in range(ROUNDS):
         await one_round(http, after, user["username"], token, revoked)
-    assert (await after.send("logout", http.post("/auth/logout", headers=bearer(token)))
-            ).status_code == 204
-    assert (await after.send("protected-revoked", http.get(
-        "/users/me", headers=bearer(token)))).status_code == 401
+    assert (
+        await after.send("logout", http.post("/auth/logout", headers=bearer(token)))
+    ).status_code == 204
+    assert (
+        await after.send("protected-revoked", http.get("/users/me", headers=bearer(token)))
+    ).status_code == 401
     assert_answers(after, {**HEALTHY, "logout": 204})
 
 
 async def test_a_frozen_redis_costs_a_bounded_wait_not_a_hang(
-        http: httpx.AsyncClient, private_redis: Redis) -> None:
+    http: httpx.AsyncClient, private_redis: Redis
+) -> None:
     user, token = await sign_up(http, "frz")
     _, revoked = await sign_up(http, "rev")
     assert (await http.post("/auth/logout", headers=bearer(revoked))).status_code == 204

@@ -40,16 +40,21 @@ load_all_checks()
 # the account's token sent with each request, so they report the authenticated answer as one
 # without authentication. tests/test_openapi.py and tests/gateway check that every route needs a
 # valid token.
-ALL_CHECKS: list[CheckFunction] = [check for check in CHECKS.get_all()
-                                   if not isinstance(check, type) and check is not ignored_auth]
+ALL_CHECKS: list[CheckFunction] = [
+    check for check in CHECKS.get_all() if not isinstance(check, type) and check is not ignored_auth
+]
 EMAILS = st.from_regex(r"\A[a-z0-9]{1,20}@example\.com\Z")
 
 # A 1x1 GIF and PNG: uploads are sniffed, so only real images or videos are accepted (415)
-MEDIA = st.sampled_from([
-    base64.b64decode("R0lGODlhAQABAAAAACwAAAAAAQABAAACAA=="),
-    base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgAB"
-                     "SK+kcQAAAABJRU5ErkJggg=="),
-])
+MEDIA = st.sampled_from(
+    [
+        base64.b64decode("R0lGODlhAQABAAAAACwAAAAAAQABAAACAA=="),
+        base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgAB"
+            "SK+kcQAAAABJRU5ErkJggg=="
+        ),
+    ]
+)
 
 # Formats as the services accept them: a deliverable email (no reserved domain such as `.test`)
 schemathesis.openapi.format("email", EMAILS)
@@ -62,9 +67,15 @@ class Account:
     def __init__(self, client: httpx.Client) -> None:
         self.client = client
         self.username = unique("fuzz")
-        response = client.post("/auth/signup", json={
-            "name": "Fuzz", "email": f"{self.username}@example.com",
-            "username": self.username, "password": PASSWORD})
+        response = client.post(
+            "/auth/signup",
+            json={
+                "name": "Fuzz",
+                "email": f"{self.username}@example.com",
+                "username": self.username,
+                "password": PASSWORD,
+            },
+        )
         assert response.status_code == 201, response.text
         self.token: str = response.json()["token"]
 
@@ -72,8 +83,9 @@ class Account:
         """Logout gets a token of its own, so it never revokes the one the others use."""
         if case.operation.path != "/auth/logout":
             return self.token
-        response = self.client.post("/auth/login",
-                                    json={"identifier": self.username, "password": PASSWORD})
+        response = self.client.post(
+            "/auth/login", json={"identifier": self.username, "password": PASSWORD}
+        )
         assert response.status_code == 200, response.text
         fresh: str = response.json()["token"]
         return fresh
@@ -97,7 +109,8 @@ def check(case: Case[Any], account: Account) -> None:
             break
         time.sleep(wait)
     excluded: list[CheckFunction] = (
-        [positive_data_acceptance] if refused_by_design(response) else [])
+        [positive_data_acceptance] if refused_by_design(response) else []
+    )
     case.validate_response(response, checks=ALL_CHECKS, headers=headers, excluded_checks=excluded)
 
 
@@ -109,16 +122,27 @@ def refused_by_design(response: schemathesis.Response) -> bool:
     if response.status_code not in (400, 422):
         return False
     error = response.json()["error"]
-    return bool(error["code"] in ("invalid_cursor", "invalid_reset_code", "idempotency_key_reused")
-                or error["message"].startswith(("use the canonical id dm:",
-                                                 "a direct-message room needs two different")))
+    return bool(
+        error["code"] in ("invalid_cursor", "invalid_reset_code", "idempotency_key_reused")
+        or error["message"].startswith(
+            ("use the canonical id dm:", "a direct-message room needs two different")
+        )
+    )
 
-def fuzz(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode,
-         account: Account) -> str | None:
+
+def fuzz(
+    operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode, account: Account
+) -> str | None:
     """What went wrong with `operation` in `mode`, or None."""
 
-    @settings(max_examples=EXAMPLES, derandomize=not RANDOM, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), print_blob=RANDOM)
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=not RANDOM,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=RANDOM,
+    )
     @given(case=operation.as_strategy(mode))
     def examples(case: Case[Any]) -> None:
         check(case, account)
@@ -131,8 +155,9 @@ def fuzz(operation: APIOperation[Any, Any, Any, Any], mode: GenerationMode,
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_every_operation_keeps_its_contract(running_platform: Platform, account: Account,
-                                            service: str) -> None:
+def test_every_operation_keeps_its_contract(
+    running_platform: Platform, account: Account, service: str
+) -> None:
     api = schemathesis.openapi.from_url(running_platform.gateway_url + api_documents(service)[0])
     api.config.update(base_url=running_platform.gateway_url, request_timeout=15)
     # Text is Unicode: no lone surrogates (JSON escapes allow them, the services refuse them
@@ -142,10 +167,12 @@ def test_every_operation_keeps_its_contract(running_platform: Platform, account:
     # 413 refuses a body over the documented cap (a list of a thousand ids, long enough)
     rejection = api.config.checks.negative_data_rejection
     api.config.checks.negative_data_rejection = type(rejection)(
-        expected_statuses=[*rejection.expected_statuses, "413"])
+        expected_statuses=[*rejection.expected_statuses, "413"]
+    )
     failures = []
     for result in api.get_all_operations():
         assert isinstance(result, Ok), result.err()  # the document itself must be valid
-        failures += [found for mode in GenerationMode
-                     if (found := fuzz(result.ok(), mode, account))]
+        failures += [
+            found for mode in GenerationMode if (found := fuzz(result.ok(), mode, account))
+        ]
     assert not failures, "\n\n".join(failures)

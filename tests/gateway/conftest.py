@@ -36,14 +36,29 @@ MEDIA_FILE = "2026/avatar.jpg"
 MEDIA_BYTES = b"\xff\xd8\xff\xe0 not really a jpeg"
 
 
-
-
 def self_signed(directory: Path) -> tuple[str, str]:
     """A certificate for localhost and its key, as files in `directory`."""
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -66,9 +81,12 @@ class Gateway:
 
     @property
     def process(self) -> ManagedProcess:
-        return ManagedProcess(name="nginx", run_dir=self.run_dir, stop_signal=signal.SIGQUIT,
-                              argv=[NGINX, "-p", self.config.prefix, "-c", str(self.conf),
-                                    "-g", "daemon off;"])
+        return ManagedProcess(
+            name="nginx",
+            run_dir=self.run_dir,
+            stop_signal=signal.SIGQUIT,
+            argv=[NGINX, "-p", self.config.prefix, "-c", str(self.conf), "-g", "daemon off;"],
+        )
 
     @property
     def url(self) -> str:
@@ -89,12 +107,17 @@ class Gateway:
     def start(self) -> None:
         Path(self.config.prefix).mkdir(parents=True, exist_ok=True)
         self.conf.write_text(render(self.config))
-        subprocess.run([NGINX, "-t", "-q", "-p", self.config.prefix, "-c", str(self.conf)],
-                       check=True)
+        subprocess.run(
+            [NGINX, "-t", "-q", "-p", self.config.prefix, "-c", str(self.conf)], check=True
+        )
         process = self.process
         process.start()
-        wait_until(lambda: _answers(f"{self.url}/health", self.verify), timeout=15,
-                   what="gateway", on_timeout=process.tail)
+        wait_until(
+            lambda: _answers(f"{self.url}/health", self.verify),
+            timeout=15,
+            what="gateway",
+            on_timeout=process.tail,
+        )
 
     def stop(self) -> None:
         self.process.stop()
@@ -111,9 +134,14 @@ def start_gateway(directory: Path, upstreams: dict[str, list[str]], **options: A
     """Render, check (`nginx -t`) and start a gateway whose files all live in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
-        "listen_port": free_port(), "upstreams": upstreams, "prefix": str(directory / "prefix"),
-        "access_log": str(directory / "access.log"), "error_log": str(directory / "error.log"),
-        "worker_user": worker_user(), **options}
+        "listen_port": free_port(),
+        "upstreams": upstreams,
+        "prefix": str(directory / "prefix"),
+        "access_log": str(directory / "access.log"),
+        "error_log": str(directory / "error.log"),
+        "worker_user": worker_user(),
+        **options,
+    }
     gateway = Gateway(GatewayConfig(**settings), run_dir=directory)
     gateway.start()
     return gateway
@@ -148,14 +176,26 @@ def auth_upstream(gateway_workdir: Path) -> Iterator[str]:
         "SIGNUP_LIMIT_PER_IP": "100000",
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run([sys.executable, "-m", "socialhub.auth", "migrate"], check=True,
-                   env={**os.environ, **env}, capture_output=True)
-    process = ManagedProcess(name="auth", argv=[sys.executable, "-m", "socialhub.auth", "serve"],
-                             run_dir=gateway_workdir, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "socialhub.auth", "migrate"],
+        check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+    )
+    process = ManagedProcess(
+        name="auth",
+        argv=[sys.executable, "-m", "socialhub.auth", "serve"],
+        run_dir=gateway_workdir,
+        env=env,
+    )
     process.start()
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), timeout=30,
-                   what="auth service", on_timeout=process.tail)
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+            timeout=30,
+            what="auth service",
+            on_timeout=process.tail,
+        )
         yield f"127.0.0.1:{port}"
     finally:
         process.stop()
@@ -170,15 +210,19 @@ def echo_upstreams(gateway_workdir: Path) -> Iterator[dict[str, str]]:
     processes: list[ManagedProcess] = []
     for service in ("users", "posts", "chat"):
         port = free_port()
-        process = ManagedProcess(name=f"echo-{service}", run_dir=gateway_workdir,
-                                 argv=[sys.executable, str(ECHO_UPSTREAM), service, str(port)])
+        process = ManagedProcess(
+            name=f"echo-{service}",
+            run_dir=gateway_workdir,
+            argv=[sys.executable, str(ECHO_UPSTREAM), service, str(port)],
+        )
         process.start()
         processes.append(process)
         addresses[service] = f"127.0.0.1:{port}"
     try:
         for service, address in addresses.items():
-            wait_until(partial(http_ok, f"http://{address}/"), timeout=15,
-                       what=f"echo upstream {service}")
+            wait_until(
+                partial(http_ok, f"http://{address}/"), timeout=15, what=f"echo upstream {service}"
+            )
         yield addresses
     finally:
         for process in processes:
@@ -200,8 +244,9 @@ def upstreams(auth_upstream: str, echo_upstreams: dict[str, str]) -> dict[str, l
 
 
 @pytest.fixture(scope="session")
-def gateway(gateway_workdir: Path, upstreams: dict[str, list[str]],
-            media_root: Path) -> Iterator[Gateway]:
+def gateway(
+    gateway_workdir: Path, upstreams: dict[str, list[str]], media_root: Path
+) -> Iterator[Gateway]:
     """The gateway as `make up` configures it (default limits and token-check cache)."""
     running = start_gateway(gateway_workdir / "main", upstreams, media_root=str(media_root))
     yield running

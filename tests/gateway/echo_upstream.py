@@ -19,9 +19,15 @@ def _seen(service: str, scope: Scope) -> bytes:
     headers: dict[str, list[str]] = {}
     for name, value in scope["headers"]:
         headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-    return json.dumps({"service": service, "method": scope.get("method", "WEBSOCKET"),
-                       "path": scope["path"], "query": scope["query_string"].decode(),
-                       "headers": headers}).encode()
+    return json.dumps(
+        {
+            "service": service,
+            "method": scope.get("method", "WEBSOCKET"),
+            "path": scope["path"],
+            "query": scope["query_string"].decode(),
+            "headers": headers,
+        }
+    ).encode()
 
 
 def make_app(service: str) -> Any:
@@ -30,8 +36,13 @@ def make_app(service: str) -> Any:
             while (await receive()).get("more_body"):
                 pass
             body = _seen(service, scope)
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
         elif scope["type"] == "websocket":
             await receive()  # websocket.connect
@@ -41,8 +52,13 @@ def make_app(service: str) -> Any:
                 message: Message = await receive()
                 if message["type"] == "websocket.disconnect":
                     return
-                await send({"type": "websocket.send", "text": message.get("text"),
-                            "bytes": message.get("bytes")})
+                await send(
+                    {
+                        "type": "websocket.send",
+                        "text": message.get("text"),
+                        "bytes": message.get("bytes"),
+                    }
+                )
         elif scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -55,5 +71,4 @@ def make_app(service: str) -> Any:
 
 if __name__ == "__main__":
     name, port = sys.argv[1], int(sys.argv[2])
-    uvicorn.run(make_app(name), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(make_app(name), host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -69,9 +69,15 @@ def client(gateway: Gateway) -> httpx.Client:
 def account(client: httpx.Client) -> dict[str, Any]:
     """A user signed up through the gateway: {"token", "user"}."""
     username = f"gw_{uuid.uuid4().hex[:12]}"
-    response = client.post("/auth/signup", json={
-        "name": "Gateway Test", "email": f"{username}@example.com", "username": username,
-        "password": PASSWORD})
+    response = client.post(
+        "/auth/signup",
+        json={
+            "name": "Gateway Test",
+            "email": f"{username}@example.com",
+            "username": username,
+            "password": PASSWORD,
+        },
+    )
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -108,7 +114,8 @@ def test_a_forged_token_is_refused(client: httpx.Client, account: dict[str, Any]
 
 
 def test_a_spoofed_user_payload_is_replaced_by_the_verified_one(
-        client: httpx.Client, account: dict[str, Any], gateway: Gateway) -> None:
+    client: httpx.Client, account: dict[str, Any], gateway: Gateway
+) -> None:
     """Checked twice: the second check is served from the token-check cache, where the payload
     must come from the cached response headers (README: the cache)."""
     user = account["user"]
@@ -116,19 +123,29 @@ def test_a_spoofed_user_payload_is_replaced_by_the_verified_one(
     cache_states = []
     for attempt in range(2):
         request_id = f"spoof-{attempt}-{uuid.uuid4().hex}"
-        response = client.get("/users/me", headers={
-            **bearer(token), "X-User-Payload": SPOOFED, "X-Request-ID": request_id})
+        response = client.get(
+            "/users/me",
+            headers={**bearer(token), "X-User-Payload": SPOOFED, "X-Request-ID": request_id},
+        )
         headers = seen_by_upstream(response)["headers"]
-        assert headers["x-user-payload"] == [json.dumps(
-            {"id": user["id"], "username": user["username"]}, separators=(",", ":"))]
+        assert headers["x-user-payload"] == [
+            json.dumps({"id": user["id"], "username": user["username"]}, separators=(",", ":"))
+        ]
         cache_states.append(access_log_entry(gateway, request_id)["authCache"])
     assert cache_states == ["MISS", "HIT"]
 
 
 def test_every_request_carries_a_request_id_and_the_real_client_address(
-        client: httpx.Client, account: dict[str, Any]) -> None:
-    response = client.get("/users/me", headers={
-        **bearer(account["token"]), "X-Request-ID": "trace-42", "X-Forwarded-For": "6.6.6.6"})
+    client: httpx.Client, account: dict[str, Any]
+) -> None:
+    response = client.get(
+        "/users/me",
+        headers={
+            **bearer(account["token"]),
+            "X-Request-ID": "trace-42",
+            "X-Forwarded-For": "6.6.6.6",
+        },
+    )
     headers = seen_by_upstream(response)["headers"]
     assert headers["x-request-id"] == ["trace-42"]
     assert response.headers["x-request-id"] == "trace-42"
@@ -139,29 +156,34 @@ def test_every_request_carries_a_request_id_and_the_real_client_address(
     generated = client.get("/users/me", headers=bearer(account["token"]))
     assert len(seen_by_upstream(generated)["headers"]["x-request-id"][0]) == 32
 
-    hostile = client.get("/users/me", headers={**bearer(account["token"]),
-                                               "X-Request-ID": 'x","admin":true,"y":"'})
+    hostile = client.get(
+        "/users/me", headers={**bearer(account["token"]), "X-Request-ID": 'x","admin":true,"y":"'}
+    )
     replaced = seen_by_upstream(hostile)["headers"]["x-request-id"][0]
     assert '"' not in replaced
     assert len(replaced) == 32
 
 
-def test_public_auth_routes_pass_without_a_token(client: httpx.Client,
-                                                 account: dict[str, Any]) -> None:
+def test_public_auth_routes_pass_without_a_token(
+    client: httpx.Client, account: dict[str, Any]
+) -> None:
     assert login(client, account["user"]["username"])
-    wrong = client.post("/auth/login", json={"identifier": account["user"]["username"],
-                                             "password": "WrongPass123!"})
+    wrong = client.post(
+        "/auth/login", json={"identifier": account["user"]["username"], "password": "WrongPass123!"}
+    )
     assert_error(wrong, 401, "unauthorized")  # the auth service's own answer, passed through
     # a new address each run: the auth service allows 5 requests per address in 30 minutes
-    forgot = client.post("/auth/password/forgot",
-                         json={"email": f"nobody-{uuid.uuid4().hex[:12]}@example.com"})
+    forgot = client.post(
+        "/auth/password/forgot", json={"email": f"nobody-{uuid.uuid4().hex[:12]}@example.com"}
+    )
     assert forgot.status_code == 202
     me = client.get("/auth/me", headers=bearer(account["token"]))
     assert me.json()["username"] == account["user"]["username"]
 
 
 def test_the_token_check_endpoint_is_not_reachable_from_outside(
-        client: httpx.Client, account: dict[str, Any]) -> None:
+    client: httpx.Client, account: dict[str, Any]
+) -> None:
     for path in ("/api/v1/auth/verify-user", "/_gateway/verify-user"):
         assert_error(client.get(path, headers=bearer(account["token"])), 404, "not_found")
 
@@ -186,16 +208,21 @@ def test_the_auth_services_document_lists_only_routed_paths(client: httpx.Client
     assert_error(client.get(api_documents("notifications")[0]), 503, "service_unavailable")
 
 
-def test_unknown_routes_and_absent_services_answer_json(client: httpx.Client,
-                                                        account: dict[str, Any]) -> None:
+def test_unknown_routes_and_absent_services_answer_json(
+    client: httpx.Client, account: dict[str, Any]
+) -> None:
     assert_error(client.get("/nope"), 404, "not_found")
     # The fixture runs no notifications service.
-    assert_error(client.get("/notify/notifications", headers=bearer(account["token"])),
-                 503, "service_unavailable")
+    assert_error(
+        client.get("/notify/notifications", headers=bearer(account["token"])),
+        503,
+        "service_unavailable",
+    )
 
 
 def test_a_logged_out_token_stops_working_within_the_cache_time(
-        client: httpx.Client, account: dict[str, Any], gateway: Gateway) -> None:
+    client: httpx.Client, account: dict[str, Any], gateway: Gateway
+) -> None:
     token = login(client, account["user"]["username"])
     assert client.get("/users/me", headers=bearer(token)).status_code == 200  # now cached
     assert client.post("/auth/logout", headers=bearer(token)).status_code == 204
@@ -215,14 +242,16 @@ def test_large_bodies_only_for_posts(client: httpx.Client, account: dict[str, An
     assert seen_by_upstream(upload)["method"] == "POST"
 
 
-def test_bodies_do_not_confuse_the_token_check(client: httpx.Client,
-                                              account: dict[str, Any]) -> None:
+def test_bodies_do_not_confuse_the_token_check(
+    client: httpx.Client, account: dict[str, Any]
+) -> None:
     """The check carries no body, so it must announce none: a stray Content-Length made the auth
     service read the next check on that keepalive connection as the missing body."""
     claims = jwt.decode(account["token"], options={"verify_signature": False})
     for attempt in range(6):  # distinct tokens: every check reaches the auth service
-        forged = jwt.encode({**claims, "jti": f"forged-{attempt}"}, "wrong-secret-" * 4,
-                            algorithm="HS256")
+        forged = jwt.encode(
+            {**claims, "jti": f"forged-{attempt}"}, "wrong-secret-" * 4, algorithm="HS256"
+        )
         response = client.post("/posts/", content=b"x" * 70_000, headers=bearer(forged))
         assert_error(response, 401, "unauthorized")
     fresh = login(client, account["user"]["username"])
@@ -260,37 +289,74 @@ def raw_request(gateway: Gateway, request: bytes) -> httpx.Response:
 CLOSE = b"Host: gateway\r\nConnection: close\r\n"
 
 
-@pytest.mark.parametrize(("request_bytes", "status", "code"), [
-    (b"GET /posts/abc%00 HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET /media/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET /media/..%2f..%2fetc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET /../etc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"G@T /posts/ HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET /posts/a b HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET /\x01 HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"OPTIONS * HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET / HTTP/1.1x\r\n" + CLOSE, 400, "bad_request"),
-    (b"GET / HTTP/1.1\r\nConnection: close\r\n", 400, "bad_request"),  # no Host
-    (b"GET /posts/" + b"a" * 20_000 + b" HTTP/1.1\r\n" + CLOSE, 414, "uri_too_long"),
-    (b"GET /posts/ HTTP/1.1\r\n" + CLOSE + b"X-Big: " + b"a" * 20_000 + b"\r\n", 431,
-     "request_header_fields_too_large"),
-    (b"GET /posts/ HTTP/1.1\r\n" + CLOSE + b"".join(
-        b"X-%d: %s\r\n" % (n, b"a" * 7_000) for n in range(6)), 431,
-     "request_header_fields_too_large"),
-    (b"GET / HTTP/2.0\r\n" + CLOSE, 505, "http_version_not_supported"),
-    (b"POST /auth/login HTTP/1.1\r\n" + CLOSE + b"Transfer-Encoding: gzip\r\n", 501,
-     "not_implemented"),
-    (b"TRACE /posts/ HTTP/1.1\r\n" + CLOSE, 405, "method_not_allowed"),
-    (f"GET /media/{MEDIA_FILE} HTTP/1.1\r\n".encode() + CLOSE + b"Range: bytes=9999-\r\n",
-     416, "range_not_satisfiable"),
-    (f"GET /media/{MEDIA_FILE} HTTP/1.1\r\n".encode() + CLOSE + b'If-Match: "other"\r\n', 412,
-     "precondition_failed"),
-], ids=["nul", "dot-dot-encoded", "dot-dot-slash-encoded", "above-the-root", "bad-method",
-        "space-in-path", "control-character", "asterisk", "bad-version", "no-host", "20kB-uri",
-        "long-header", "many-headers", "http-2.0-in-plain-text", "unknown-transfer-encoding",
-        "trace", "unsatisfiable-range", "failed-precondition"])
-def test_malformed_requests_answer_the_json_envelope(gateway: Gateway, request_bytes: bytes,
-                                                     status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (b"GET /posts/abc%00 HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET /media/%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET /media/..%2f..%2fetc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET /../etc/passwd HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"G@T /posts/ HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET /posts/a b HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET /\x01 HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"OPTIONS * HTTP/1.1\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET / HTTP/1.1x\r\n" + CLOSE, 400, "bad_request"),
+        (b"GET / HTTP/1.1\r\nConnection: close\r\n", 400, "bad_request"),  # no Host
+        (b"GET /posts/" + b"a" * 20_000 + b" HTTP/1.1\r\n" + CLOSE, 414, "uri_too_long"),
+        (
+            b"GET /posts/ HTTP/1.1\r\n" + CLOSE + b"X-Big: " + b"a" * 20_000 + b"\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            b"GET /posts/ HTTP/1.1\r\n"
+            + CLOSE
+            + b"".join(b"X-%d: %s\r\n" % (n, b"a" * 7_000) for n in range(6)),
+            431,
+            "request_header_fields_too_large",
+        ),
+        (b"GET / HTTP/2.0\r\n" + CLOSE, 505, "http_version_not_supported"),
+        (
+            b"POST /auth/login HTTP/1.1\r\n" + CLOSE + b"Transfer-Encoding: gzip\r\n",
+            501,
+            "not_implemented",
+        ),
+        (b"TRACE /posts/ HTTP/1.1\r\n" + CLOSE, 405, "method_not_allowed"),
+        (
+            f"GET /media/{MEDIA_FILE} HTTP/1.1\r\n".encode() + CLOSE + b"Range: bytes=9999-\r\n",
+            416,
+            "range_not_satisfiable",
+        ),
+        (
+            f"GET /media/{MEDIA_FILE} HTTP/1.1\r\n".encode() + CLOSE + b'If-Match: "other"\r\n',
+            412,
+            "precondition_failed",
+        ),
+    ],
+    ids=[
+        "nul",
+        "dot-dot-encoded",
+        "dot-dot-slash-encoded",
+        "above-the-root",
+        "bad-method",
+        "space-in-path",
+        "control-character",
+        "asterisk",
+        "bad-version",
+        "no-host",
+        "20kB-uri",
+        "long-header",
+        "many-headers",
+        "http-2.0-in-plain-text",
+        "unknown-transfer-encoding",
+        "trace",
+        "unsatisfiable-range",
+        "failed-precondition",
+    ],
+)
+def test_malformed_requests_answer_the_json_envelope(
+    gateway: Gateway, request_bytes: bytes, status: int, code: str
+) -> None:
     """Even a request line nginx cannot parse, which gives its error page no URI to start from."""
     assert_error(raw_request(gateway, request_bytes + b"\r\n"), status, code)
 
@@ -309,8 +375,11 @@ def test_socketio_upgrade_reaches_chat_without_a_gateway_token_check(gateway: Ga
 
 
 def test_socketio_polling_passes_without_the_spoofed_payload(client: httpx.Client) -> None:
-    response = client.get("/chat/socket.io/", params={"EIO": "4", "transport": "polling"},
-                          headers={"X-User-Payload": SPOOFED})
+    response = client.get(
+        "/chat/socket.io/",
+        params={"EIO": "4", "transport": "polling"},
+        headers={"X-User-Payload": SPOOFED},
+    )
     seen = seen_by_upstream(response)
     assert seen["service"] == "chat"
     assert "x-user-payload" not in seen["headers"]
@@ -323,11 +392,15 @@ def test_chat_http_routes_are_protected(client: httpx.Client, account: dict[str,
     assert json.loads(seen["headers"]["x-user-payload"][0])["id"] == account["user"]["id"]
 
 
-def test_access_log_is_json_with_upstream_timing(client: httpx.Client, account: dict[str, Any],
-                                                 gateway: Gateway) -> None:
+def test_access_log_is_json_with_upstream_timing(
+    client: httpx.Client, account: dict[str, Any], gateway: Gateway
+) -> None:
     request_id = f"log-{uuid.uuid4().hex}"
-    client.get("/users/me", params={"token": "secret-in-query"},
-               headers={**bearer(account["token"]), "X-Request-ID": request_id})
+    client.get(
+        "/users/me",
+        params={"token": "secret-in-query"},
+        headers={**bearer(account["token"]), "X-Request-ID": request_id},
+    )
     entry = access_log_entry(gateway, request_id)
     assert entry["status"] == 200
     assert entry["path"] == "/users/me"  # the query string (tokens) is never logged
@@ -336,8 +409,9 @@ def test_access_log_is_json_with_upstream_timing(client: httpx.Client, account: 
     assert entry["authCache"] in ("HIT", "MISS")
 
 
-def test_auth_service_down_is_a_json_503(tmp_path: Path, upstreams: dict[str, list[str]],
-                                         account: dict[str, Any]) -> None:
+def test_auth_service_down_is_a_json_503(
+    tmp_path: Path, upstreams: dict[str, list[str]], account: dict[str, Any]
+) -> None:
     dead_auth = {**upstreams, "auth": [f"127.0.0.1:{free_port()}"]}
     down = start_gateway(tmp_path, dead_auth)
     try:
@@ -351,11 +425,31 @@ def test_auth_service_down_is_a_json_503(tmp_path: Path, upstreams: dict[str, li
 
 def test_tls_termination(tmp_path: Path, upstreams: dict[str, list[str]]) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    secure = start_gateway(tmp_path / "tls", upstreams, tls_certificate=str(cert),
-                           tls_certificate_key=str(key))
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    secure = start_gateway(
+        tmp_path / "tls", upstreams, tls_certificate=str(cert), tls_certificate_key=str(key)
+    )
     try:
         response = httpx.get(f"{secure.url}/users/me", verify=secure.verify)
         assert_error(response, 401, "unauthorized")
@@ -366,14 +460,16 @@ def test_tls_termination(tmp_path: Path, upstreams: dict[str, list[str]]) -> Non
         secure.stop()
 
 
-async def test_a_burst_from_one_address_is_rate_limited(gateway: Gateway,
-                                                         account: dict[str, Any]) -> None:
+async def test_a_burst_from_one_address_is_rate_limited(
+    gateway: Gateway, account: dict[str, Any]
+) -> None:
     """Last in this module: it spends the address's burst allowance."""
     burst = gateway.config.rate_limit_burst
     limits = httpx.Limits(max_connections=burst * 3)
     async with httpx.AsyncClient(base_url=gateway.url, limits=limits, timeout=30) as client:
-        responses = await asyncio.gather(*(
-            client.get("/users/me", headers=bearer(account["token"])) for _ in range(burst * 3)))
+        responses = await asyncio.gather(
+            *(client.get("/users/me", headers=bearer(account["token"])) for _ in range(burst * 3))
+        )
         limited = [r for r in responses if r.status_code == 429]
         assert limited, "no request was rate limited"
         assert all(r.status_code in (200, 429) for r in responses)

@@ -29,8 +29,9 @@ async def outbox_db(postgres: Postgres) -> AsyncIterator[Database]:
 @pytest.fixture
 async def kafka_settings(kafka: str) -> AsyncIterator[KafkaSettings]:
     """Settings with their own topic prefix and topics: a test sees only its own events."""
-    settings = KafkaSettings(kafka_bootstrap_servers=kafka,
-                             kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}.")
+    settings = KafkaSettings(
+        kafka_bootstrap_servers=kafka, kafka_topic_prefix=f"t{uuid.uuid4().hex[:8]}."
+    )
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
     names = [settings.topic(name) for name in ALL_TOPICS]

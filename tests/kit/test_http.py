@@ -54,11 +54,13 @@ def build(failing_check: bool = False) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with resources(app):
+
             async def ok() -> None:
                 return None
 
             async def down() -> None:
                 raise ConnectionError("store unreachable")
+
             app.state.readiness_checks["store"] = down if failing_check else ok
             yield
 
@@ -84,9 +86,12 @@ async def test_validation_errors_name_each_field(client: httpx.AsyncClient) -> N
 async def test_domain_errors_use_the_same_envelope(client: httpx.AsyncClient) -> None:
     response = await client.post("/items/1", json={"name": "taken", "size": 1})
     assert response.status_code == 409
-    assert response.json()["error"] == {"status": 409, "code": "conflict",
-                                        "message": "that name is taken",
-                                        "fields": {"name": "already taken"}}
+    assert response.json()["error"] == {
+        "status": 409,
+        "code": "conflict",
+        "message": "that name is taken",
+        "fields": {"name": "already taken"},
+    }
 
 
 async def test_unknown_routes_and_methods_answer_json(client: httpx.AsyncClient) -> None:
@@ -110,8 +115,11 @@ async def test_unexpected_errors_are_a_generic_500(client: httpx.AsyncClient) ->
 async def served(app: FastAPI) -> AsyncIterator[int]:
     """The app on a real uvicorn server (the services' own), on a free port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+        )
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -123,14 +131,22 @@ async def served(app: FastAPI) -> AsyncIterator[int]:
         await task
 
 
-async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str,
-                   path: str, body: dict[str, Any] | None = None,
-                   request_id: str = "") -> tuple[int, dict[str, str], Any]:
+async def exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    request_id: str = "",
+) -> tuple[int, dict[str, str], Any]:
     """One request and its response on an open HTTP/1.1 connection, which stays open."""
     payload = json.dumps(body).encode() if body is not None else b""
-    writer.write(f"{method} {path} HTTP/1.1\r\nHost: kit\r\nX-Request-ID: {request_id}\r\n"
-                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-                 "\r\n".encode() + payload)
+    writer.write(
+        f"{method} {path} HTTP/1.1\r\nHost: kit\r\nX-Request-ID: {request_id}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        "\r\n".encode()
+        + payload
+    )
     await writer.drain()
     head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
     status = int(head[0].split()[1])
@@ -148,14 +164,20 @@ async def test_a_500_leaves_the_keep_alive_connection_usable() -> None:
         try:
             for round_ in range(5):
                 status, headers, failed = await exchange(
-                    reader, writer, "POST", "/boom", {"name": "x" * 10, "size": 1},
-                    request_id=f"boom-{round_}")
+                    reader,
+                    writer,
+                    "POST",
+                    "/boom",
+                    {"name": "x" * 10, "size": 1},
+                    request_id=f"boom-{round_}",
+                )
                 assert status == 500
                 assert failed["requestId"] == headers["x-request-id"] == f"boom-{round_}"
                 assert "secret" not in json.dumps(failed)
                 assert headers.get("connection") != "close"
-                status, _, created = await exchange(reader, writer, "POST", f"/items/{round_}",
-                                                    {"name": "fine", "size": 1})
+                status, _, created = await exchange(
+                    reader, writer, "POST", f"/items/{round_}", {"name": "fine", "size": 1}
+                )
                 assert (status, created) == (200, {"id": round_, "name": "fine"})
         finally:
             writer.close()
@@ -180,8 +202,10 @@ async def test_request_id_is_propagated_or_generated(client: httpx.AsyncClient) 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
     await client.post("/items/7", json={"name": "ok", "size": 1})
     metrics = (await client.get("/metrics")).text
-    assert ('http_requests_total{method="POST",route="/items/{item_id}",service="kit-test",'
-            'status="200"}') in metrics
+    assert (
+        'http_requests_total{method="POST",route="/items/{item_id}",service="kit-test",'
+        'status="200"}'
+    ) in metrics
     assert "http_request_duration_seconds_bucket" in metrics
 
 

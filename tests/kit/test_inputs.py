@@ -96,19 +96,32 @@ async def _no_resources(_: FastAPI) -> AsyncIterator[None]:
 async def notes() -> AsyncIterator[httpx.AsyncClient]:
     """A kit app on a real uvicorn server: chunked bodies reach it as they do behind nginx."""
     app = create_app("kit-inputs", ServiceSettings(), lifespan=_no_resources, routers=[router])
-    async with served(app) as port, httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}") as client:
+    async with (
+        served(app) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
         yield client
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("title", "a\x00b"), ("title", "two\nlines"), ("title", "\ud83d"), ("body", "nul\x00"),
-    ("body", "lone \udc00 surrogate")])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "a\x00b"),
+        ("title", "two\nlines"),
+        ("title", "\ud83d"),
+        ("body", "nul\x00"),
+        ("body", "lone \udc00 surrogate"),
+    ],
+)
 async def test_a_field_breaking_the_rule_is_a_422_naming_it(
-        notes: httpx.AsyncClient, field: str, value: str) -> None:
+    notes: httpx.AsyncClient, field: str, value: str
+) -> None:
     note = {"title": "fine", "body": "fine", field: value}
-    response = await notes.post("/notes", content=json.dumps(note),  # "\ud83d" stays escaped
-                                headers={"content-type": "application/json"})
+    response = await notes.post(
+        "/notes",
+        content=json.dumps(note),  # "\ud83d" stays escaped
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert set(response.json()["error"]["fields"]) == {field}
     assert response.json()["requestId"] == response.headers["x-request-id"]
@@ -118,19 +131,22 @@ async def test_bodies_up_to_the_cap_are_served_chunked_or_not(notes: httpx.Async
     body = "x" * (MAX_BODY_BYTES - 100)
     encoded = json.dumps({"title": "big", "body": body}).encode()
     assert len(encoded) <= MAX_BODY_BYTES
-    sized = await notes.post("/notes", content=encoded,
-                             headers={"content-type": "application/json"})
+    sized = await notes.post(
+        "/notes", content=encoded, headers={"content-type": "application/json"}
+    )
     assert sized.json() == {"bodyLength": len(body)}
-    chunked = await notes.post("/notes", content=_chunks(encoded),
-                               headers={"content-type": "application/json"})
+    chunked = await notes.post(
+        "/notes", content=_chunks(encoded), headers={"content-type": "application/json"}
+    )
     assert chunked.json() == {"bodyLength": len(body)}
 
 
 async def test_bodies_over_the_cap_are_413_chunked_or_not(notes: httpx.AsyncClient) -> None:
     encoded = json.dumps({"title": "big", "body": "x" * MAX_BODY_BYTES}).encode()
     for content in (encoded, _chunks(encoded)):
-        response = await notes.post("/notes", content=content,
-                                    headers={"content-type": "application/json"})
+        response = await notes.post(
+            "/notes", content=content, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 413, response.text
         assert response.json()["error"]["code"] == "payload_too_large"
         assert response.json()["requestId"] == response.headers["x-request-id"]
@@ -143,8 +159,10 @@ async def test_a_20_mb_body_is_refused_from_its_length_before_it_is_sent() -> No
     async with served(app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(b"POST /notes HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json"
-                         b"\r\nContent-Length: 20000000\r\n\r\n{")
+            writer.write(
+                b"POST /notes HTTP/1.1\r\nHost: kit\r\nContent-Type: application/json"
+                b"\r\nContent-Length: 20000000\r\n\r\n{"
+            )
             await writer.drain()
             status_line = await asyncio.wait_for(reader.readline(), timeout=10)
         finally:
@@ -159,11 +177,17 @@ async def test_a_refused_body_leaves_the_keep_alive_connection_usable() -> None:
         try:
             for _ in range(3):
                 status, _, refused = await exchange(
-                    reader, writer, "POST", "/notes", {"title": "big", "body": "x" * 100_000},
-                    request_id="too-big")
+                    reader,
+                    writer,
+                    "POST",
+                    "/notes",
+                    {"title": "big", "body": "x" * 100_000},
+                    request_id="too-big",
+                )
                 assert (status, refused["requestId"]) == (413, "too-big")
-                status, _, served_note = await exchange(reader, writer, "POST", "/notes",
-                                                        {"title": "small", "body": "fine"})
+                status, _, served_note = await exchange(
+                    reader, writer, "POST", "/notes", {"title": "small", "body": "fine"}
+                )
                 assert (status, served_note) == (200, {"bodyLength": 4})
         finally:
             writer.close()
@@ -171,4 +195,4 @@ async def test_a_refused_body_leaves_the_keep_alive_connection_usable() -> None:
 
 async def _chunks(data: bytes, size: int = 4096) -> AsyncIterator[bytes]:
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]

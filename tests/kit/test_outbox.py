@@ -16,6 +16,7 @@ from tests.support import EventProbe, eventually
 
 DEAD_BROKER = "127.0.0.1:9"  # discard port: nothing listens, connections are refused
 
+
 def numbered(n: int, marker: uuid.UUID, key: uuid.UUID | None = None) -> UserUnblocked:
     """A contract event carrying `n` (as its timestamp), keyed by `key`; `marker` (the blocked
     id) tells this test's events apart from anything else on the topic."""
@@ -23,8 +24,9 @@ def numbered(n: int, marker: uuid.UUID, key: uuid.UUID | None = None) -> UserUnb
 
 
 def marked(marker: uuid.UUID) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: bool(e["eventType"] == "user.unblocked"
-                          and e["data"]["blockedId"] == str(marker))
+    return lambda e: bool(
+        e["eventType"] == "user.unblocked" and e["data"]["blockedId"] == str(marker)
+    )
 
 
 @asynccontextmanager
@@ -44,24 +46,35 @@ async def pending(database: Database) -> int:
 
 async def relay_locks_held(database: Database) -> int:
     async with database.transaction() as session:
-        return int((await session.execute(text(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        ))).scalar_one())
+        return int(
+            (
+                await session.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                        "AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                    )
+                )
+            ).scalar_one()
+        )
 
 
 async def drained(database: Database) -> None:
     """Rows are deleted right after Kafka acknowledges them, so wait for that commit."""
+
     async def empty() -> bool:
         return await pending(database) == 0
+
     await eventually(empty, what="outbox drained")
 
 
 async def test_committed_events_reach_kafka_in_order_with_their_key(
-        outbox_db: Database, kafka_settings: KafkaSettings) -> None:
+    outbox_db: Database, kafka_settings: KafkaSettings
+) -> None:
     events, marker, key = Outbox(kafka_settings), uuid.uuid4(), uuid.uuid4()
-    async with EventProbe.on(kafka_settings.kafka_bootstrap_servers,
-                             kafka_settings.topic(USER_TOPIC)) as probe:
+    async with EventProbe.on(
+        kafka_settings.kafka_bootstrap_servers, kafka_settings.topic(USER_TOPIC)
+    ) as probe:
         async with outbox_db.transaction() as session:
             for n in range(5):
                 await events.emit(session, numbered(n, marker, key))
@@ -74,7 +87,8 @@ async def test_committed_events_reach_kafka_in_order_with_their_key(
 
 
 async def test_rolled_back_changes_publish_nothing(
-        outbox_db: Database, kafka_settings: KafkaSettings) -> None:
+    outbox_db: Database, kafka_settings: KafkaSettings
+) -> None:
     events = Outbox(kafka_settings)
     try:
         async with outbox_db.transaction() as session:
@@ -86,7 +100,8 @@ async def test_rolled_back_changes_publish_nothing(
 
 
 async def test_events_written_while_kafka_is_unreachable_are_delivered_later(
-        outbox_db: Database, kafka_settings: KafkaSettings) -> None:
+    outbox_db: Database, kafka_settings: KafkaSettings
+) -> None:
     events, marker = Outbox(kafka_settings), uuid.uuid4()
     offline = kafka_settings.model_copy(update={"kafka_bootstrap_servers": DEAD_BROKER})
     async with running(OutboxRelay(outbox_db, offline, max_backoff_seconds=0.2)):
@@ -99,21 +114,28 @@ async def test_events_written_while_kafka_is_unreachable_are_delivered_later(
     # keep every other relay of this database waiting forever.
     assert await relay_locks_held(outbox_db) == 0
 
-    async with (EventProbe.on(kafka_settings.kafka_bootstrap_servers,
-                              kafka_settings.topic(USER_TOPIC)) as probe,
-                running(OutboxRelay(outbox_db, kafka_settings))):
+    async with (
+        EventProbe.on(
+            kafka_settings.kafka_bootstrap_servers, kafka_settings.topic(USER_TOPIC)
+        ) as probe,
+        running(OutboxRelay(outbox_db, kafka_settings)),
+    ):
         received = await probe.collect(marked(marker), 20)
         await drained(outbox_db)
     assert sorted(e["data"]["timestamp"] for e in received) == list(range(20))
 
 
 async def test_only_one_relay_per_database_publishes(
-        outbox_db: Database, kafka_settings: KafkaSettings) -> None:
+    outbox_db: Database, kafka_settings: KafkaSettings
+) -> None:
     events, marker, key = Outbox(kafka_settings), uuid.uuid4(), uuid.uuid4()
-    async with (EventProbe.on(kafka_settings.kafka_bootstrap_servers,
-                              kafka_settings.topic(USER_TOPIC)) as probe,
-                running(OutboxRelay(outbox_db, kafka_settings)),
-                running(OutboxRelay(outbox_db, kafka_settings))):
+    async with (
+        EventProbe.on(
+            kafka_settings.kafka_bootstrap_servers, kafka_settings.topic(USER_TOPIC)
+        ) as probe,
+        running(OutboxRelay(outbox_db, kafka_settings)),
+        running(OutboxRelay(outbox_db, kafka_settings)),
+    ):
         for n in range(50):
             async with outbox_db.transaction() as session:
                 await events.emit(session, numbered(n, marker, key))

@@ -9,8 +9,10 @@ STRONG = "k3y-" + "x" * 40
 
 
 def test_development_accepts_the_default_secret() -> None:
-    assert JwtSettings(socialhub_env="development").jwt_secret.get_secret_value() == \
-        DEVELOPMENT_JWT_SECRET
+    assert (
+        JwtSettings(socialhub_env="development").jwt_secret.get_secret_value()
+        == DEVELOPMENT_JWT_SECRET
+    )
 
 
 @pytest.mark.parametrize("env", ["test", "production"])

@@ -27,7 +27,8 @@ def notification_settings(platform: Platform, mongo_server: Mongo) -> Notificati
 
 @pytest.fixture(scope="session")
 async def notifications(
-        notification_settings: NotificationSettings) -> AsyncIterator[httpx.AsyncClient]:
+    notification_settings: NotificationSettings,
+) -> AsyncIterator[httpx.AsyncClient]:
     """The service in-process (API and consumer) on the real Kafka, FerretDB and Redis."""
     async with app_client(create_app(notification_settings)) as client:
         yield client
@@ -35,8 +36,9 @@ async def notifications(
 
 @pytest.fixture(scope="session")
 async def producer(kafka: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, enable_idempotence=True, acks="all",
-                                linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka, enable_idempotence=True, acks="all", linger_ms=5
+    )
     await producer.start()
     yield producer
     await producer.stop()
@@ -50,13 +52,16 @@ async def redis(notification_settings: NotificationSettings) -> AsyncIterator[Re
 
 
 @pytest.fixture
-async def isolated(notification_settings: NotificationSettings) -> AsyncIterator[
-        NotificationSettings]:
+async def isolated(
+    notification_settings: NotificationSettings,
+) -> AsyncIterator[NotificationSettings]:
     """Settings with their own topics, consumer group and MongoDB database, for exact counts."""
-    settings = notification_settings.model_copy(update={
-        "kafka_topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
-        "mongo_database": f"socialhub_test_{uuid.uuid4().hex[:10]}",
-    })
+    settings = notification_settings.model_copy(
+        update={
+            "kafka_topic_prefix": f"t{uuid.uuid4().hex[:10]}.",
+            "mongo_database": f"socialhub_test_{uuid.uuid4().hex[:10]}",
+        }
+    )
     await ensure_topics(settings)
     yield settings
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
@@ -72,7 +77,8 @@ async def isolated(notification_settings: NotificationSettings) -> AsyncIterator
 
 @pytest.fixture
 async def isolated_collection(
-        isolated: NotificationSettings) -> AsyncIterator[AsyncIOMotorCollection[Document]]:
+    isolated: NotificationSettings,
+) -> AsyncIterator[AsyncIOMotorCollection[Document]]:
     """Direct access to the isolated database's notifications, to count what was stored."""
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(isolated.mongo_url, tz_aware=True)
     yield client[isolated.mongo_database][COLLECTION]

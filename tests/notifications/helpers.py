@@ -28,46 +28,126 @@ def as_user(user_id: str, username: str = "someone") -> dict[str, str]:
     return {"x-user-payload": Principal(id=uuid.UUID(user_id), username=username).header_value()}
 
 
-def _event(event_type: str, producer: str, data: dict[str, Any],
-           occurred_at: datetime | None) -> Event:
-    return Event(event_type=event_type, producer=producer, data=data,
-                 occurred_at=occurred_at or datetime.now(UTC))
+def _event(
+    event_type: str, producer: str, data: dict[str, Any], occurred_at: datetime | None
+) -> Event:
+    return Event(
+        event_type=event_type,
+        producer=producer,
+        data=data,
+        occurred_at=occurred_at or datetime.now(UTC),
+    )
 
 
-def followed(follower: str, following: str, *, username: str = "alice",
-             occurred_at: datetime | None = None) -> Event:
-    return _event("user.followed", "users", {
-        "followerId": follower, "followerUsername": username, "followingId": following,
-        "followingUsername": "bob", "timestamp": 1764061200000}, occurred_at)
+def followed(
+    follower: str, following: str, *, username: str = "alice", occurred_at: datetime | None = None
+) -> Event:
+    return _event(
+        "user.followed",
+        "users",
+        {
+            "followerId": follower,
+            "followerUsername": username,
+            "followingId": following,
+            "followingUsername": "bob",
+            "timestamp": 1764061200000,
+        },
+        occurred_at,
+    )
 
 
-def post_created(author: str, post: str | None = None, *, username: str = "alice",
-                 occurred_at: datetime | None = None) -> Event:
-    return _event("post.created", "posts", {
-        "postId": post or uid(), "userId": author, "username": username, "content": "hello",
-        "timestamp": 1764061200000, "visibility": "public", "mediaCount": 0}, occurred_at)
+def post_created(
+    author: str,
+    post: str | None = None,
+    *,
+    username: str = "alice",
+    occurred_at: datetime | None = None,
+) -> Event:
+    return _event(
+        "post.created",
+        "posts",
+        {
+            "postId": post or uid(),
+            "userId": author,
+            "username": username,
+            "content": "hello",
+            "timestamp": 1764061200000,
+            "visibility": "public",
+            "mediaCount": 0,
+        },
+        occurred_at,
+    )
 
 
-def liked(liker: str, author: str, post: str | None = None, *, username: str = "alice",
-          occurred_at: datetime | None = None) -> Event:
-    return _event("post.liked", "posts", {
-        "postId": post or uid(), "postAuthorId": author, "userId": liker, "username": username,
-        "timestamp": 1764061200000}, occurred_at)
+def liked(
+    liker: str,
+    author: str,
+    post: str | None = None,
+    *,
+    username: str = "alice",
+    occurred_at: datetime | None = None,
+) -> Event:
+    return _event(
+        "post.liked",
+        "posts",
+        {
+            "postId": post or uid(),
+            "postAuthorId": author,
+            "userId": liker,
+            "username": username,
+            "timestamp": 1764061200000,
+        },
+        occurred_at,
+    )
 
 
-def commented(commenter: str, author: str, post: str | None = None, *, username: str = "alice",
-              occurred_at: datetime | None = None) -> Event:
-    return _event("post.commented", "posts", {
-        "postId": post or uid(), "postAuthorId": author, "commentId": uid(), "userId": commenter,
-        "username": username, "content": "nice", "timestamp": 1764061200000}, occurred_at)
+def commented(
+    commenter: str,
+    author: str,
+    post: str | None = None,
+    *,
+    username: str = "alice",
+    occurred_at: datetime | None = None,
+) -> Event:
+    return _event(
+        "post.commented",
+        "posts",
+        {
+            "postId": post or uid(),
+            "postAuthorId": author,
+            "commentId": uid(),
+            "userId": commenter,
+            "username": username,
+            "content": "nice",
+            "timestamp": 1764061200000,
+        },
+        occurred_at,
+    )
 
 
-def replied(replier: str, parent_author: str, *, username: str = "alice",
-            occurred_at: datetime | None = None) -> Event:
-    return _event("comment.replied", "posts", {
-        "postId": uid(), "postAuthorId": uid(), "commentId": uid(), "parentCommentId": uid(),
-        "parentAuthorId": parent_author, "userId": replier, "username": username,
-        "content": "agreed", "timestamp": 1764061200000}, occurred_at)
+def replied(
+    replier: str,
+    parent_author: str,
+    *,
+    username: str = "alice",
+    occurred_at: datetime | None = None,
+) -> Event:
+    return _event(
+        "comment.replied",
+        "posts",
+        {
+            "postId": uid(),
+            "postAuthorId": uid(),
+            "commentId": uid(),
+            "parentCommentId": uid(),
+            "parentAuthorId": parent_author,
+            "userId": replier,
+            "username": username,
+            "content": "agreed",
+            "timestamp": 1764061200000,
+        },
+        occurred_at,
+    )
 
 
 def simple(event_type: str, **data: Any) -> Event:
@@ -81,13 +161,23 @@ def topic_of(event_type: str) -> str:
 def key_of(event: Event) -> bytes:
     """The documented key: postId for post events, the acting user for user events."""
     data = event.data
-    key = data.get("postId") or data.get("followerId") or data.get("blockerId") or \
-        data.get("userId") or event.event_id
+    key = (
+        data.get("postId")
+        or data.get("followerId")
+        or data.get("blockerId")
+        or data.get("userId")
+        or event.event_id
+    )
     return str(key).encode()
 
 
-async def produce(producer: AIOKafkaProducer, settings: KafkaSettings,
-                  events: Sequence[Event | tuple[str, bytes]], *, key: bytes | None = None) -> None:
+async def produce(
+    producer: AIOKafkaProducer,
+    settings: KafkaSettings,
+    events: Sequence[Event | tuple[str, bytes]],
+    *,
+    key: bytes | None = None,
+) -> None:
     """Send events (or raw `(topic, value)` messages) and wait until Kafka has them all.
 
     `key` overrides the documented keys, to put everything on one partition in order.
@@ -109,8 +199,9 @@ async def listed(client: httpx.AsyncClient, user_id: str, **params: Any) -> Docu
     return body
 
 
-async def wait_for_count(client: httpx.AsyncClient, user_id: str, count: int, *,
-                         within: float = 20.0) -> Document:
+async def wait_for_count(
+    client: httpx.AsyncClient, user_id: str, count: int, *, within: float = 20.0
+) -> Document:
     """The user's first page once it holds `count` notifications."""
     body: Document = {}
 
@@ -118,6 +209,7 @@ async def wait_for_count(client: httpx.AsyncClient, user_id: str, count: int, *,
         nonlocal body
         body = await listed(client, user_id, limit=100)
         return len(body["items"]) >= count
+
     await eventually(arrived, within=within, what=f"{count} notifications for {user_id}")
     return body
 
@@ -135,9 +227,12 @@ async def partitions_of(settings: KafkaSettings) -> list[TopicPartition]:
         described = await admin.describe_topics(names)
     finally:
         await admin.close()
-    partitions = [TopicPartition(topic["topic"], partition["partition"])
-                  for topic in described if topic["error_code"] == 0
-                  for partition in topic["partitions"]]
+    partitions = [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        if topic["error_code"] == 0
+        for partition in topic["partitions"]
+    ]
     assert {tp.topic for tp in partitions} == set(names), described
     return partitions
 
@@ -155,8 +250,9 @@ async def caught_up(settings: KafkaSettings, group: str) -> bool:
     finally:
         await reader.stop()
         await admin.close()
-    return all(ends[tp] == 0 or (tp in committed and committed[tp].offset == ends[tp])
-               for tp in partitions)
+    return all(
+        ends[tp] == 0 or (tp in committed and committed[tp].offset == ends[tp]) for tp in partitions
+    )
 
 
 async def rewind(settings: KafkaSettings, group: str) -> int:
@@ -166,8 +262,11 @@ async def rewind(settings: KafkaSettings, group: str) -> int:
     records lie ahead of the group after the reset.
     """
     partitions = await partitions_of(settings)
-    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers,
-                              group_id=settings.group(group), enable_auto_commit=False)
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.group(group),
+        enable_auto_commit=False,
+    )
     await reader.start()
     try:
         reader.assign(partitions)  # manual assignment: commits without joining the group

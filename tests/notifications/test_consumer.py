@@ -59,13 +59,16 @@ def mixed_events(count: int, recipients: Sequence[str]) -> list[Event]:
 async def stored_count(collection: Collection, count: int, *, within: float = 120.0) -> None:
     async def reached() -> bool:
         return await collection.count_documents({}) >= count
+
     await eventually(reached, within=within, what=f"{count} notifications stored")
 
 
 async def settled(settings: NotificationSettings, *, within: float = 60.0) -> None:
     """The group has handled and committed everything produced so far."""
+
     async def done() -> bool:
         return await caught_up(settings, CONSUMER_GROUP)
+
     await eventually(done, within=within, what="consumer group caught up")
 
 
@@ -76,8 +79,8 @@ async def assert_exactly(collection: Collection, events: Sequence[Event]) -> Non
 
 
 async def test_a_stopped_consumer_catches_up_exactly_once_and_replays_change_nothing(
-        isolated: NotificationSettings, isolated_collection: Collection,
-        producer: AIOKafkaProducer) -> None:
+    isolated: NotificationSettings, isolated_collection: Collection, producer: AIOKafkaProducer
+) -> None:
     recipients = [uid() for _ in range(40)]
     first = mixed_events(3, recipients)
     async with app_client(create_app(isolated)):
@@ -105,19 +108,25 @@ async def test_a_stopped_consumer_catches_up_exactly_once_and_replays_change_not
 
 
 async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
-        isolated: NotificationSettings, isolated_collection: Collection,
-        producer: AIOKafkaProducer) -> None:
+    isolated: NotificationSettings, isolated_collection: Collection, producer: AIOKafkaProducer
+) -> None:
     author = uid()
     before, after = liked(uid(), author), liked(uid(), author)
     unknown = simple("post.exploded", postId=uid())
     broken = simple("post.liked", postId=uid(), userId=uid(), username="x")  # no postAuthorId
-    ignored = [simple("user.created", userId=uid(), username="new", name="New"),
-               simple("user.unfollowed", followerId=uid(), followingId=author),
-               simple("user.blocked", blockerId=uid(), blockedId=author),
-               simple("post.deleted", postId=uid(), userId=author)]
+    ignored = [
+        simple("user.created", userId=uid(), username="new", name="New"),
+        simple("user.unfollowed", followerId=uid(), followingId=author),
+        simple("user.blocked", blockerId=uid(), blockedId=author),
+        simple("post.deleted", postId=uid(), userId=author),
+    ]
     # one key: one partition, in this order, the poison in front of `after`
-    await produce(producer, isolated, [before, (POST_TOPIC, b"{not json"), unknown, broken,
-                                       *ignored, after], key=b"one-partition")
+    await produce(
+        producer,
+        isolated,
+        [before, (POST_TOPIC, b"{not json"), unknown, broken, *ignored, after],
+        key=b"one-partition",
+    )
     group = isolated.group(CONSUMER_GROUP)
     counted_before = _dead_lettered(group, isolated.topic(POST_TOPIC))
     async with app_client(create_app(isolated)):
@@ -125,8 +134,9 @@ async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
         await settled(isolated)
     await assert_exactly(isolated_collection, [before, after])
 
-    letters = await read_topic(isolated.kafka_bootstrap_servers,
-                               isolated.topic(DEAD_LETTER_TOPIC), 3, then_wait_ms=500)
+    letters = await read_topic(
+        isolated.kafka_bootstrap_servers, isolated.topic(DEAD_LETTER_TOPIC), 3, then_wait_ms=500
+    )
     assert [value for value, _ in letters] == [b"{not json", unknown.to_bytes(), broken.to_bytes()]
     reasons = [headers["reason"].decode() for _, headers in letters]
     assert reasons[0].startswith("unparseable")
@@ -138,8 +148,8 @@ async def test_poison_messages_are_dead_lettered_and_the_partition_moves_on(
 
 
 async def test_nobody_is_notified_of_their_own_actions(
-        isolated: NotificationSettings, isolated_collection: Collection,
-        producer: AIOKafkaProducer) -> None:
+    isolated: NotificationSettings, isolated_collection: Collection, producer: AIOKafkaProducer
+) -> None:
     me = uid()
     post = uid()
     own = [liked(me, me, post), commented(me, me, post), followed(me, me), replied(me, me)]
@@ -152,8 +162,11 @@ async def test_nobody_is_notified_of_their_own_actions(
 
 
 async def test_an_online_user_gets_each_new_notification_pushed_once(
-        notifications: httpx.AsyncClient, notification_settings: NotificationSettings,
-        producer: AIOKafkaProducer, redis: Redis) -> None:
+    notifications: httpx.AsyncClient,
+    notification_settings: NotificationSettings,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+) -> None:
     user, follower = uid(), uid()
     first, second = followed(follower, user), followed(follower, user)  # same key: in order
     async with redis.pubsub() as pubsub:
@@ -161,8 +174,7 @@ async def test_an_online_user_gets_each_new_notification_pushed_once(
         await produce(producer, notification_settings, [first])
         pushed = await _next_message(pubsub)
         assert pushed["event"] == "notification"
-        page = (await notifications.get("/notify/notifications",
-                                        headers=as_user(user))).json()
+        page = (await notifications.get("/notify/notifications", headers=as_user(user))).json()
         assert pushed["data"] == page["items"][0]
         assert pushed["data"]["eventId"] == first.event_id
         assert pushed["data"]["message"] == "alice started following you"
@@ -189,12 +201,18 @@ class CountingHandler:
 async def instance(settings: NotificationSettings, redis: Redis) -> AsyncIterator[CountingHandler]:
     """One consumer instance of the service: its own connections, the shared group."""
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(settings.mongo_url, tz_aware=True)
-    store = NotificationStore(client[settings.mongo_database],
-                              ttl_days=settings.notification_ttl_days)
+    store = NotificationStore(
+        client[settings.mongo_database], ttl_days=settings.notification_ttl_days
+    )
     await store.ensure_indexes()
     handler = CountingHandler(NotificationIngest(store, redis, settings))
-    consumer = BatchConsumer(settings, topics=TOPICS, group=CONSUMER_GROUP, handler=handler,
-                             batch_size=settings.consumer_batch_size)
+    consumer = BatchConsumer(
+        settings,
+        topics=TOPICS,
+        group=CONSUMER_GROUP,
+        handler=handler,
+        batch_size=settings.consumer_batch_size,
+    )
     task = asyncio.create_task(consumer.run())
     try:
         yield handler
@@ -205,18 +223,23 @@ async def instance(settings: NotificationSettings, redis: Redis) -> AsyncIterato
 
 
 async def test_two_instances_share_the_partitions_without_loss_or_duplicates(
-        isolated: NotificationSettings, isolated_collection: Collection,
-        producer: AIOKafkaProducer, redis: Redis) -> None:
+    isolated: NotificationSettings,
+    isolated_collection: Collection,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+) -> None:
     recipients = [uid() for _ in range(30)]
     produced: list[Event] = []
     async with instance(isolated, redis) as a:
         async with instance(isolated, redis) as b:
+
             async def both_working() -> bool:
                 wave = mixed_events(30, recipients)
                 produced.extend(wave)
                 await produce(producer, isolated, wave)
                 await asyncio.sleep(0.3)
                 return a.handled > 0 and b.handled > 0
+
             await eventually(both_working, within=60, what="both instances assigned partitions")
             load = mixed_events(1000, recipients)
             produced.extend(load)
@@ -239,7 +262,8 @@ async def _next_message(pubsub: object, within: float = 20.0) -> Document:
     async with asyncio.timeout(within):
         while True:
             message = await pubsub.get_message(  # type: ignore[attr-defined]
-                ignore_subscribe_messages=True, timeout=1.0)
+                ignore_subscribe_messages=True, timeout=1.0
+            )
             if message is not None:
                 decoded: Document = json.loads(message["data"])
                 return decoded

@@ -45,6 +45,7 @@ Collection = AsyncIOMotorCollection[Document]
 async def settled(settings: NotificationSettings) -> None:
     async def done() -> bool:
         return await caught_up(settings, CONSUMER_GROUP)
+
     await eventually(done, within=60, what="consumer group caught up")
 
 
@@ -54,16 +55,19 @@ async def view(client: httpx.AsyncClient, user: str) -> Document:
     unread = await listed(client, user, limit=100, unread="true")
     read = await listed(client, user, limit=100, unread="false")
     likes = await listed(client, user, limit=100, type="like")
-    return {"page": [(n["id"], n["read"]) for n in page["items"]],
-            "unread": [n["id"] for n in unread["items"]],
-            "read": [n["id"] for n in read["items"]],
-            "likes": [n["id"] for n in likes["items"]],
-            "unreadCount": page["unreadCount"]}
+    return {
+        "page": [(n["id"], n["read"]) for n in page["items"]],
+        "unread": [n["id"] for n in unread["items"]],
+        "read": [n["id"] for n in read["items"]],
+        "likes": [n["id"] for n in likes["items"]],
+        "unreadCount": page["unreadCount"],
+    }
 
 
 @asynccontextmanager
-async def pushes(redis: Redis, settings: NotificationSettings,
-                 *users: str) -> AsyncIterator[PubSub]:
+async def pushes(
+    redis: Redis, settings: NotificationSettings, *users: str
+) -> AsyncIterator[PubSub]:
     """Listening on the users' push channels, subscriptions confirmed."""
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(*(push_channel(settings, user) for user in users))
@@ -93,16 +97,24 @@ def duplicates() -> float:
 
 
 async def test_deleted_and_read_notifications_stay_so_through_redelivery_and_full_replay(
-        isolated: NotificationSettings, isolated_collection: Collection,
-        producer: AIOKafkaProducer, redis: Redis) -> None:
+    isolated: NotificationSettings,
+    isolated_collection: Collection,
+    producer: AIOKafkaProducer,
+    redis: Redis,
+) -> None:
     owner, other = uid(), uid()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     at = [start + timedelta(seconds=i) for i in range(8)]
     events: list[Event] = [
-        liked(uid(), owner, occurred_at=at[0]), commented(uid(), owner, occurred_at=at[1]),
-        followed(uid(), owner, occurred_at=at[2]), liked(uid(), owner, occurred_at=at[3]),
-        replied(uid(), owner, occurred_at=at[4]), liked(uid(), owner, occurred_at=at[5]),
-        liked(uid(), other, occurred_at=at[6]), followed(uid(), other, occurred_at=at[7])]
+        liked(uid(), owner, occurred_at=at[0]),
+        commented(uid(), owner, occurred_at=at[1]),
+        followed(uid(), owner, occurred_at=at[2]),
+        liked(uid(), owner, occurred_at=at[3]),
+        replied(uid(), owner, occurred_at=at[4]),
+        liked(uid(), owner, occurred_at=at[5]),
+        liked(uid(), other, occurred_at=at[6]),
+        followed(uid(), other, occurred_at=at[7]),
+    ]
 
     async with app_client(create_app(isolated)) as client:
         await produce(producer, isolated, events)
@@ -111,22 +123,29 @@ async def test_deleted_and_read_notifications_stay_so_through_redelivery_and_ful
         await settled(isolated)
         # ids newest first: 0 like, 1 reply, 2 like, 3 follow, 4 comment, 5 like
         headers = as_user(owner)
-        assert (await client.patch(f"/notify/notifications/{ids[0]}/read",
-                                   headers=headers)).status_code == 200
-        assert (await client.delete(f"/notify/notifications/{ids[0]}",
-                                    headers=headers)).status_code == 204  # a read one
-        assert (await client.delete(f"/notify/notifications/{ids[4]}",
-                                    headers=headers)).status_code == 204  # an unread one
-        assert (await client.patch(f"/notify/notifications/{ids[3]}/read",
-                                   headers=headers)).status_code == 200
+        assert (
+            await client.patch(f"/notify/notifications/{ids[0]}/read", headers=headers)
+        ).status_code == 200
+        assert (
+            await client.delete(f"/notify/notifications/{ids[0]}", headers=headers)
+        ).status_code == 204  # a read one
+        assert (
+            await client.delete(f"/notify/notifications/{ids[4]}", headers=headers)
+        ).status_code == 204  # an unread one
+        assert (
+            await client.patch(f"/notify/notifications/{ids[3]}/read", headers=headers)
+        ).status_code == 200
         read_all = await client.post("/notify/notifications/read-all", headers=as_user(other))
         assert read_all.json() == {"updated": 2, "unreadCount": 0}
 
         owner_view, other_view = await view(client, owner), await view(client, other)
         assert owner_view == {
             "page": [(ids[1], False), (ids[2], False), (ids[3], True), (ids[5], False)],
-            "unread": [ids[1], ids[2], ids[5]], "read": [ids[3]], "likes": [ids[2], ids[5]],
-            "unreadCount": 3}
+            "unread": [ids[1], ids[2], ids[5]],
+            "read": [ids[3]],
+            "likes": [ids[2], ids[5]],
+            "unreadCount": 3,
+        }
         assert other_view["unreadCount"] == 0
         assert len(other_view["page"]) == 2
 
@@ -140,10 +159,12 @@ async def test_deleted_and_read_notifications_stay_so_through_redelivery_and_ful
             assert await view(client, other) == other_view
             assert await drained(pubsub) == []
         for deleted in (ids[0], ids[4]):
-            assert (await client.delete(f"/notify/notifications/{deleted}",
-                                        headers=headers)).status_code == 404
-            assert (await client.patch(f"/notify/notifications/{deleted}/read",
-                                       headers=headers)).status_code == 404
+            assert (
+                await client.delete(f"/notify/notifications/{deleted}", headers=headers)
+            ).status_code == 404
+            assert (
+                await client.patch(f"/notify/notifications/{deleted}/read", headers=headers)
+            ).status_code == 404
 
     # 2. a full replay: the service stopped, its group rewound to the start of the topics
     assert await rewind(isolated, CONSUMER_GROUP) == 2 * len(events)

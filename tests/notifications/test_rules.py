@@ -33,7 +33,11 @@ def test_follow_notifies_the_followed_user() -> None:
     event = followed(follower, following, username="alice")
     n = _notification(event)
     assert (n.user_id, n.type, n.actor.id, n.actor.username) == (
-        following, NotificationType.FOLLOW, follower, "alice")
+        following,
+        NotificationType.FOLLOW,
+        follower,
+        "alice",
+    )
     assert n.message == "alice started following you"
     assert n.event_id == event.event_id
     assert not n.read
@@ -44,14 +48,20 @@ def test_like_comment_and_reply_notify_the_author_with_the_target() -> None:
     actor, author = uid(), uid()
     like = liked(actor, author, username="carol")
     n = _notification(like)
-    assert (n.user_id, n.type, n.target.post_id) == (author, NotificationType.LIKE,
-                                                      like.data["postId"])
+    assert (n.user_id, n.type, n.target.post_id) == (
+        author,
+        NotificationType.LIKE,
+        like.data["postId"],
+    )
     assert n.message == "carol liked your post"
 
     comment = commented(actor, author)
     n = _notification(comment)
     assert (n.type, n.target.post_id, n.target.comment_id) == (
-        NotificationType.COMMENT, comment.data["postId"], comment.data["commentId"])
+        NotificationType.COMMENT,
+        comment.data["postId"],
+        comment.data["commentId"],
+    )
 
     reply = replied(actor, author)
     n = _notification(reply)
@@ -88,8 +98,11 @@ def test_unknown_types_and_broken_data_are_unprocessable() -> None:
     with pytest.raises(UnprocessableEventError, match="postAuthorId"):
         notification_for(simple("post.liked", postId=uid(), userId=uid(), username="x"))
     with pytest.raises(UnprocessableEventError, match="followingId"):
-        notification_for(simple("user.followed", followerId=uid(), followerUsername="x",
-                                followingId="not-a-uuid"))
+        notification_for(
+            simple(
+                "user.followed", followerId=uid(), followerUsername="x", followingId="not-a-uuid"
+            )
+        )
 
 
 def test_the_id_is_the_same_for_a_redelivered_event_and_times_are_bson_precise() -> None:

@@ -19,14 +19,21 @@ from tests.notifications.helpers import Document, uid
 
 def notification(user: str, created_at: datetime) -> Notification:
     event_id = uid()
-    return Notification(id=Notification.id_for(event_id, user), user_id=user,
-                        type=NotificationType.FOLLOW, actor=Actor(id=uid(), username="a"),
-                        target=Target(), message="a started following you",
-                        created_at=created_at.replace(microsecond=0), event_id=event_id)
+    return Notification(
+        id=Notification.id_for(event_id, user),
+        user_id=user,
+        type=NotificationType.FOLLOW,
+        actor=Actor(id=uid(), username="a"),
+        target=Target(),
+        message="a started following you",
+        created_at=created_at.replace(microsecond=0),
+        event_id=event_id,
+    )
 
 
 async def test_indexes_are_created_idempotently_at_every_start(
-        isolated: NotificationSettings) -> None:
+    isolated: NotificationSettings,
+) -> None:
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(isolated.mongo_url)
     try:
         store = NotificationStore(client[isolated.mongo_database], ttl_days=30)
@@ -36,7 +43,11 @@ async def test_indexes_are_created_idempotently_at_every_start(
     finally:
         client.close()
     assert indexes["user_live_created"]["key"] == [
-        ("userId", 1), ("deletedAt", 1), ("createdAt", -1), ("_id", -1)]
+        ("userId", 1),
+        ("deletedAt", 1),
+        ("createdAt", -1),
+        ("_id", -1),
+    ]
     assert indexes["user_live_read"]["key"][:3] == [("userId", 1), ("deletedAt", 1), ("read", 1)]
     assert not set(RETIRED_INDEXES) & set(indexes)
     assert indexes["event_recipient"]["key"] == [("eventId", 1), ("userId", 1)]
@@ -48,13 +59,16 @@ async def test_indexes_are_created_idempotently_at_every_start(
 
 
 async def test_the_sweep_deletes_exactly_the_expired_notifications(
-        isolated: NotificationSettings) -> None:
+    isolated: NotificationSettings,
+) -> None:
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(isolated.mongo_url, tz_aware=True)
     store = NotificationStore(client[isolated.mongo_database], ttl_days=7)
     user = uid()
     now = datetime.now(UTC)
-    old = [notification(user, now - timedelta(days=7, minutes=1)),
-           notification(user, now - timedelta(days=30))]
+    old = [
+        notification(user, now - timedelta(days=7, minutes=1)),
+        notification(user, now - timedelta(days=30)),
+    ]
     fresh = [notification(user, now - timedelta(days=6, hours=23)), notification(user, now)]
     # straight in: the store itself refuses what is already past the TTL (see below)
     await store.collection.insert_many([n.to_document() for n in [*old, *fresh]])
@@ -101,7 +115,8 @@ async def test_what_arrives_past_the_ttl_is_not_stored(isolated: NotificationSet
 
 
 async def test_a_deleted_notification_is_refused_when_its_event_comes_again(
-        isolated: NotificationSettings) -> None:
+    isolated: NotificationSettings,
+) -> None:
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(isolated.mongo_url, tz_aware=True)
     store = NotificationStore(client[isolated.mongo_database], ttl_days=7)
     try:
@@ -128,17 +143,28 @@ async def test_a_deleted_notification_is_refused_when_its_event_comes_again(
 
 
 async def test_an_earlier_versions_data_is_migrated_at_start(
-        isolated: NotificationSettings) -> None:
+    isolated: NotificationSettings,
+) -> None:
     """Its indexes did not key on deletedAt and its documents have none: they read as live."""
     client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(isolated.mongo_url, tz_aware=True)
     store = NotificationStore(client[isolated.mongo_database], ttl_days=7)
     try:
-        await store.collection.create_indexes([IndexModel(
-            [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
-            name="user_created")])
-        await store.collection.create_indexes([IndexModel(
-            [("userId", ASCENDING), ("read", ASCENDING), ("createdAt", DESCENDING)],
-            name="user_read")])
+        await store.collection.create_indexes(
+            [
+                IndexModel(
+                    [("userId", ASCENDING), ("createdAt", DESCENDING), ("_id", DESCENDING)],
+                    name="user_created",
+                )
+            ]
+        )
+        await store.collection.create_indexes(
+            [
+                IndexModel(
+                    [("userId", ASCENDING), ("read", ASCENDING), ("createdAt", DESCENDING)],
+                    name="user_read",
+                )
+            ]
+        )
         await store.collection.create_indexes([INDEXES[-1]])  # event_recipient, unchanged
         user, now = uid(), datetime.now(UTC)
         old = [notification(user, now), notification(user, now - timedelta(seconds=1))]

@@ -39,8 +39,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "manifests" / "samples" / "socialhub.yaml"
 WAIT_SECONDS = 240.0
 BACKING_SECRETS = {
-    "socialhub-postgres": {service: f"postgresql+asyncpg://u:p@postgres:5432/{service}"
-                           for service in ("auth", "users", "posts")},
+    "socialhub-postgres": {
+        service: f"postgresql+asyncpg://u:p@postgres:5432/{service}"
+        for service in ("auth", "users", "posts")
+    },
     "socialhub-mongo": {"url": "mongodb://mongo:27017"},
     "socialhub-redis": {"url": "redis://redis:6379/0"},
     "socialhub-kafka": {"bootstrapServers": "kafka:9092"},
@@ -67,7 +69,8 @@ def kubeconfig() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def dynamic(kubeconfig: Path) -> DynamicClient:
     api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig))
+        config_file=str(kubeconfig)
+    )
     return DynamicClient(api)  # type: ignore[no-untyped-call]
 
 
@@ -77,11 +80,24 @@ def socialhubs(dynamic: DynamicClient) -> Any:
     is applied: here the operator runs as a process with its ServiceAccount's token; the
     Deployment runs it as a pod in tests/cluster, on the real node."""
     documents = yaml.safe_load_all(kubectl("kustomize", str(ROOT / "manifests" / "base")))
-    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=socialhub-tests",
-            "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-                document for document in documents if document["kind"] != "Deployment"]}))
-    crds = dynamic.resources.get(api_version="apiextensions.k8s.io/v1",
-                                 kind="CustomResourceDefinition")
+    kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=socialhub-tests",
+        "-f",
+        "-",
+        stdin=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [document for document in documents if document["kind"] != "Deployment"],
+            }
+        ),
+    )
+    crds = dynamic.resources.get(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
+    )
     name = crd.definition()["metadata"]["name"]
     eventually(lambda: _established(crds.get(name=name).to_dict()))
     dynamic.resources.invalidate_cache()
@@ -89,8 +105,10 @@ def socialhubs(dynamic: DynamicClient) -> Any:
 
 
 def _established(definition: dict[str, Any]) -> bool:
-    return any(c["type"] == "Established" and c["status"] == "True"
-               for c in definition.get("status", {}).get("conditions", []))
+    return any(
+        c["type"] == "Established" and c["status"] == "True"
+        for c in definition.get("status", {}).get("conditions", [])
+    )
 
 
 def service_account_kubeconfig(kubeconfig: Path, namespace: str, account: str) -> Path:
@@ -124,13 +142,26 @@ def operator(kubeconfig: Path, socialhubs: Any) -> Iterator[Path]:
     Yields the operator's log file.
     """
     log = ensure_dir(STATE / "test") / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(
-        service_account_kubeconfig(kubeconfig, "socialhub-system", "socialhub-operator"))}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(
+            service_account_kubeconfig(kubeconfig, "socialhub-system", "socialhub-operator")
+        ),
+    }
     with log.open("ab") as out:
         # Only this suite's namespaces: the real-node tests run the operator as a pod.
-        process = subprocess.Popen([sys.executable, "-m", "socialhub_operator.cli", "run",
-                                    f"--namespace={SIMULATED_NAMESPACE_PREFIX}*"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "socialhub_operator.cli",
+                "run",
+                f"--namespace={SIMULATED_NAMESPACE_PREFIX}*",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     OPERATOR_PROCESSES.append(process)
     yield log
     OPERATOR_PROCESSES.remove(process)
@@ -149,13 +180,28 @@ def namespace(dynamic: DynamicClient) -> Iterator[str]:
     name = f"{SIMULATED_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     namespaces = dynamic.resources.get(api_version="v1", kind="Namespace")
     # Restricted pod security: a child whose pods break it never becomes Ready.
-    namespaces.create(body={"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
-        "annotations": SIMULATED_NAMESPACE_ANNOTATIONS}})
+    namespaces.create(
+        body={
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+                "annotations": SIMULATED_NAMESPACE_ANNOTATIONS,
+            },
+        }
+    )
     secrets = dynamic.resources.get(api_version="v1", kind="Secret")
     for secret, data in BACKING_SECRETS.items():
-        secrets.create(namespace=name, body={"apiVersion": "v1", "kind": "Secret",
-                                             "metadata": {"name": secret}, "stringData": data})
+        secrets.create(
+            namespace=name,
+            body={
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": secret},
+                "stringData": data,
+            },
+        )
     yield name
     namespaces.delete(name=name)
 
@@ -195,8 +241,9 @@ def lua() -> str:
 
 def lua_literal(value: Any) -> str:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"[{json.dumps(k)}] = {lua_literal(v)}"
-                               for k, v in value.items()) + "}"
+        return (
+            "{" + ", ".join(f"[{json.dumps(k)}] = {lua_literal(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, list):
         return "{" + ", ".join(lua_literal(v) for v in value) + "}"
     if isinstance(value, bool):
@@ -211,8 +258,11 @@ def argo_health(lua: str, obj: dict[str, Any], tmp_path: Path) -> str:
     config = yaml.safe_load((ROOT / "manifests/argocd/argocd-cm-health.yaml").read_text())
     script = tmp_path / "health.lua"
     script.write_text(config["data"]["resource.customizations.health.socialhub.dev_SocialHub"])
-    harness = (f"obj = {lua_literal(obj)}\n"
-               f"local hs = assert(loadfile({json.dumps(str(script))}))()\n"
-               "io.write(hs.status)\n")
-    return subprocess.run([lua, "-"], input=harness, capture_output=True, text=True,
-                          check=True).stdout
+    harness = (
+        f"obj = {lua_literal(obj)}\n"
+        f"local hs = assert(loadfile({json.dumps(str(script))}))()\n"
+        "io.write(hs.status)\n"
+    )
+    return subprocess.run(
+        [lua, "-"], input=harness, capture_output=True, text=True, check=True
+    ).stdout

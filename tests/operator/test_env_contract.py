@@ -18,10 +18,12 @@ from tests.contracts.settings_fields import read_env, settings_class
 from tests.operator.test_render import by_kind, instance
 
 # Every optional part of the spec switched on: all the variables the operator can render.
-FULL: dict[str, Any] = {"mail": {"host": "smtp.example.com", "secretName": "smtp"},
-                         "media": {"claimName": "media"},
-                         "ai": {"geminiSecretName": "gemini"},
-                         "gateway": {"publicUrl": "https://hub.example.com"}}
+FULL: dict[str, Any] = {
+    "mail": {"host": "smtp.example.com", "secretName": "smtp"},
+    "media": {"claimName": "media"},
+    "ai": {"geminiSecretName": "gemini"},
+    "gateway": {"publicUrl": "https://hub.example.com"},
+}
 VARIANTS: dict[str, dict[str, Any]] = {
     "full": FULL,
     "cloudinary": FULL | {"media": {"backend": "cloudinary", "cloudinarySecretName": "c"}},
@@ -33,8 +35,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def containers(hub: Instance, service: str) -> list[dict[str, Any]]:
     """The service's Deployment container and, for PostgreSQL services, its migration's."""
     plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
-    names = [hub.child(service), *([plan.migration_jobs[service]]
-                                   if service in plan.migration_jobs else [])]
+    names = [
+        hub.child(service),
+        *([plan.migration_jobs[service]] if service in plan.migration_jobs else []),
+    ]
     children = by_kind(plan.apply, "Deployment") | by_kind(plan.apply, "Job")
     return [children[name]["spec"]["template"]["spec"]["containers"][0] for name in names]
 
@@ -49,8 +53,9 @@ def value(item: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("service", SERVICES)
-def test_rendered_env_is_what_the_service_reads(service: str, variant: str,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rendered_env_is_what_the_service_reads(
+    service: str, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cls = settings_class(service)
     fields = read_env(cls)
     hub = instance(**VARIANTS[variant])
@@ -58,8 +63,7 @@ def test_rendered_env_is_what_the_service_reads(service: str, variant: str,
         env = {item["name"]: value(item) for item in container["env"]}
         unread = sorted(set(env) - set(fields))
         assert not unread, f"{service} has no setting for {unread}"
-        required = {name for name, field in fields.items()
-                    if cls.model_fields[field].is_required()}
+        required = {name for name, field in fields.items() if cls.model_fields[field].is_required()}
         assert required <= set(env), f"{service} needs {sorted(required - set(env))}"
         for name in fields:
             monkeypatch.delenv(name, raising=False)
@@ -72,8 +76,11 @@ def test_rendered_env_is_what_the_service_reads(service: str, variant: str,
 def test_no_default_that_only_fits_one_machine_is_left(service: str) -> None:
     """Defaults naming this machine (databases on 127.0.0.1, localhost URLs) are all set."""
     cls = settings_class(service)
-    local = {name for name, field in read_env(cls).items()
-             if "127.0.0.1" in str(cls.model_fields[field].default)}
+    local = {
+        name
+        for name, field in read_env(cls).items()
+        if "127.0.0.1" in str(cls.model_fields[field].default)
+    }
     assert local, "the check looks for local defaults"
     hub = instance(**FULL)
     for container in containers(hub, service):

@@ -21,8 +21,9 @@ TERRAFORM = ROOT / "terraform"
 
 def kustomize(path: Path) -> list[dict[str, Any]]:
     kubectl = kube_build.binary("kubectl")
-    built = subprocess.run([str(kubectl), "kustomize", str(path)], capture_output=True,
-                           text=True, check=True).stdout
+    built = subprocess.run(
+        [str(kubectl), "kustomize", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     return [doc for doc in yaml.safe_load_all(built) if doc]
 
 
@@ -37,29 +38,45 @@ def test_operator_base_runs_one_replica_with_recreate() -> None:
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/socialhub/socialhub-operator:0.1.0"
     binding = documents[("ClusterRoleBinding", "socialhub-operator")]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "socialhub-operator",
-                                    "namespace": "socialhub-system"}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "socialhub-operator", "namespace": "socialhub-system"}
+    ]
 
 
 @pytest.mark.kube
 def test_operator_rbac_is_least_privilege() -> None:
     role = next(d for d in kustomize(ROOT / "manifests/base") if d["kind"] == "ClusterRole")
-    grants = {(group, resource): set(rule["verbs"]) for rule in role["rules"]
-              for group in rule["apiGroups"] for resource in rule["resources"]}
+    grants = {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
     assert all("*" not in verbs for verbs in grants.values())
     assert not any("*" in key for key in grants)
     assert grants[("socialhub.dev", "socialhubs")] == {"get", "list", "watch"}
     assert grants[("socialhub.dev", "socialhubs/status")] == {"get", "patch"}
     assert grants[("", "secrets")] == {"get", "list", "watch", "create"}
-    assert grants[("apiextensions.k8s.io", "customresourcedefinitions")] == {
-        "get", "list", "watch"}
+    assert grants[("apiextensions.k8s.io", "customresourcedefinitions")] == {"get", "list", "watch"}
     assert grants[("", "namespaces")] == {"get", "list", "watch"}  # namespace globs
     assert grants[("", "pods")] == {"get", "list", "watch"}  # failing pods are named
     # Nothing beyond what the operator writes or watches.
     assert {resource for _, resource in grants} == {
-        "socialhubs", "socialhubs/status", "services", "configmaps", "secrets", "deployments",
-        "jobs", "horizontalpodautoscalers", "poddisruptionbudgets", "kafkatopics",
-        "customresourcedefinitions", "events", "namespaces", "pods"}
+        "socialhubs",
+        "socialhubs/status",
+        "services",
+        "configmaps",
+        "secrets",
+        "deployments",
+        "jobs",
+        "horizontalpodautoscalers",
+        "poddisruptionbudgets",
+        "kafkatopics",
+        "customresourcedefinitions",
+        "events",
+        "namespaces",
+        "pods",
+    }
 
 
 SAMPLES = sorted((ROOT / "manifests/samples").glob("*.yaml"))
@@ -75,8 +92,7 @@ def test_samples_are_valid_socialhubs(path: Path) -> None:
 
 def _plan(sample: str) -> render.Plan:
     document = yaml.safe_load((ROOT / "manifests/samples" / sample).read_text())
-    hub = render.Instance("socialhub", "socialhub", SocialHubSpec.model_validate(
-        document["spec"]))
+    hub = render.Instance("socialhub", "socialhub", SocialHubSpec.model_validate(document["spec"]))
     return render.plan(hub, render.ClusterFacts(gate_on_migrations=False))
 
 
@@ -89,9 +105,12 @@ def test_the_small_profile_fits_a_two_core_machine() -> None:
     plan = _plan("socialhub-small.yaml")
     assert {bounds.minimum for bounds in plan.bounds.values()} == {1}
     assert (plan.bounds["chat"].maximum, plan.bounds["posts"].maximum) == (2, 3)
-    requested = [container["resources"]["requests"]
-                 for manifest in plan.apply if manifest["kind"] == "Deployment"
-                 for container in manifest["spec"]["template"]["spec"]["containers"]]
+    requested = [
+        container["resources"]["requests"]
+        for manifest in plan.apply
+        if manifest["kind"] == "Deployment"
+        for container in manifest["spec"]["template"]["spec"]["containers"]
+    ]
     assert sum(_millicores(r["cpu"]) for r in requested) <= 200
 
 
@@ -104,8 +123,10 @@ def test_the_production_sample_keeps_its_figures() -> None:
 
 
 def test_argocd_applications_point_at_this_repository_paths() -> None:
-    for name, path in (("operator-application.yaml", "manifests/base"),
-                       ("socialhub-application.yaml", "manifests/samples")):
+    for name, path in (
+        ("operator-application.yaml", "manifests/base"),
+        ("socialhub-application.yaml", "manifests/samples"),
+    ):
         application = yaml.safe_load((ROOT / "manifests/argocd" / name).read_text())
         assert application["kind"] == "Application"
         assert application["spec"]["source"]["path"] == path
@@ -113,23 +134,28 @@ def test_argocd_applications_point_at_this_repository_paths() -> None:
 
 
 def hub(generation: int, observed: int | None, **conditions: str) -> dict[str, Any]:
-    status: dict[str, Any] = {"conditions": [
-        {"type": kind, "status": value, "message": f"{kind} is {value}"}
-        for kind, value in conditions.items()]}
+    status: dict[str, Any] = {
+        "conditions": [
+            {"type": kind, "status": value, "message": f"{kind} is {value}"}
+            for kind, value in conditions.items()
+        ]
+    }
     if observed is not None:
         status["observedGeneration"] = observed
     return {"metadata": {"generation": generation}, "status": status}
 
 
-@pytest.mark.parametrize(("obj", "expected"), [
-    ({"metadata": {"generation": 1}}, "Progressing"),
-    (hub(2, 1, Ready="True", Progressing="False", Degraded="False"), "Progressing"),
-    (hub(2, 2, Ready="True", Progressing="False", Degraded="False"), "Healthy"),
-    (hub(2, 2, Ready="False", Progressing="False", Degraded="True"), "Degraded"),
-    (hub(3, 3, Ready="False", Progressing="True", Degraded="False"), "Progressing"),
-])
-def test_argocd_health_check(lua: str, tmp_path: Path, obj: dict[str, Any],
-                             expected: str) -> None:
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        ({"metadata": {"generation": 1}}, "Progressing"),
+        (hub(2, 1, Ready="True", Progressing="False", Degraded="False"), "Progressing"),
+        (hub(2, 2, Ready="True", Progressing="False", Degraded="False"), "Healthy"),
+        (hub(2, 2, Ready="False", Progressing="False", Degraded="True"), "Degraded"),
+        (hub(3, 3, Ready="False", Progressing="True", Degraded="False"), "Progressing"),
+    ],
+)
+def test_argocd_health_check(lua: str, tmp_path: Path, obj: dict[str, Any], expected: str) -> None:
     assert argo_health(lua, obj, tmp_path) == expected
 
 
@@ -137,8 +163,10 @@ def test_dockerfile_pins_its_bases_and_both_images_drop_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
     # Base images are build arguments (`make image` passes local ones): check their defaults.
     args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.MULTILINE))
-    stages = [(re.sub(r"\$\{(\w+)\}", lambda match: args[match[1]], base), name)
-              for base, name in re.findall(r"^FROM (\S+) AS (\S+)$", text, flags=re.MULTILINE)]
+    stages = [
+        (re.sub(r"\$\{(\w+)\}", lambda match: args[match[1]], base), name)
+        for base, name in re.findall(r"^FROM (\S+) AS (\S+)$", text, flags=re.MULTILINE)
+    ]
     assert len(stages) == len(re.findall(r"^FROM ", text, flags=re.MULTILINE))
     names = {name for _, name in stages}
     for base, _ in stages:
@@ -156,8 +184,9 @@ def test_dockerfile_pins_its_bases_and_both_images_drop_root() -> None:
 def terraform(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("terraform")
     assert binary, "terraform is needed to check the module (it is on the project's machines)"
-    return subprocess.run([binary, *args], cwd=TERRAFORM, capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [binary, *args], cwd=TERRAFORM, capture_output=True, text=True, check=False
+    )
 
 
 def test_terraform_is_formatted() -> None:
@@ -168,17 +197,25 @@ def test_terraform_is_formatted() -> None:
 def blocks(kind: str) -> set[str]:
     """`resource "a" "b"` / `variable "a"` headers of the module, as terraform fmt writes them."""
     text = "\n".join(path.read_text() for path in sorted(TERRAFORM.glob("*.tf")))
-    return {" ".join(label for label in labels if label) for labels in re.findall(
-        rf'^{kind} "([^"]+)"(?: "([^"]+)")? {{', text, flags=re.MULTILINE)}
+    return {
+        " ".join(label for label in labels if label)
+        for labels in re.findall(rf'^{kind} "([^"]+)"(?: "([^"]+)")? {{', text, flags=re.MULTILINE)
+    }
 
 
 def test_terraform_provisions_the_cluster_stores_and_platform() -> None:
     resources = blocks("resource")
-    for expected in ("aws_eks_cluster this", "aws_eks_node_group default",
-                     "aws_db_instance postgres", "aws_elasticache_replication_group redis",
-                     "aws_msk_cluster kafka", "aws_docdb_cluster mongo",
-                     "kustomization_resource operator_p0", "kustomization_resource socialhub",
-                     "kustomization_resource backing_secret"):
+    for expected in (
+        "aws_eks_cluster this",
+        "aws_eks_node_group default",
+        "aws_db_instance postgres",
+        "aws_elasticache_replication_group redis",
+        "aws_msk_cluster kafka",
+        "aws_docdb_cluster mongo",
+        "kustomization_resource operator_p0",
+        "kustomization_resource socialhub",
+        "kustomization_resource backing_secret",
+    ):
         assert expected in resources
     platform = (TERRAFORM / "platform.tf").read_text()
     sample = yaml.safe_load((ROOT / "manifests/samples/socialhub.yaml").read_text())

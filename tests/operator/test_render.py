@@ -68,9 +68,16 @@ def test_crd_schema_carries_defaults_bounds_and_cel() -> None:
 
 
 def test_concurrent_user_sizing_follows_the_design_document() -> None:
-    design = Capacity(concurrent_users=10_000, logins_per_second=0, token_checks_per_second=0,
-                      posts_per_second=0, follows_per_second=0, chat_connections=0,
-                      chat_messages_per_second=0, notification_events_per_second=0)
+    design = Capacity(
+        concurrent_users=10_000,
+        logins_per_second=0,
+        token_checks_per_second=0,
+        posts_per_second=0,
+        follows_per_second=0,
+        chat_connections=0,
+        chat_messages_per_second=0,
+        notification_events_per_second=0,
+    )
     replicas = {service: needed_replicas(service, design) for service in SERVICES}
     assert replicas == {"auth": 3, "users": 3, "posts": 5, "chat": 10, "notifications": 3}
     assert set(PER_INSTANCE) == set(COMPONENTS)
@@ -78,8 +85,9 @@ def test_concurrent_user_sizing_follows_the_design_document() -> None:
 
 def test_replicas_come_from_the_largest_target() -> None:
     logins_for_ten = 10 * PER_INSTANCE["auth"]["logins_per_second"]
-    capacity = Capacity(concurrent_users=10_000, logins_per_second=int(logins_for_ten),
-                        burst_factor=2)  # users alone need 3 auth instances, logins 10
+    capacity = Capacity(
+        concurrent_users=10_000, logins_per_second=int(logins_for_ten), burst_factor=2
+    )  # users alone need 3 auth instances, logins 10
     bounds = replica_bounds("auth", capacity, Component(), MAX_REPLICAS)
     assert (bounds.minimum, bounds.maximum) == (10, 20)
 
@@ -87,8 +95,9 @@ def test_replicas_come_from_the_largest_target() -> None:
 def test_overrides_win_and_keep_min_below_max() -> None:
     capacity = Capacity(chat_connections=50_000)  # needs 10 chat instances
     assert replica_bounds("chat", capacity, Component(max_replicas=4), MAX_REPLICAS).minimum == 4
-    pinned = replica_bounds("chat", capacity, Component(min_replicas=2, max_replicas=5),
-                            MAX_REPLICAS)
+    pinned = replica_bounds(
+        "chat", capacity, Component(min_replicas=2, max_replicas=5), MAX_REPLICAS
+    )
     assert (pinned.minimum, pinned.maximum) == (2, 5)
     with pytest.raises(ValidationError, match="minReplicas must not exceed maxReplicas"):
         Component(min_replicas=5, max_replicas=2)
@@ -108,8 +117,11 @@ def test_every_number_of_the_spec_is_bounded() -> None:
     """An unbounded target overflowed the HPA's int32 fields or asked for millions of pods."""
     fields = dict(_integer_fields(crd.spec_schema()))
     assert "spec.capacity.loginsPerSecond" in fields
-    unbounded = [path for path, field in fields.items()
-                 if "minimum" not in field or field.get("maximum", 2**31) >= 2**31]
+    unbounded = [
+        path
+        for path, field in fields.items()
+        if "minimum" not in field or field.get("maximum", 2**31) >= 2**31
+    ]
     assert not unbounded
 
 
@@ -120,8 +132,11 @@ def test_capacity_targets_out_of_range_are_refused(logins: int) -> None:
 
 
 def test_replicas_are_capped_per_component() -> None:
-    hub = instance(capacity={"loginsPerSecond": 10**8}, maxReplicasPerComponent=20,
-                   components={"users": {"minReplicas": 30, "maxReplicas": 40}})
+    hub = instance(
+        capacity={"loginsPerSecond": 10**8},
+        maxReplicasPerComponent=20,
+        components={"users": {"minReplicas": 30, "maxReplicas": 40}},
+    )
     plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
     assert plan.bounds["auth"] == ReplicaBounds(minimum=20, maximum=20, capped=True)
     assert plan.bounds["users"] == ReplicaBounds(minimum=20, maximum=20, capped=True)
@@ -154,9 +169,11 @@ def _selects(selector: dict[str, str], pod_labels: dict[str, str]) -> bool:
 def test_selectors_pick_only_their_deployments_pods() -> None:
     """A budget counting finished Job pods breaks the disruption controller (no evictions)."""
     plan = render.plan(instance(), ClusterFacts(gate_on_migrations=False))
-    selectors = [m["spec"]["selector"].get("matchLabels", m["spec"]["selector"])
-                 for m in plan.apply if m["kind"] in ("Deployment", "Service",
-                                                      "PodDisruptionBudget")]
+    selectors = [
+        m["spec"]["selector"].get("matchLabels", m["spec"]["selector"])
+        for m in plan.apply
+        if m["kind"] in ("Deployment", "Service", "PodDisruptionBudget")
+    ]
     jobs = by_kind(plan.apply, "Job").values()
     assert len(jobs) == 4
     for job in jobs:
@@ -173,10 +190,14 @@ def test_deployments_wait_for_their_migration() -> None:
     hub = instance()
     gated = render.plan(hub, ClusterFacts())
     assert set(by_kind(gated.apply, "Deployment")) == {
-        "hub-notifications", "hub-chat", "hub-gateway"}
+        "hub-notifications",
+        "hub-chat",
+        "hub-gateway",
+    }
     assert gated.held == {("Deployment", f"hub-{s}") for s in ("auth", "users", "posts")}
-    migrated = render.plan(hub, ClusterFacts(
-        succeeded_jobs=frozenset(gated.migration_jobs.values())))
+    migrated = render.plan(
+        hub, ClusterFacts(succeeded_jobs=frozenset(gated.migration_jobs.values()))
+    )
     assert len(by_kind(migrated.apply, "Deployment")) == 6
     assert not migrated.held
 
@@ -189,18 +210,24 @@ def test_a_new_version_gets_a_new_migration_job() -> None:
 
 
 def test_services_get_their_settings_from_secrets() -> None:
-    deployments = by_kind(render.plan(instance(), ClusterFacts(gate_on_migrations=False)).apply,
-                          "Deployment")
-    env = {e["name"]: e for e in
-           deployments["hub-auth"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    deployments = by_kind(
+        render.plan(instance(), ClusterFacts(gate_on_migrations=False)).apply, "Deployment"
+    )
+    env = {
+        e["name"]: e
+        for e in deployments["hub-auth"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["SERVICE_PORT"]["value"] == "5000"
     assert env["SERVICE_HOST"]["value"] == "0.0.0.0"
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "socialhub-postgres", "key": "auth"}
-    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "hub-jwt",
-                                                              "key": "jwtSecret"}
-    chat = {e["name"]: e for e in
-            deployments["hub-chat"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        "name": "socialhub-postgres",
+        "key": "auth",
+    }
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "hub-jwt", "key": "jwtSecret"}
+    chat = {
+        e["name"]: e
+        for e in deployments["hub-chat"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert "JWT_SECRET" not in chat
     assert "DATABASE_URL" not in chat
     assert chat["AUTH_SERVICE_URL"]["value"] == "http://hub-auth.ns.svc.cluster.local:5000"
@@ -221,18 +248,22 @@ def _volumes(pod: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_mount_has_its_volume() -> None:
-    hub = instance(media={"claimName": "media"},
-                   gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"})
+    hub = instance(
+        media={"claimName": "media"},
+        gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
+    )
     for manifest in render.plan(hub, ClusterFacts(gate_on_migrations=False)).apply:
         if manifest["kind"] in ("Deployment", "Job"):
             pod = manifest["spec"]["template"]["spec"]
             assert {m["name"] for m in pod["containers"][0]["volumeMounts"]} <= set(
-                _volumes(pod)), manifest["metadata"]["name"]
+                _volumes(pod)
+            ), manifest["metadata"]["name"]
 
 
 def test_local_media_live_on_the_claim_the_gateway_serves() -> None:
-    hub = instance(media={"claimName": "hub-media"},
-                   gateway={"publicUrl": "https://hub.example.com/"})
+    hub = instance(
+        media={"claimName": "hub-media"}, gateway={"publicUrl": "https://hub.example.com/"}
+    )
     plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
     posts = _pod(plan, "Deployment", "hub-posts")
     env = {e["name"]: e.get("value") for e in posts["containers"][0]["env"]}
@@ -244,7 +275,9 @@ def test_local_media_live_on_the_claim_the_gateway_serves() -> None:
     gateway = _pod(plan, "Deployment", "hub-gateway")
     assert _mounts(gateway)["/media"]["readOnly"] is True
     assert _volumes(gateway)["media"]["persistentVolumeClaim"] == {
-        "claimName": "hub-media", "readOnly": True}
+        "claimName": "hub-media",
+        "readOnly": True,
+    }
     assert "alias /media/;" in render.gateway_config_map(hub)["data"]["nginx.conf"]
     assert plan.bounds["posts"].maximum > 1
     migration = _pod(plan, "Job", plan.migration_jobs["posts"])
@@ -264,8 +297,9 @@ def test_local_media_without_a_claim_keep_posts_at_one_replica() -> None:
 
 
 def test_cloudinary_media_need_no_volume() -> None:
-    hub = instance(media={"backend": "cloudinary", "cloudinarySecretName": "cloudinary",
-                          "claimName": "unused"})
+    hub = instance(
+        media={"backend": "cloudinary", "cloudinarySecretName": "cloudinary", "claimName": "unused"}
+    )
     plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
     posts = _pod(plan, "Deployment", "hub-posts")
     assert "media" not in _volumes(posts)
@@ -285,13 +319,26 @@ def _env(hub: Instance, service: str) -> dict[str, Any]:
 
 
 def test_auth_sends_reset_mails_through_the_spec_smtp_server() -> None:
-    hub = instance(mail={"host": "smtp.example.com", "port": 2525, "starttls": False,
-                         "fromAddress": "Hub <hub@example.com>", "secretName": "smtp"})
+    hub = instance(
+        mail={
+            "host": "smtp.example.com",
+            "port": 2525,
+            "starttls": False,
+            "fromAddress": "Hub <hub@example.com>",
+            "secretName": "smtp",
+        }
+    )
     env = _env(hub, "auth")
-    assert {name: env[name] for name in ("MAIL_BACKEND", "SMTP_HOST", "SMTP_PORT",
-                                         "SMTP_STARTTLS", "MAIL_FROM")} == {
-        "MAIL_BACKEND": "smtp", "SMTP_HOST": "smtp.example.com", "SMTP_PORT": "2525",
-        "SMTP_STARTTLS": "false", "MAIL_FROM": "Hub <hub@example.com>"}
+    assert {
+        name: env[name]
+        for name in ("MAIL_BACKEND", "SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS", "MAIL_FROM")
+    } == {
+        "MAIL_BACKEND": "smtp",
+        "SMTP_HOST": "smtp.example.com",
+        "SMTP_PORT": "2525",
+        "SMTP_STARTTLS": "false",
+        "MAIL_FROM": "Hub <hub@example.com>",
+    }
     assert env["SMTP_PASSWORD"] == {"secretKeyRef": {"name": "smtp", "key": "password"}}
     assert env["SMTP_USERNAME"] == {"secretKeyRef": {"name": "smtp", "key": "username"}}
     assert "SMTP_HOST" not in _env(hub, "users")
@@ -310,8 +357,11 @@ def test_without_a_mail_server_reset_codes_are_logged_outside_production() -> No
 
 def test_socialhubs_sharing_a_redis_never_share_channels() -> None:
     spec = instance().spec
-    hubs = [Instance("hub", "ns", spec), Instance("hub", "other", spec),
-            Instance("hub2", "ns", spec)]
+    hubs = [
+        Instance("hub", "ns", spec),
+        Instance("hub", "other", spec),
+        Instance("hub2", "ns", spec),
+    ]
     for service in SERVICES:
         prefixes = {_env(hub, service)["REDIS_CHANNEL_PREFIX"] for hub in hubs}
         assert prefixes == {"ns.hub.", "other.hub.", "ns.hub2."}
@@ -320,14 +370,14 @@ def test_socialhubs_sharing_a_redis_never_share_channels() -> None:
 def test_extra_env_replaces_same_named_entries() -> None:
     hub = instance(components={"users": {"env": [{"name": "LOG_LEVEL", "value": "DEBUG"}]}})
     env = render.service_env(hub, "users")
-    assert [e for e in env if e["name"] == "LOG_LEVEL"] == [{"name": "LOG_LEVEL",
-                                                              "value": "DEBUG"}]
+    assert [e for e in env if e["name"] == "LOG_LEVEL"] == [{"name": "LOG_LEVEL", "value": "DEBUG"}]
 
 
 def _template_hash(hub: Instance, name: str, facts: ClusterFacts | None = None) -> str:
     plan = render.plan(hub, facts or ClusterFacts(gate_on_migrations=False))
     annotations = by_kind(plan.apply, "Deployment")[name]["spec"]["template"]["metadata"][
-        "annotations"]
+        "annotations"
+    ]
     value: str = annotations[render.HASH_ANNOTATION]
     return value
 
@@ -348,8 +398,11 @@ def test_a_changed_secret_rolls_exactly_the_pods_that_read_it() -> None:
     one = ClusterFacts(gate_on_migrations=False, secret_digests=base)
     rotated = ClusterFacts(gate_on_migrations=False, secret_digests=base | {mongo: "b"})
     regenerated = ClusterFacts(gate_on_migrations=False, secret_digests=base | {jwt: "b"})
-    changed = {name for name in ("hub-auth", "hub-users", "hub-notifications", "hub-gateway")
-               if _template_hash(hub, name, one) != _template_hash(hub, name, rotated)}
+    changed = {
+        name
+        for name in ("hub-auth", "hub-users", "hub-notifications", "hub-gateway")
+        if _template_hash(hub, name, one) != _template_hash(hub, name, rotated)
+    }
     assert changed == {"hub-notifications"}
     assert _template_hash(hub, "hub-auth", one) != _template_hash(hub, "hub-auth", regenerated)
     assert _template_hash(hub, "hub-users", one) == _template_hash(hub, "hub-users", regenerated)
@@ -357,11 +410,17 @@ def test_a_changed_secret_rolls_exactly_the_pods_that_read_it() -> None:
 
 def test_the_secrets_read_are_every_secret_a_deployment_refers_to() -> None:
     extra = {"name": "EXTRA", "valueFrom": {"secretKeyRef": {"name": "extra", "key": "k"}}}
-    hub = instance(gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
-                   components={"posts": {"env": [extra]}})
+    hub = instance(
+        gateway={"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
+        components={"posts": {"env": [extra]}},
+    )
     backing = hub.spec.backing
-    stores = {backing.postgres.secret_name, backing.mongo.secret_name,
-              backing.redis.secret_name, backing.kafka.secret_name}
+    stores = {
+        backing.postgres.secret_name,
+        backing.mongo.secret_name,
+        backing.redis.secret_name,
+        backing.kafka.secret_name,
+    }
     read = render.secrets_read(render.plan(hub, ClusterFacts(gate_on_migrations=False)).apply)
     assert read == stores | {hub.jwt_secret_name, "gateway-tls", "extra"}
 
@@ -371,15 +430,22 @@ def local_nginx_version() -> str:
     return banner.strip().rsplit("/", 1)[-1]  # "nginx version: nginx/1.22.1"
 
 
-@pytest.mark.parametrize("gateway_spec", [
-    {},
-    {"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
-    {"trustedProxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"],
-     "publicUrl": "https://hub.example.com"},
-], ids=["plain", "tls", "trusted-proxies"])
+@pytest.mark.parametrize(
+    "gateway_spec",
+    [
+        {},
+        {"host": "hub.example.com", "tlsSecretName": "gateway-tls"},
+        {
+            "trustedProxies": ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32"],
+            "publicUrl": "https://hub.example.com",
+        },
+    ],
+    ids=["plain", "tls", "trusted-proxies"],
+)
 @pytest.mark.parametrize("media", [{}, {"claimName": "hub-media"}], ids=["", "local-media"])
-def test_nginx_accepts_the_rendered_gateway(tmp_path: Path, gateway_spec: dict[str, Any],
-                                            media: dict[str, Any]) -> None:
+def test_nginx_accepts_the_rendered_gateway(
+    tmp_path: Path, gateway_spec: dict[str, Any], media: dict[str, Any]
+) -> None:
     """`nginx -t`, run by the container's own command line, on the ConfigMap's nginx.conf.
 
     The cluster's names and paths become this machine's: upstreams 127.0.0.1 (nginx resolves
@@ -394,13 +460,17 @@ def test_nginx_accepts_the_rendered_gateway(tmp_path: Path, gateway_spec: dict[s
     cert, key = self_signed(tls)
     Path(cert).rename(tls / "tls.crt")  # the keys of a kubernetes.io/tls Secret
     Path(key).rename(tls / "tls.key")
-    paths = {gateway.PREFIX: str(tmp_path / "prefix"), gateway.TLS_DIR: str(tls),
-             f"alias {gateway.MEDIA_DIR}/": f"alias {tmp_path}/media/",
-             f"{gateway.CONFIG_DIR}/{gateway.CONFIG_FILE}": str(tmp_path / "nginx.conf")}
+    paths = {
+        gateway.PREFIX: str(tmp_path / "prefix"),
+        gateway.TLS_DIR: str(tls),
+        f"alias {gateway.MEDIA_DIR}/": f"alias {tmp_path}/media/",
+        f"{gateway.CONFIG_DIR}/{gateway.CONFIG_FILE}": str(tmp_path / "nginx.conf"),
+    }
     for cluster, local in paths.items():
         conf = conf.replace(cluster, local)
     (tmp_path / "nginx.conf").write_text(
-        re.sub(r"hub-[a-z]+\.ns\.svc\.cluster\.local", "127.0.0.1", conf))
+        re.sub(r"hub-[a-z]+\.ns\.svc\.cluster\.local", "127.0.0.1", conf)
+    )
     (tmp_path / "prefix").mkdir()
     (tmp_path / "media").mkdir()
     container = _pod(plan, "Deployment", "hub-gateway")["containers"][0]
@@ -413,8 +483,9 @@ def test_nginx_accepts_the_rendered_gateway(tmp_path: Path, gateway_spec: dict[s
     assert ("alias" in conf) == bool(media)
 
 
-@pytest.mark.parametrize("proxy", ["1.2.3.4/99", "10.0.0.1/8", "fe80::1%eth0", "10.0.0.0/8;",
-                                   "any"])
+@pytest.mark.parametrize(
+    "proxy", ["1.2.3.4/99", "10.0.0.1/8", "fe80::1%eth0", "10.0.0.0/8;", "any"]
+)
 def test_trusted_proxies_are_addresses_or_cidrs(proxy: str) -> None:
     """`1.2.3.4/99` used to pass and break `nginx -t`; the CRD has the same rule in CEL."""
     with pytest.raises(ValidationError, match="trustedProxies"):
@@ -432,14 +503,17 @@ def test_the_default_gateway_speaks_http2_as_its_nginx_wants() -> None:
 
 
 def test_gateway_node_port_and_scale_down_window() -> None:
-    hub = instance(gateway={"serviceType": "NodePort", "nodePort": 30080},
-                   components={"posts": {"scaleDownStabilizationSeconds": 15}})
+    hub = instance(
+        gateway={"serviceType": "NodePort", "nodePort": 30080},
+        components={"posts": {"scaleDownStabilizationSeconds": 15}},
+    )
     plan = render.plan(hub, ClusterFacts(gate_on_migrations=False))
     port = by_kind(plan.apply, "Service")["hub-gateway"]["spec"]["ports"][0]
     assert (port["port"], port["nodePort"]) == (80, 30080)
     hpas = by_kind(plan.apply, "HorizontalPodAutoscaler")
     assert hpas["hub-posts"]["spec"]["behavior"] == {
-        "scaleDown": {"stabilizationWindowSeconds": 15}}
+        "scaleDown": {"stabilizationWindowSeconds": 15}
+    }
     assert "behavior" not in hpas["hub-users"]["spec"]  # Kubernetes' default window
     with pytest.raises(ValidationError, match="nodePort needs serviceType"):
         instance(gateway={"nodePort": 30080})
@@ -453,20 +527,25 @@ def test_pods_keep_serving_while_they_leave_the_endpoints() -> None:
         pod = deployment["spec"]["template"]["spec"]
         for container in pod["containers"]:
             assert container["lifecycle"]["preStop"] == {
-                "exec": {"command": ["sleep", str(render.DRAIN_SECONDS)]}}
+                "exec": {"command": ["sleep", str(render.DRAIN_SECONDS)]}
+            }
         assert pod["terminationGracePeriodSeconds"] > render.DRAIN_SECONDS + shutdown
     for job in by_kind(plan.apply, "Job").values():
         assert "lifecycle" not in job["spec"]["template"]["spec"]["containers"][0]
 
 
 def test_strimzi_topics_replace_the_topic_job() -> None:
-    hub = instance(backing=sample_document()["spec"]["backing"]
-                   | {"kafka": {"secretName": "k", "strimziCluster": "main",
-                                "topicPrefix": "prod."}})
+    hub = instance(
+        backing=sample_document()["spec"]["backing"]
+        | {"kafka": {"secretName": "k", "strimziCluster": "main", "topicPrefix": "prod."}}
+    )
     plan = render.plan(hub, ClusterFacts(strimzi=True))
     topics = by_kind(plan.apply, "KafkaTopic")
     assert {t["spec"]["topicName"] for t in topics.values()} == {
-        "prod.POST_TOPIC", "prod.USER_TOPIC", "prod.DEAD_LETTER_TOPIC"}
+        "prod.POST_TOPIC",
+        "prod.USER_TOPIC",
+        "prod.DEAD_LETTER_TOPIC",
+    }
     assert all(t["metadata"]["labels"]["strimzi.io/cluster"] == "main" for t in topics.values())
     assert plan.topic_job is None
     assert not any(name.startswith("hub-kafka-topics") for name in by_kind(plan.apply, "Job"))
@@ -475,33 +554,62 @@ def test_strimzi_topics_replace_the_topic_job() -> None:
 def test_owned_adds_a_controller_reference() -> None:
     owner = render.owner_reference("hub", "uid-1")
     manifest = render.owned({"kind": "Service", "metadata": {"name": "x"}}, owner)
-    assert manifest["metadata"]["ownerReferences"] == [{
-        "apiVersion": "socialhub.dev/v1alpha1", "kind": "SocialHub", "name": "hub",
-        "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
+    assert manifest["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "socialhub.dev/v1alpha1",
+            "kind": "SocialHub",
+            "name": "hub",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
 
 
 def _available(name: str, config_hash: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "generation": 2},
-            "spec": {"replicas": 2, "template": {"metadata": {"annotations": {
-                render.HASH_ANNOTATION: config_hash}}}},
-            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2,
-                       "availableReplicas": 2,
-                       "conditions": [{"type": "Available", "status": "True"}]}}
+    return {
+        "metadata": {"name": name, "generation": 2},
+        "spec": {
+            "replicas": 2,
+            "template": {"metadata": {"annotations": {render.HASH_ANNOTATION: config_hash}}},
+        },
+        "status": {
+            "observedGeneration": 2,
+            "replicas": 2,
+            "updatedReplicas": 2,
+            "availableReplicas": 2,
+            "conditions": [{"type": "Available", "status": "True"}],
+        },
+    }
 
 
 def _complete(condition: str = "Complete", message: str = "") -> dict[str, Any]:
-    return {"status": {"conditions": [{"type": condition, "status": "True",
-                                       "reason": "BackoffLimitExceeded" if message else "",
-                                       "message": message}]}}
+    return {
+        "status": {
+            "conditions": [
+                {
+                    "type": condition,
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded" if message else "",
+                    "message": message,
+                }
+            ]
+        }
+    }
 
 
-def _state(hub: Instance) -> tuple[render.Plan, dict[str, Any], dict[str, Any],
-                                   dict[str, str | None]]:
+def _state(
+    hub: Instance,
+) -> tuple[render.Plan, dict[str, Any], dict[str, Any], dict[str, str | None]]:
     first = render.plan(hub, ClusterFacts())
     plan = render.plan(hub, ClusterFacts(succeeded_jobs=frozenset(first.migration_jobs.values())))
     expected: dict[str, str | None] = {
         m["metadata"]["name"]: m["spec"]["template"]["metadata"]["annotations"][
-            render.HASH_ANNOTATION] for m in plan.apply if m["kind"] == "Deployment"}
+            render.HASH_ANNOTATION
+        ]
+        for m in plan.apply
+        if m["kind"] == "Deployment"
+    }
     deployments = {name: _available(name, h or "") for name, h in expected.items()}
     jobs = {name: _complete() for name in plan.migration_jobs.values()}
     assert plan.topic_job
@@ -543,7 +651,8 @@ def test_status_degraded_on_failed_migration_or_stalled_rollout() -> None:
 
     plan, deployments, jobs, expected = _state(instance())
     deployments["hub-posts"]["status"]["conditions"].append(
-        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"})
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    )
     found = _by_type(verdicts(plan, deployments, jobs, expected))
     assert found["Degraded"].reason == "RolloutStalled"
 
@@ -559,17 +668,30 @@ def test_condition_transition_time_moves_only_on_flips() -> None:
 def test_cli_render_prints_every_child() -> None:
     documents = yaml.safe_load_all(render_yaml([sample_document()], strimzi=False))
     kinds = sorted({d["kind"] for d in documents})
-    assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Job",
-                     "PodDisruptionBudget", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "Job",
+        "PodDisruptionBudget",
+        "Service",
+    ]
 
 
 def test_cli_entry_point_renders_and_prints_the_crd() -> None:
-    rendered = subprocess.run([sys.executable, "-m", "socialhub_operator.cli", "render", "-f",
-                               str(SAMPLE), "--strimzi"], capture_output=True, text=True,
-                              check=True).stdout
+    rendered = subprocess.run(
+        [sys.executable, "-m", "socialhub_operator.cli", "render", "-f", str(SAMPLE), "--strimzi"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(rendered)]
     assert kinds.count("KafkaTopic") == 0  # the sample names no Strimzi cluster
     assert kinds.count("Deployment") == 6
-    printed = subprocess.run([sys.executable, "-m", "socialhub_operator.cli", "crd"],
-                             capture_output=True, text=True, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-m", "socialhub_operator.cli", "crd"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert yaml.safe_load(printed) == crd.definition()

@@ -41,33 +41,55 @@ def rolled_out(hub: Instance) -> State:
     plan = render.plan(hub, ClusterFacts(succeeded_jobs=frozenset(first.migration_jobs.values())))
     expected: dict[str, str | None] = {
         m["metadata"]["name"]: m["spec"]["template"]["metadata"]["annotations"][
-            render.HASH_ANNOTATION] for m in plan.apply if m["kind"] == "Deployment"}
-    deployments = {name: {
-        "metadata": {"name": name, "generation": 1},
-        "spec": {"replicas": 1, "template": {"metadata": {"annotations": {
-            render.HASH_ANNOTATION: config_hash}}}},
-        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
-                   "availableReplicas": 1,
-                   "conditions": [{"type": "Available", "status": "True"}]},
-    } for name, config_hash in expected.items()}
+            render.HASH_ANNOTATION
+        ]
+        for m in plan.apply
+        if m["kind"] == "Deployment"
+    }
+    deployments = {
+        name: {
+            "metadata": {"name": name, "generation": 1},
+            "spec": {
+                "replicas": 1,
+                "template": {"metadata": {"annotations": {render.HASH_ANNOTATION: config_hash}}},
+            },
+            "status": {
+                "observedGeneration": 1,
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "availableReplicas": 1,
+                "conditions": [{"type": "Available", "status": "True"}],
+            },
+        }
+        for name, config_hash in expected.items()
+    }
     assert plan.topic_job
     jobs = {name: job("Complete") for name in [*plan.migration_jobs.values(), plan.topic_job]}
     return plan, deployments, jobs, expected
 
 
 def job(condition: str | None, *, at: datetime = NOW, retrying: str | None = None) -> Any:
-    conditions = [] if condition is None else [{
-        "type": condition, "status": "True", "lastTransitionTime": at.isoformat(),
-        "reason": "BackoffLimitExceeded" if condition == "Failed" else "",
-        "message": "Job has reached the specified backoff limit" if condition == "Failed"
-        else ""}]
+    conditions = (
+        []
+        if condition is None
+        else [
+            {
+                "type": condition,
+                "status": "True",
+                "lastTransitionTime": at.isoformat(),
+                "reason": "BackoffLimitExceeded" if condition == "Failed" else "",
+                "message": "Job has reached the specified backoff limit"
+                if condition == "Failed"
+                else "",
+            }
+        ]
+    )
     annotations = {RETRY_ANNOTATION: retrying} if retrying else {}
     return {"metadata": {"annotations": annotations}, "status": {"conditions": conditions}}
 
 
 def pod(name: str, waiting: str, *, init: bool = False, **container: Any) -> dict[str, Any]:
-    status = {"name": "c", "state": {"waiting": {"reason": waiting, "message": "why"}},
-              **container}
+    status = {"name": "c", "state": {"waiting": {"reason": waiting, "message": "why"}}, **container}
     key = "initContainerStatuses" if init else "containerStatuses"
     return {"metadata": {"name": name}, "status": {key: [status]}}
 
@@ -95,31 +117,44 @@ def test_a_deployment_held_for_its_migration_is_still_rolling_out() -> None:
 
 def test_pods_that_cannot_start_are_named() -> None:
     crashed: dict[str, Any] = {"lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}
-    pods = [pod("hub-gateway-1", "ErrImagePull"), pod("hub-auth-1", "CrashLoopBackOff", **crashed),
-            pod("hub-users-1", "ContainerCreating"), pod("hub-posts-1", "ImagePullBackOff",
-                                                         init=True),
-            pod("hub-chat-1", "CreateContainerConfigError")]
-    pods.append(pod("hub-chat-0", "CrashLoopBackOff") | {"metadata": {
-        "name": "hub-chat-0", "deletionTimestamp": NOW.isoformat()}})
+    pods = [
+        pod("hub-gateway-1", "ErrImagePull"),
+        pod("hub-auth-1", "CrashLoopBackOff", **crashed),
+        pod("hub-users-1", "ContainerCreating"),
+        pod("hub-posts-1", "ImagePullBackOff", init=True),
+        pod("hub-chat-1", "CreateContainerConfigError"),
+    ]
+    pods.append(
+        pod("hub-chat-0", "CrashLoopBackOff")
+        | {"metadata": {"name": "hub-chat-0", "deletionTimestamp": NOW.isoformat()}}
+    )
     found = by_type(verdicts(*rolled_out(instance()), pods=pods))
     assert (found["Degraded"].status, found["Degraded"].reason) == (True, "PodsFailing")
-    assert found["Degraded"].message == "; ".join([
-        "pod hub-gateway-1: ErrImagePull (why)",
-        # the back-off message counts up: the last exit stays put, and so does the status
-        "pod hub-auth-1: CrashLoopBackOff (last exit code 3, Error)",
-        "pod hub-posts-1: ImagePullBackOff (why)",
-        "pod hub-chat-1: CreateContainerConfigError (why)",
-    ])  # starting and terminating pods are nobody's problem yet
+    assert found["Degraded"].message == "; ".join(
+        [
+            "pod hub-gateway-1: ErrImagePull (why)",
+            # the back-off message counts up: the last exit stays put, and so does the status
+            "pod hub-auth-1: CrashLoopBackOff (last exit code 3, Error)",
+            "pod hub-posts-1: ImagePullBackOff (why)",
+            "pod hub-chat-1: CreateContainerConfigError (why)",
+        ]
+    )  # starting and terminating pods are nobody's problem yet
     assert not found["Ready"].status
     assert found["Ready"].message == found["Degraded"].message
 
 
 def test_a_missing_secret_comes_first() -> None:
-    found = by_type(verdicts(*rolled_out(instance()), pods=[pod("hub-auth-1", "ErrImagePull")],
-                             missing_secrets=["socialhub-redis"]))
+    found = by_type(
+        verdicts(
+            *rolled_out(instance()),
+            pods=[pod("hub-auth-1", "ErrImagePull")],
+            missing_secrets=["socialhub-redis"],
+        )
+    )
     assert found["Degraded"].reason == "SecretMissing"
     assert found["Degraded"].message.startswith(
-        "Secret socialhub-redis not found (the pods read it); pod hub-auth-1")
+        "Secret socialhub-redis not found (the pods read it); pod hub-auth-1"
+    )
 
 
 def test_a_failed_job_stays_degraded_while_it_is_retried() -> None:
@@ -130,11 +165,13 @@ def test_a_failed_job_stays_degraded_while_it_is_retried() -> None:
     assert failed_verdicts["Degraded"].reason == "MigrationFailed"
     assert failed_verdicts["Degraded"].message == (
         f"users migration {name} failed (BackoffLimitExceeded: Job has reached the specified "
-        f"backoff limit); retried every {JOB_RETRY_SECONDS}s")
+        f"backoff limit); retried every {JOB_RETRY_SECONDS}s"
+    )
 
     # The Job created again carries the failure until it ends: the same message, no new Event.
-    jobs[name] = job(None, retrying="BackoffLimitExceeded: Job has reached the specified "
-                                    "backoff limit")
+    jobs[name] = job(
+        None, retrying="BackoffLimitExceeded: Job has reached the specified backoff limit"
+    )
     retrying = by_type(verdicts(plan, deployments, jobs, expected))
     assert retrying["Degraded"] == failed_verdicts["Degraded"]
     jobs[name] = job("Complete", retrying="BackoffLimitExceeded")
@@ -166,7 +203,8 @@ def test_a_refused_child_is_degraded_with_the_api_servers_words() -> None:
 
 def test_capped_replicas_are_named_with_their_limit() -> None:
     assert capped(render.plan(instance(), ClusterFacts())) == Verdict(
-        "ReplicasCapped", False, "WithinLimit", "")
+        "ReplicasCapped", False, "WithinLimit", ""
+    )
     verdict = capped(render.plan(instance(maxReplicasPerComponent=20), ClusterFacts()))
     assert (verdict.status, verdict.reason) == (True, "TargetsAboveLimit")
     # The sample sizes auth at 17-51 and chat at 10-30 replicas; users, posts and
@@ -182,7 +220,8 @@ def test_a_warning_is_written_once_per_failure() -> None:
     assert warnings([], ready) == []
     broken = written(ready, failed("ApplyFailed", "refused"))
     assert [(c["type"], c["reason"]) for c in warnings(ready, broken)] == [
-        ("Degraded", "ApplyFailed")]
+        ("Degraded", "ApplyFailed")
+    ]
     assert warnings(broken, written(broken, failed("ApplyFailed", "refused"))) == []
     other = written(broken, failed("ApplyFailed", "refused otherwise"))
     assert [c["message"] for c in warnings(broken, other)] == ["refused otherwise"]

@@ -35,8 +35,9 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def posts_settings(platform: Platform, media_dir: Path) -> PostsSettings:
-    return settings_for(PostsSettings, platform, "posts", media_dir=media_dir,
-                        media_base_url=MEDIA_BASE_URL)
+    return settings_for(
+        PostsSettings, platform, "posts", media_dir=media_dir, media_base_url=MEDIA_BASE_URL
+    )
 
 
 @pytest.fixture(scope="session")
@@ -46,8 +47,10 @@ async def posts(posts_settings: PostsSettings) -> AsyncIterator[httpx.AsyncClien
 
 
 @asynccontextmanager
-async def api_instance(settings: PostsSettings, **overrides: Any,
-                       ) -> AsyncIterator[httpx.AsyncClient]:
+async def api_instance(
+    settings: PostsSettings,
+    **overrides: Any,
+) -> AsyncIterator[httpx.AsyncClient]:
     """Another API-only instance of the service on the same database, with `overrides`."""
     variant = PostsSettings(**{**settings.model_dump(), "run_workers": False, **overrides})
     async with app_client(create_app(variant)) as client:
@@ -74,11 +77,13 @@ def post_topic(posts_settings: PostsSettings) -> str:
 
 
 @pytest.fixture(scope="session")
-async def graph(posts_settings: PostsSettings, posts_db: Database,
-                posts: httpx.AsyncClient) -> AsyncIterator[Graph]:
+async def graph(
+    posts_settings: PostsSettings, posts_db: Database, posts: httpx.AsyncClient
+) -> AsyncIterator[Graph]:
     """Follows and blocks as the users service publishes them (the session instance consumes)."""
-    producer = AIOKafkaProducer(bootstrap_servers=posts_settings.kafka_bootstrap_servers,
-                                acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=posts_settings.kafka_bootstrap_servers, acks="all"
+    )
     await producer.start()
     try:
         yield Graph(producer, posts_settings.topic(USER_TOPIC), posts_db)

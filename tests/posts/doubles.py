@@ -42,12 +42,16 @@ class CloudinaryDouble:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def signature(self, params: dict[str, str]) -> str:
-        signed = "&".join(f"{k}={v.replace('&', '%26')}" for k, v in sorted(params.items())
-                          if k not in UNSIGNED and v != "")
+        signed = "&".join(
+            f"{k}={v.replace('&', '%26')}"
+            for k, v in sorted(params.items())
+            if k not in UNSIGNED and v != ""
+        )
         return hashlib.sha1((signed + self.api_secret).encode()).hexdigest()
 
-    def handle(self, path: str, fields: dict[str, str],
-               files: dict[str, bytes]) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, path: str, fields: dict[str, str], files: dict[str, bytes]
+    ) -> tuple[int, dict[str, Any]]:
         parts = path.strip("/").split("/")
         if len(parts) != 4 or parts[:2] != ["v1_1", self.cloud]:
             return 404, {"error": {"message": f"unknown path {path}"}}
@@ -77,14 +81,20 @@ class CloudinaryDouble:
         version = int(time.time())
         return 200, {
             "asset_id": hashlib.md5(public_id.encode()).hexdigest(),
-            "public_id": public_id, "version": version, "signature": "0" * 40,
-            "format": fmt, "resource_type": resource_type, "type": "upload",
-            "created_at": "2026-11-25T09:00:00Z", "bytes": len(data),
+            "public_id": public_id,
+            "version": version,
+            "signature": "0" * 40,
+            "format": fmt,
+            "resource_type": resource_type,
+            "type": "upload",
+            "created_at": "2026-11-25T09:00:00Z",
+            "bytes": len(data),
             "url": f"http://res.cloudinary.com/{self.cloud}/{resource_type}/upload/"
-                   f"v{version}/{public_id}.{fmt}",
+            f"v{version}/{public_id}.{fmt}",
             "secure_url": f"https://res.cloudinary.com/{self.cloud}/{resource_type}/upload/"
-                          f"v{version}/{public_id}.{fmt}",
-            "original_filename": fields["public_id"]}
+            f"v{version}/{public_id}.{fmt}",
+            "original_filename": fields["public_id"],
+        }
 
 
 @dataclass
@@ -94,13 +104,18 @@ class GeminiDouble:
     url: str = ""
     # "ok": the answer below; "error": HTTP 500; "garbage": text that is not JSON
     mode: str = "ok"
-    answer: dict[str, Any] = field(default_factory=lambda: {
-        "caption": "Golden hour at the beach", "hashtags": ["#beach", "sunset", "#Summer"],
-        "moderation": {"verdict": "allow", "categories": []}})
+    answer: dict[str, Any] = field(
+        default_factory=lambda: {
+            "caption": "Golden hour at the beach",
+            "hashtags": ["#beach", "sunset", "#Summer"],
+            "moderation": {"verdict": "allow", "categories": []},
+        }
+    )
     requests: list[dict[str, Any]] = field(default_factory=list)
 
-    def handle(self, path: str, headers: dict[str, str],
-               body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def handle(
+        self, path: str, headers: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         self.requests.append({"path": path, "headers": headers, "body": body})
         if not path.startswith("/v1beta/models/") or not path.endswith(":generateContent"):
             return 404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
@@ -108,16 +123,26 @@ class GeminiDouble:
             return 500, {"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}
         text = "certainly! here you go" if self.mode == "garbage" else json.dumps(self.answer)
         return 200, {
-            "candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
-                            "finishReason": "STOP", "index": 0}],
-            "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 20,
-                              "totalTokenCount": 70},
-            "modelVersion": path.split("/")[-1].split(":")[0]}
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": text}], "role": "model"},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 50,
+                "candidatesTokenCount": 20,
+                "totalTokenCount": 70,
+            },
+            "modelVersion": path.split("/")[-1].split(":")[0],
+        }
 
 
 def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
     fields: dict[str, str] = {}
     files: dict[str, bytes] = {}
     for part in message.iter_parts():
@@ -144,8 +169,9 @@ def serving(double: CloudinaryDouble | GeminiDouble) -> Iterator[str]:
                 fields, files = _multipart(self.headers["content-type"], body)
                 status, answer = double.handle(path, fields, files)
             else:
-                status, answer = double.handle(path, {k.lower(): v for k, v in
-                                                      self.headers.items()}, json.loads(body))
+                status, answer = double.handle(
+                    path, {k.lower(): v for k, v in self.headers.items()}, json.loads(body)
+                )
             raw = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

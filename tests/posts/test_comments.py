@@ -12,8 +12,9 @@ from tests.posts.conftest import api_instance
 from tests.posts.helpers import Graph, as_user, assert_error, create_post, someone
 
 
-async def comment(posts: httpx.AsyncClient, user: Principal, post_id: str, content: str,
-                  parent: str | None = None) -> dict[str, Any]:
+async def comment(
+    posts: httpx.AsyncClient, user: Principal, post_id: str, content: str, parent: str | None = None
+) -> dict[str, Any]:
     body = {"content": content, **({"parentId": parent} if parent else {})}
     response = await posts.post(f"/posts/{post_id}/comments", headers=as_user(user), json=body)
     assert response.status_code == 201, response.text
@@ -21,10 +22,10 @@ async def comment(posts: httpx.AsyncClient, user: Principal, post_id: str, conte
     return created
 
 
-async def tree(posts: httpx.AsyncClient, viewer: Principal, post_id: str,
-               **params: Any) -> dict[str, Any]:
-    response = await posts.get(f"/posts/{post_id}/comments", headers=as_user(viewer),
-                               params=params)
+async def tree(
+    posts: httpx.AsyncClient, viewer: Principal, post_id: str, **params: Any
+) -> dict[str, Any]:
+    response = await posts.get(f"/posts/{post_id}/comments", headers=as_user(viewer), params=params)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -50,8 +51,11 @@ async def test_threads_nest_three_levels(posts: httpx.AsyncClient) -> None:
     await comment(posts, b, post_id, "second")
     assert (first["depth"], reply["depth"], deep["depth"]) == (1, 2, 3)
     assert (reply["parentId"], deep["parentId"]) == (first["id"], reply["id"])
-    too_deep = await posts.post(f"/posts/{post_id}/comments", headers=as_user(b),
-                                json={"content": "deeper", "parentId": deep["id"]})
+    too_deep = await posts.post(
+        f"/posts/{post_id}/comments",
+        headers=as_user(b),
+        json={"content": "deeper", "parentId": deep["id"]},
+    )
     assert "at most 3 levels" in assert_error(too_deep, 422, "too_deep")["error"]["message"]
     page = await tree(posts, author, post_id)
     assert shape(page["items"]) == [("first", [("reply", [("deep", [])])]), ("second", [])]
@@ -62,13 +66,15 @@ async def test_threads_nest_three_levels(posts: httpx.AsyncClient) -> None:
     assert post["commentCount"] == 4
 
 
-async def test_top_level_pages_and_reply_pages(short_previews: httpx.AsyncClient,
-                                               posts: httpx.AsyncClient) -> None:
+async def test_top_level_pages_and_reply_pages(
+    short_previews: httpx.AsyncClient, posts: httpx.AsyncClient
+) -> None:
     author = someone()
     post_id = (await create_post(posts, author))["id"]
     roots = [await comment(posts, author, post_id, f"root {n}") for n in range(5)]
-    replies = [await comment(posts, author, post_id, f"reply {n}", roots[0]["id"])
-               for n in range(3)]
+    replies = [
+        await comment(posts, author, post_id, f"reply {n}", roots[0]["id"]) for n in range(3)
+    ]
     page = await tree(short_previews, author, post_id, limit=2)
     assert [n["content"] for n in page["items"]] == ["root 0", "root 1"]
     head = page["items"][0]
@@ -76,8 +82,9 @@ async def test_top_level_pages_and_reply_pages(short_previews: httpx.AsyncClient
     assert head["replyCount"] == 3
     rest = await tree(short_previews, author, post_id, parentId=roots[0]["id"], limit=1)
     assert [r["id"] for r in rest["items"]] == [replies[0]["id"]]
-    after = await tree(short_previews, author, post_id, parentId=roots[0]["id"],
-                       cursor=rest["nextCursor"])
+    after = await tree(
+        short_previews, author, post_id, parentId=roots[0]["id"], cursor=rest["nextCursor"]
+    )
     assert [r["id"] for r in after["items"]] == [replies[1]["id"], replies[2]["id"]]
     # a new comment meanwhile lands at the end, not in the middle of the pages
     await comment(posts, author, post_id, "late")
@@ -101,14 +108,14 @@ async def test_deleting_a_comment_deletes_its_replies(posts: httpx.AsyncClient) 
     assert_error(await posts.delete(f"{path}/{mid['id']}", headers=as_user(c)), 403)
     assert_error(await posts.delete(f"{path}/{top['id']}", headers=as_user(b)), 403)
     assert (await posts.delete(f"{path}/{mid['id']}", headers=as_user(b))).status_code == 204
-    assert shape((await tree(posts, author, post_id))["items"]) == [("top", []),
-                                                                    ("other", [])]
+    assert shape((await tree(posts, author, post_id))["items"]) == [("top", []), ("other", [])]
     # the post's author may delete anyone's comment
-    assert (await posts.delete(f"{path}/{top['id']}",
-                               headers=as_user(author))).status_code == 204
+    assert (await posts.delete(f"{path}/{top['id']}", headers=as_user(author))).status_code == 204
     assert_error(await posts.delete(f"{path}/{top['id']}", headers=as_user(author)), 404)
-    assert_error(await posts.post(path, headers=as_user(a),
-                                  json={"content": "x", "parentId": top["id"]}), 404)
+    assert_error(
+        await posts.post(path, headers=as_user(a), json={"content": "x", "parentId": top["id"]}),
+        404,
+    )
     assert [n["id"] for n in (await tree(posts, author, post_id))["items"]] == [other["id"]]
     post = (await posts.get(f"/posts/{post_id}", headers=as_user(author))).json()
     assert post["commentCount"] == 1
@@ -118,10 +125,17 @@ async def test_a_comment_belongs_to_its_post(posts: httpx.AsyncClient) -> None:
     author = someone()
     one, two = (await create_post(posts, author))["id"], (await create_post(posts, author))["id"]
     on_one = await comment(posts, author, one, "on one")
-    assert_error(await posts.post(f"/posts/{two}/comments", headers=as_user(author),
-                                  json={"content": "x", "parentId": on_one["id"]}), 404)
-    assert_error(await posts.delete(f"/posts/{two}/comments/{on_one['id']}",
-                                    headers=as_user(author)), 404)
+    assert_error(
+        await posts.post(
+            f"/posts/{two}/comments",
+            headers=as_user(author),
+            json={"content": "x", "parentId": on_one["id"]},
+        ),
+        404,
+    )
+    assert_error(
+        await posts.delete(f"/posts/{two}/comments/{on_one['id']}", headers=as_user(author)), 404
+    )
 
 
 async def test_blocks_hide_comments_both_ways(posts: httpx.AsyncClient, graph: Graph) -> None:
@@ -133,17 +147,30 @@ async def test_blocks_hide_comments_both_ways(posts: httpx.AsyncClient, graph: G
     await graph.block(reader, troll)
     assert shape((await tree(posts, reader, post_id))["items"]) == [("fine", [])]
     assert shape((await tree(posts, troll, post_id))["items"]) == [
-        ("troll", [("answer to troll", [])]), ("fine", [])]
-    assert_error(await posts.post(f"/posts/{post_id}/comments", headers=as_user(reader),
-                                  json={"content": "x", "parentId": by_troll["id"]}), 404)
+        ("troll", [("answer to troll", [])]),
+        ("fine", []),
+    ]
+    assert_error(
+        await posts.post(
+            f"/posts/{post_id}/comments",
+            headers=as_user(reader),
+            json={"content": "x", "parentId": by_troll["id"]},
+        ),
+        404,
+    )
     # the post's author blocks the troll: the troll loses the post; the author can still
     # remove the troll's comment for everyone else
     await graph.block(author, troll)
     assert_error(await posts.get(f"/posts/{post_id}/comments", headers=as_user(troll)), 404)
-    assert_error(await posts.post(f"/posts/{post_id}/comments", headers=as_user(troll),
-                                  json={"content": "x"}), 404)
-    deleted = await posts.delete(f"/posts/{post_id}/comments/{by_troll['id']}",
-                                 headers=as_user(author))
+    assert_error(
+        await posts.post(
+            f"/posts/{post_id}/comments", headers=as_user(troll), json={"content": "x"}
+        ),
+        404,
+    )
+    deleted = await posts.delete(
+        f"/posts/{post_id}/comments/{by_troll['id']}", headers=as_user(author)
+    )
     assert deleted.status_code == 204
     assert shape((await tree(posts, bystander, post_id))["items"]) == [("fine", [])]
 
@@ -153,6 +180,10 @@ async def test_comments_need_a_visible_post(posts: httpx.AsyncClient, graph: Gra
     await graph.follow(fan, author)
     post_id = (await create_post(posts, author, visibility="followers"))["id"]
     await comment(posts, fan, post_id, "as a follower")
-    assert_error(await posts.post(f"/posts/{post_id}/comments", headers=as_user(stranger),
-                                  json={"content": "x"}), 404)
+    assert_error(
+        await posts.post(
+            f"/posts/{post_id}/comments", headers=as_user(stranger), json={"content": "x"}
+        ),
+        404,
+    )
     assert_error(await posts.get(f"/posts/{post_id}/comments", headers=as_user(stranger)), 404)

@@ -24,8 +24,11 @@ async def _active(graph: Graph, table_name: str, source: uuid.UUID, target: uuid
 
 async def _followers(database: Database, user: uuid.UUID) -> int | None:
     async with database.transaction() as session:
-        count = (await session.execute(select(follower_counts.c.followers).where(
-            follower_counts.c.user_id == user))).scalar()
+        count = (
+            await session.execute(
+                select(follower_counts.c.followers).where(follower_counts.c.user_id == user)
+            )
+        ).scalar()
     return None if count is None else int(count)
 
 
@@ -67,18 +70,25 @@ async def test_equal_timestamps_are_ordered_by_occurred_at(graph: Graph) -> None
     a, b = someone(), someone()
     ms = now_ms()
     later = datetime.now(UTC) + timedelta(seconds=1)
-    await graph.publish("user.followed", {"followerId": str(a.id), "followingId": str(b.id),
-                                          "followerUsername": a.username,
-                                          "followingUsername": b.username, "timestamp": ms},
-                        key=a.id, occurred_at=later)
+    await graph.publish(
+        "user.followed",
+        {
+            "followerId": str(a.id),
+            "followingId": str(b.id),
+            "followerUsername": a.username,
+            "followingUsername": b.username,
+            "timestamp": ms,
+        },
+        key=a.id,
+        occurred_at=later,
+    )
     await graph.unfollow(a, b, ms=ms, wait=False)  # same ms, occurred earlier: loses
     marker = someone()
     await graph.follow(a, marker)
     assert await _active(graph, "follows", a.id, b.id)
 
 
-async def test_a_block_ends_follows_both_ways_for_good(graph: Graph,
-                                                       posts_db: Database) -> None:
+async def test_a_block_ends_follows_both_ways_for_good(graph: Graph, posts_db: Database) -> None:
     a, b, marker = someone(), someone(), someone()
     base = now_ms()
     await graph.follow(a, b, ms=base)
@@ -102,28 +112,41 @@ async def test_a_block_ends_follows_both_ways_for_good(graph: Graph,
 
 
 async def test_graph_events_with_invalid_data_are_dead_lettered(
-        graph: Graph, posts_settings: PostsSettings, posts: httpx.AsyncClient) -> None:
-    consumer = AIOKafkaConsumer(posts_settings.topic(DEAD_LETTER_TOPIC),
-                                bootstrap_servers=posts_settings.kafka_bootstrap_servers,
-                                group_id=None, auto_offset_reset="latest")
+    graph: Graph, posts_settings: PostsSettings, posts: httpx.AsyncClient
+) -> None:
+    consumer = AIOKafkaConsumer(
+        posts_settings.topic(DEAD_LETTER_TOPIC),
+        bootstrap_servers=posts_settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="latest",
+    )
     await consumer.start()
     try:
         for tp in consumer.assignment():
             await consumer.position(tp)
         a = someone()
-        broken = await graph.publish("user.followed", {"followerId": "not-an-id",
-                                                       "timestamp": now_ms()}, key=a.id)
+        broken = await graph.publish(
+            "user.followed", {"followerId": "not-an-id", "timestamp": now_ms()}, key=a.id
+        )
         ignored = await graph.publish("user.updated", {"userId": str(a.id)}, key=a.id)
         group = posts_settings.group("posts-service").encode()
         seen: list[tuple[bytes, dict[str, bytes]]] = []
         async with asyncio.timeout(30):
             while not any(broken.event_id.encode() in value for value, _ in seen):
                 batch = await consumer.getmany(timeout_ms=200)
-                seen += [(r.value, dict(r.headers)) for records in batch.values()
-                         for r in records if dict(r.headers).get("group") == group]
+                seen += [
+                    (r.value, dict(r.headers))
+                    for records in batch.values()
+                    for r in records
+                    if dict(r.headers).get("group") == group
+                ]
         batch = await consumer.getmany(timeout_ms=1000)  # anything dead-lettered with it
-        seen += [(r.value, dict(r.headers)) for records in batch.values() for r in records
-                 if dict(r.headers).get("group") == group]
+        seen += [
+            (r.value, dict(r.headers))
+            for records in batch.values()
+            for r in records
+            if dict(r.headers).get("group") == group
+        ]
         headers = next(h for value, h in seen if broken.event_id.encode() in value)
         assert b"invalid user.followed data" in headers["reason"]
         assert not any(ignored.event_id.encode() in value for value, _ in seen)

@@ -39,7 +39,8 @@ async def stored_urls(database: Database, post_id: str) -> list[str]:
     """The URLs of the media the row still lists (what the next sweep would remove)."""
     async with database.transaction() as session:
         media = await session.scalar(
-            select(posts_table.c.media).where(posts_table.c.id == uuid.UUID(post_id)))
+            select(posts_table.c.media).where(posts_table.c.id == uuid.UUID(post_id))
+        )
     return [item["url"] for item in media or []]
 
 
@@ -50,12 +51,13 @@ async def sweep_all(database: Database, storage: LocalMediaStorage, grace: timed
 
 
 async def test_a_deleted_posts_files_go_after_the_grace_period_and_live_ones_stay(
-        posts: httpx.AsyncClient, posts_db: Database, storage: LocalMediaStorage,
-        media_dir: Path) -> None:
+    posts: httpx.AsyncClient, posts_db: Database, storage: LocalMediaStorage, media_dir: Path
+) -> None:
     author = someone()
     deleted, kept = await post_with_media(posts, author, 2), await post_with_media(posts, author, 1)
-    assert (await posts.delete(f"/posts/{deleted['id']}", headers=as_user(author))).status_code \
-        == 204
+    assert (
+        await posts.delete(f"/posts/{deleted['id']}", headers=as_user(author))
+    ).status_code == 204
     files = [file_of(media_dir, item) for item in deleted["media"]]
 
     await sweep_all(posts_db, storage, grace=timedelta(hours=1))
@@ -71,12 +73,11 @@ async def test_a_deleted_posts_files_go_after_the_grace_period_and_live_ones_sta
 
 
 async def test_files_the_storage_cannot_remove_stay_listed_for_the_next_sweep(
-        posts: httpx.AsyncClient, posts_db: Database, storage: LocalMediaStorage,
-        media_dir: Path) -> None:
+    posts: httpx.AsyncClient, posts_db: Database, storage: LocalMediaStorage, media_dir: Path
+) -> None:
     author = someone()
     post = await post_with_media(posts, author, 2)
-    assert (await posts.delete(f"/posts/{post['id']}", headers=as_user(author))).status_code \
-        == 204
+    assert (await posts.delete(f"/posts/{post['id']}", headers=as_user(author))).status_code == 204
     stuck, removable = (file_of(media_dir, item) for item in post["media"])
     stuck.unlink()
     stuck.mkdir()  # unlink() of a non-empty directory fails, even for root
@@ -96,7 +97,8 @@ async def test_files_the_storage_cannot_remove_stay_listed_for_the_next_sweep(
 
 async def test_the_sweep_reads_a_partial_index_the_migrations_created(posts_db: Database) -> None:
     async with posts_db.transaction() as session:
-        definition = await session.scalar(text(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_posts_media_to_purge'"))
+        definition = await session.scalar(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_posts_media_to_purge'")
+        )
     assert definition is not None
     assert "WHERE ((deleted_at IS NOT NULL) AND (media <> '[]'::jsonb))" in definition

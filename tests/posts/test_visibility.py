@@ -65,10 +65,12 @@ async def cast(posts: httpx.AsyncClient, graph: Graph) -> Cast:
 
 @pytest.mark.parametrize("role", list(CAN_SEE))
 @pytest.mark.parametrize("visibility", VISIBILITIES)
-async def test_reading_a_post(posts: httpx.AsyncClient, cast: Cast, role: str,
-                              visibility: str) -> None:
-    response = await posts.get(f"/posts/{cast.posts[visibility]}",
-                               headers=as_user(cast.viewer(role)))
+async def test_reading_a_post(
+    posts: httpx.AsyncClient, cast: Cast, role: str, visibility: str
+) -> None:
+    response = await posts.get(
+        f"/posts/{cast.posts[visibility]}", headers=as_user(cast.viewer(role))
+    )
     if visibility in CAN_SEE[role]:
         assert response.status_code == 200, response.text
         assert response.json()["visibility"] == visibility
@@ -77,15 +79,17 @@ async def test_reading_a_post(posts: httpx.AsyncClient, cast: Cast, role: str,
 
 
 @pytest.mark.parametrize("role", list(CAN_SEE))
-async def test_user_timeline_shows_what_the_viewer_may_see(posts: httpx.AsyncClient, cast: Cast,
-                                                           role: str) -> None:
+async def test_user_timeline_shows_what_the_viewer_may_see(
+    posts: httpx.AsyncClient, cast: Cast, role: str
+) -> None:
     ids = await all_ids(posts, cast.viewer(role), f"/posts/user/{cast.author.id}")
     assert set(ids) == {cast.posts[v] for v in CAN_SEE[role]}
 
 
 @pytest.mark.parametrize("role", list(CAN_SEE))
-async def test_home_feed_holds_followed_authors_posts_only(posts: httpx.AsyncClient, cast: Cast,
-                                                           role: str) -> None:
+async def test_home_feed_holds_followed_authors_posts_only(
+    posts: httpx.AsyncClient, cast: Cast, role: str
+) -> None:
     ids = set(await all_ids(posts, cast.viewer(role), "/posts/feed"))
     follows_author = role in ("author", "follower")  # the former follower's follow ended
     expected = {cast.posts[v] for v in CAN_SEE[role]} if follows_author else set()
@@ -94,8 +98,9 @@ async def test_home_feed_holds_followed_authors_posts_only(posts: httpx.AsyncCli
 
 @pytest.mark.parametrize("role", [r for r in CAN_SEE if r != "author"])
 @pytest.mark.parametrize("visibility", VISIBILITIES)
-async def test_only_the_author_edits_or_deletes(posts: httpx.AsyncClient, cast: Cast, role: str,
-                                                visibility: str) -> None:
+async def test_only_the_author_edits_or_deletes(
+    posts: httpx.AsyncClient, cast: Cast, role: str, visibility: str
+) -> None:
     """403 for a post the caller can see, 404 for one they cannot."""
     path = f"/posts/{cast.posts[visibility]}"
     headers = as_user(cast.viewer(role))
@@ -106,14 +111,14 @@ async def test_only_the_author_edits_or_deletes(posts: httpx.AsyncClient, cast: 
     assert unchanged.json()["content"] == f"{visibility} post"
 
 
-async def test_author_edits_content_and_visibility(posts: httpx.AsyncClient,
-                                                   graph: Graph) -> None:
+async def test_author_edits_content_and_visibility(posts: httpx.AsyncClient, graph: Graph) -> None:
     author, fan, stranger = someone(), someone(), someone()
     await graph.follow(fan, author)
     post = await create_post(posts, author, "first draft", "public")
     path = f"/posts/{post['id']}"
-    edited = await posts.patch(path, headers=as_user(author),
-                               json={"content": "second draft", "visibility": "followers"})
+    edited = await posts.patch(
+        path, headers=as_user(author), json={"content": "second draft", "visibility": "followers"}
+    )
     assert edited.status_code == 200, edited.text
     body = edited.json()
     assert (body["content"], body["visibility"]) == ("second draft", "followers")
@@ -124,8 +129,7 @@ async def test_author_edits_content_and_visibility(posts: httpx.AsyncClient,
     assert_error(await posts.get(path, headers=as_user(fan)), 404)
 
 
-async def test_a_block_hides_existing_posts_at_once(posts: httpx.AsyncClient,
-                                                    graph: Graph) -> None:
+async def test_a_block_hides_existing_posts_at_once(posts: httpx.AsyncClient, graph: Graph) -> None:
     author, reader = someone(), someone()
     post = await create_post(posts, author)
     path = f"/posts/{post['id']}"
@@ -138,8 +142,9 @@ async def test_a_block_hides_existing_posts_at_once(posts: httpx.AsyncClient,
     assert (await posts.get(path, headers=as_user(reader))).status_code == 200
 
 
-async def test_soft_delete_takes_comments_and_reactions_along(posts: httpx.AsyncClient,
-                                                              posts_db: Database) -> None:
+async def test_soft_delete_takes_comments_and_reactions_along(
+    posts: httpx.AsyncClient, posts_db: Database
+) -> None:
     author, fan = someone(), someone()
     post = await create_post(posts, author)
     path = f"/posts/{post['id']}"
@@ -155,11 +160,22 @@ async def test_soft_delete_takes_comments_and_reactions_along(posts: httpx.Async
     assert post["id"] not in await all_ids(posts, author, "/posts/feed")
     assert_error(await posts.delete(path, headers=as_user(author)), 404)
     async with posts_db.transaction() as session:
-        kept = (await session.execute(select(posts_table.c.deleted_at).where(
-            posts_table.c.id == post["id"]))).scalar()
-        live_comments = (await session.execute(select(func.count()).select_from(comments).where(
-            comments.c.post_id == post["id"], comments.c.deleted_at.is_(None)))).scalar()
-        reacted = (await session.execute(select(func.count()).select_from(reactions).where(
-            reactions.c.post_id == post["id"]))).scalar()
+        kept = (
+            await session.execute(
+                select(posts_table.c.deleted_at).where(posts_table.c.id == post["id"])
+            )
+        ).scalar()
+        live_comments = (
+            await session.execute(
+                select(func.count())
+                .select_from(comments)
+                .where(comments.c.post_id == post["id"], comments.c.deleted_at.is_(None))
+            )
+        ).scalar()
+        reacted = (
+            await session.execute(
+                select(func.count()).select_from(reactions).where(reactions.c.post_id == post["id"])
+            )
+        ).scalar()
     assert kept is not None  # soft: the row stays, marked deleted
     assert (live_comments, reacted) == (0, 0)

@@ -33,43 +33,48 @@ async def new_user(client: httpx.AsyncClient, prefix: str = "u") -> Principal:
     return user
 
 
-async def profile(client: httpx.AsyncClient, viewer: Principal,
-                  user: Principal) -> dict[str, Any]:
+async def profile(client: httpx.AsyncClient, viewer: Principal, user: Principal) -> dict[str, Any]:
     response = await client.get(f"/users/{user.id}", headers=as_user(viewer))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def counts(client: httpx.AsyncClient, viewer: Principal,
-                 user: Principal) -> tuple[int, int, int]:
+async def counts(
+    client: httpx.AsyncClient, viewer: Principal, user: Principal
+) -> tuple[int, int, int]:
     """(followers, following, posts) as the API shows them."""
     body = await profile(client, viewer, user)
     return body["followersCount"], body["followingCount"], body["postsCount"]
 
 
-async def follow(client: httpx.AsyncClient, follower: Principal,
-                 target: Principal) -> httpx.Response:
+async def follow(
+    client: httpx.AsyncClient, follower: Principal, target: Principal
+) -> httpx.Response:
     return await client.post(f"/users/follow/{target.id}", headers=as_user(follower))
 
 
-async def unfollow(client: httpx.AsyncClient, follower: Principal,
-                   target: Principal) -> httpx.Response:
+async def unfollow(
+    client: httpx.AsyncClient, follower: Principal, target: Principal
+) -> httpx.Response:
     return await client.delete(f"/users/follow/{target.id}", headers=as_user(follower))
 
 
-async def block(client: httpx.AsyncClient, blocker: Principal,
-                blocked: Principal) -> httpx.Response:
+async def block(
+    client: httpx.AsyncClient, blocker: Principal, blocked: Principal
+) -> httpx.Response:
     return await client.post(f"/users/block/{blocked.id}", headers=as_user(blocker))
 
 
-async def unblock(client: httpx.AsyncClient, blocker: Principal,
-                  blocked: Principal) -> httpx.Response:
+async def unblock(
+    client: httpx.AsyncClient, blocker: Principal, blocked: Principal
+) -> httpx.Response:
     return await client.delete(f"/users/block/{blocked.id}", headers=as_user(blocker))
 
 
-async def list_ids(client: httpx.AsyncClient, viewer: Principal, user: Principal,
-                   which: str, limit: int = 100) -> list[str]:
+async def list_ids(
+    client: httpx.AsyncClient, viewer: Principal, user: Principal, which: str, limit: int = 100
+) -> list[str]:
     """Every id on a followers/following list, following the cursors."""
     ids: list[str] = []
     url: str | None = f"/users/{user.id}/{which}?limit={limit}"

@@ -31,7 +31,7 @@ BAD_PAYLOADS = [
     '{"username": "mallory"}',
     f'{{"id": "{SOME_ID}"}}',
     '{"id": "not-a-uuid", "username": "mallory"}',
-    '[1, 2]',
+    "[1, 2]",
 ]
 
 
@@ -40,19 +40,22 @@ def cursor(text: str) -> str:
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
-async def test_every_route_needs_the_verified_user(users: httpx.AsyncClient, method: str,
-                                                   path: str) -> None:
+async def test_every_route_needs_the_verified_user(
+    users: httpx.AsyncClient, method: str, path: str
+) -> None:
     for payload in [None, *BAD_PAYLOADS]:
         headers = {} if payload is None else {USER_PAYLOAD_HEADER: payload}
-        response = await users.request(method, path, headers=headers,
-                                       json={"name": "x"} if method == "PATCH" else None)
+        response = await users.request(
+            method, path, headers=headers, json={"name": "x"} if method == "PATCH" else None
+        )
         assert response.status_code == 401, (payload, response.text)
         assert response.json()["error"]["code"] == "unauthorized"
         assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_a_payload_with_an_impossible_username_is_refused_not_stored(
-        users: httpx.AsyncClient) -> None:
+    users: httpx.AsyncClient,
+) -> None:
     for username in ("x" * 31, "nul\u0000byte", "tab\tname"):
         payload = json.dumps({"id": str(uuid.uuid4()), "username": username})
         response = await users.get("/users/me", headers={USER_PAYLOAD_HEADER: payload})
@@ -80,10 +83,19 @@ async def test_bad_input_of_every_kind_is_a_4xx_json_error(users: httpx.AsyncCli
         ("PUT", "/users/me", {"json": {"name": "x"}}),
         ("DELETE", "/users/me", {}),
         ("POST", "/users/follow", {}),
-        ("PATCH", "/users/me", {"content": b"\xff\xfe", "headers": {
-            "content-type": "application/json"}}),
-        ("PATCH", "/users/me", {"content": b"name=x", "headers": {
-            "content-type": "application/x-www-form-urlencoded"}}),
+        (
+            "PATCH",
+            "/users/me",
+            {"content": b"\xff\xfe", "headers": {"content-type": "application/json"}},
+        ),
+        (
+            "PATCH",
+            "/users/me",
+            {
+                "content": b"name=x",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
+        ),
         ("PATCH", "/users/me", {"json": {"name": "x" * 1_000_000}}),
         ("PATCH", "/users/me", {"json": {"bio": {"nested": True}}}),
         ("PATCH", "/users/me", {"json": {"avatarUrl": "http://"}}),
@@ -91,9 +103,12 @@ async def test_bad_input_of_every_kind_is_a_4xx_json_error(users: httpx.AsyncCli
     ]
     for method, path, kwargs in cases:
         headers = {**as_user(me), **kwargs.pop("headers", {})}  # type: ignore[dict-item]
-        response = await users.request(method, path, headers=headers,
-                                       **kwargs)  # type: ignore[arg-type]
-        assert 400 <= response.status_code < 500, (method, path, response.status_code,
-                                                    response.text)
+        response = await users.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
+        assert 400 <= response.status_code < 500, (
+            method,
+            path,
+            response.status_code,
+            response.text,
+        )
         assert response.headers["content-type"] == "application/json", (method, path)
         assert response.json()["error"]["status"] == response.status_code

@@ -23,7 +23,8 @@ from tests.users.helpers import (
 
 
 async def test_block_ends_follows_both_ways_with_events_once(
-        users: httpx.AsyncClient, platform: Platform) -> None:
+    users: httpx.AsyncClient, platform: Platform
+) -> None:
     alice, bob = await new_user(users), await new_user(users)
     await follow(users, alice, bob)
     await follow(users, bob, alice)
@@ -31,7 +32,8 @@ async def test_block_ends_follows_both_ways_with_events_once(
 
     def ours(event: dict[str, Any]) -> bool:  # the follows' own events may still be in flight
         return event["eventType"] in ("user.unfollowed", "user.blocked") and bool(
-            pair & set(map(str, event["data"].values())))
+            pair & set(map(str, event["data"].values()))
+        )
 
     topic = platform.profile.topic_prefix + USER_TOPIC
     async with EventProbe.on(platform.infra.kafka.address, topic) as probe:
@@ -39,16 +41,24 @@ async def test_block_ends_follows_both_ways_with_events_once(
         events = await probe.collect(ours, 3)
         later = await probe.drain(seconds=1.5)
     assert first.status_code == again.status_code == 200
-    assert first.json() == again.json() == {"blockerId": str(alice.id), "blockedId": str(bob.id),
-                                            "isBlocking": True}
-    unfollows = sorted((e["data"]["followerId"], e["data"]["followingId"])
-                       for e in events if e["eventType"] == "user.unfollowed")
+    assert (
+        first.json()
+        == again.json()
+        == {"blockerId": str(alice.id), "blockedId": str(bob.id), "isBlocking": True}
+    )
+    unfollows = sorted(
+        (e["data"]["followerId"], e["data"]["followingId"])
+        for e in events
+        if e["eventType"] == "user.unfollowed"
+    )
     assert unfollows == sorted([(str(alice.id), str(bob.id)), (str(bob.id), str(alice.id))])
     blocked = [e for e in events if e["eventType"] == "user.blocked"]
     assert len(blocked) == 1
     assert set(blocked[0]["data"]) == {"blockerId", "blockedId", "timestamp"}
     assert (blocked[0]["data"]["blockerId"], blocked[0]["data"]["blockedId"]) == (
-        str(alice.id), str(bob.id))
+        str(alice.id),
+        str(bob.id),
+    )
     assert not [e for e in later if ours(e)]
     assert await counts(users, alice, alice) == (0, 0, 0)
     assert await counts(users, alice, bob) == (0, 0, 0)
@@ -84,24 +94,28 @@ async def test_blocked_users_disappear_from_each_others_search(users: httpx.Asyn
     carol = await new_user(users)
     await block(users, alice, bob)
     for viewer, hidden in ((alice, bob), (bob, alice)):
-        response = await users.get("/users/search", params={"q": hidden.username},
-                                   headers=as_user(viewer))
+        response = await users.get(
+            "/users/search", params={"q": hidden.username}, headers=as_user(viewer)
+        )
         assert response.json()["items"] == []
-        seen = await users.get("/users/search", params={"q": hidden.username},
-                               headers=as_user(carol))
+        seen = await users.get(
+            "/users/search", params={"q": hidden.username}, headers=as_user(carol)
+        )
         assert [item["id"] for item in seen.json()["items"]] == [str(hidden.id)]
 
 
 async def test_unblock_emits_once_and_does_not_restore_follows(
-        users: httpx.AsyncClient, platform: Platform) -> None:
+    users: httpx.AsyncClient, platform: Platform
+) -> None:
     alice, bob = await new_user(users), await new_user(users)
     await follow(users, bob, alice)
     await block(users, alice, bob)
     topic = platform.profile.topic_prefix + USER_TOPIC
     async with EventProbe.on(platform.infra.kafka.address, topic) as probe:
         first, again = await unblock(users, alice, bob), await unblock(users, alice, bob)
-        event, key = await probe.wait_for(lambda e: e["eventType"] == "user.unblocked"
-                                          and e["data"]["blockerId"] == str(alice.id))
+        event, key = await probe.wait_for(
+            lambda e: e["eventType"] == "user.unblocked" and e["data"]["blockerId"] == str(alice.id)
+        )
         later = await probe.drain(seconds=1.5)
     assert first.status_code == again.status_code == 200
     assert first.json()["isBlocking"] is again.json()["isBlocking"] is False
@@ -118,26 +132,29 @@ async def test_block_rules_for_self_unknown_and_malformed_ids(users: httpx.Async
     for method in ("POST", "DELETE"):
         own = await users.request(method, f"/users/block/{me.id}", headers=as_user(me))
         assert own.status_code == 400
-        unknown = await users.request(method, f"/users/block/{uuid.uuid4()}",
-                                      headers=as_user(me))
+        unknown = await users.request(method, f"/users/block/{uuid.uuid4()}", headers=as_user(me))
         assert unknown.status_code == 404
         bad = await users.request(method, "/users/block/nope", headers=as_user(me))
         assert bad.status_code == 422
 
 
-async def test_a_follow_racing_a_block_never_survives_it(users: httpx.AsyncClient,
-                                                         users_db: UsersDb) -> None:
+async def test_a_follow_racing_a_block_never_survives_it(
+    users: httpx.AsyncClient, users_db: UsersDb
+) -> None:
     """The pair's profiles are locked first, so follow and block serialise."""
     for _ in range(10):
         alice, bob = await new_user(users), await new_user(users)
-        results = await asyncio.gather(block(users, alice, bob), follow(users, bob, alice),
-                                       follow(users, alice, bob))
+        results = await asyncio.gather(
+            block(users, alice, bob), follow(users, bob, alice), follow(users, alice, bob)
+        )
         assert results[0].status_code == 200
         assert {r.status_code for r in results[1:]} <= {200, 403}
         active = await users_db.scalar(
             "SELECT count(*) FROM follows WHERE is_active AND ((follower_id = :a AND "
             "following_id = :b) OR (follower_id = :b AND following_id = :a))",
-            a=alice.id, b=bob.id)
+            a=alice.id,
+            b=bob.id,
+        )
         assert active == 0
         assert await counts(users, alice, alice) == (0, 0, 0)
         assert await counts(users, alice, bob) == (0, 0, 0)

@@ -38,8 +38,6 @@ BEHIND = "written behind the cache's back"
 PAUSE_SECONDS = 2.0
 
 
-
-
 class OwnRedis:
     """A redis-server of this test alone, so it can be stopped and paused (never the shared one)."""
 
@@ -54,9 +52,22 @@ class OwnRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(self._answers, timeout=10, what="test redis-server")
 
     def stop(self) -> None:
@@ -78,8 +89,9 @@ class OwnRedis:
             await client.aclose()
 
     def _answers(self) -> bool:
-        result = subprocess.run(["redis-cli", "-p", str(self.port), "ping"],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True, check=False
+        )
         return result.stdout.strip() == "PONG"
 
 
@@ -92,8 +104,9 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 
 
 @asynccontextmanager
-async def instance(settings: UsersSettings, **overrides: object
-                   ) -> AsyncIterator[httpx.AsyncClient]:
+async def instance(
+    settings: UsersSettings, **overrides: object
+) -> AsyncIterator[httpx.AsyncClient]:
     """Another instance of the service on the same database, with its own Redis and Kafka.
 
     Its Kafka is unreachable: it must not join the consumer group of the main instance; its
@@ -105,12 +118,12 @@ async def instance(settings: UsersSettings, **overrides: object
 
 
 async def sneak_bio(users_db: UsersDb, user: Principal) -> None:
-    await users_db.execute("UPDATE profiles SET bio = :bio WHERE id = :id", bio=BEHIND,
-                           id=user.id)
+    await users_db.execute("UPDATE profiles SET bio = :bio WHERE id = :id", bio=BEHIND, id=user.id)
 
 
 async def test_profiles_come_from_the_cache_with_a_5_minute_ttl(
-        users: httpx.AsyncClient, users_db: UsersDb, cache_redis: Redis) -> None:
+    users: httpx.AsyncClient, users_db: UsersDb, cache_redis: Redis
+) -> None:
     viewer, star = await new_user(users), await new_user(users)
     cached = await profile(users, viewer, star)
     assert 0 < await cache_redis.ttl(f"users:profile:{star.id}") <= 300
@@ -127,14 +140,16 @@ async def _patch_name(users: httpx.AsyncClient, _: Principal, star: Principal) -
     return await users.patch("/users/me", headers=as_user(star), json={"name": "Renamed"})
 
 
-async def _follow_other_way(users: httpx.AsyncClient, fan: Principal,
-                            star: Principal) -> httpx.Response:
+async def _follow_other_way(
+    users: httpx.AsyncClient, fan: Principal, star: Principal
+) -> httpx.Response:
     return await follow(users, star, fan)
 
 
 @pytest.mark.parametrize("change", [_patch_name, block, unfollow, _follow_other_way])
 async def test_every_change_invalidates_both_profiles(
-        users: httpx.AsyncClient, users_db: UsersDb, change: Change) -> None:
+    users: httpx.AsyncClient, users_db: UsersDb, change: Change
+) -> None:
     fan, star = await new_user(users), await new_user(users)
     await follow(users, fan, star)
     await profile(users, fan, fan)
@@ -149,23 +164,41 @@ async def test_every_change_invalidates_both_profiles(
 
 
 async def test_consumed_post_events_invalidate_the_authors_profile(
-        users: httpx.AsyncClient, platform: Platform) -> None:
+    users: httpx.AsyncClient, platform: Platform
+) -> None:
     author = await new_user(users)
     assert await counts(users, author, author) == (0, 0, 0)  # cached now
     post_id = str(uuid.uuid4())
-    await publish(platform.infra.kafka.address, platform.profile.topic_prefix + POST_TOPIC, [
-        Event(event_type="post.created", producer="posts", data={
-            "postId": post_id, "userId": str(author.id), "username": author.username,
-            "content": "hello", "timestamp": 1, "visibility": "public", "mediaCount": 0})],
-        key=post_id)
+    await publish(
+        platform.infra.kafka.address,
+        platform.profile.topic_prefix + POST_TOPIC,
+        [
+            Event(
+                event_type="post.created",
+                producer="posts",
+                data={
+                    "postId": post_id,
+                    "userId": str(author.id),
+                    "username": author.username,
+                    "content": "hello",
+                    "timestamp": 1,
+                    "visibility": "public",
+                    "mediaCount": 0,
+                },
+            )
+        ],
+        key=post_id,
+    )
 
     async def counted() -> bool:
         return await counts(users, author, author) == (0, 0, 1)
+
     await eventually(counted, what="post count through the cache")
 
 
 async def test_a_slow_reader_cannot_put_back_what_a_write_replaced(
-        users_settings: UsersSettings) -> None:
+    users_settings: UsersSettings,
+) -> None:
     """Versioned fills: a value read before a write is not cached after it."""
     redis = connect_redis(users_settings, fail_fast_seconds=users_settings.redis_timeout_seconds)
     cache = ProfileCache(redis, users_settings, prefix=f"test-{uuid.uuid4().hex[:8]}")
@@ -184,7 +217,8 @@ async def test_a_slow_reader_cannot_put_back_what_a_write_replaced(
 
 
 async def test_without_redis_everything_answers_from_postgresql(
-        users_settings: UsersSettings) -> None:
+    users_settings: UsersSettings,
+) -> None:
     async with instance(users_settings, redis_url=f"redis://{DEAD_PORT}/1") as offline:
         alice, bob = await new_user(offline), await new_user(offline)
         assert (await follow(offline, alice, bob)).status_code == 200
@@ -204,9 +238,11 @@ async def test_without_redis_everything_answers_from_postgresql(
 
 
 async def test_redis_stopping_and_coming_back_mid_flight(
-        users_settings: UsersSettings, own_redis: OwnRedis) -> None:
-    async with instance(users_settings, redis_url=own_redis.url,
-                        redis_retry_after_seconds=0.1) as service:
+    users_settings: UsersSettings, own_redis: OwnRedis
+) -> None:
+    async with instance(
+        users_settings, redis_url=own_redis.url, redis_retry_after_seconds=0.1
+    ) as service:
         alice, bob = await new_user(service), await new_user(service)
         assert await counts(service, alice, bob) == (0, 0, 0)
         assert await own_redis.get(f"users:profile:{bob.id}")
@@ -216,22 +252,26 @@ async def test_redis_stopping_and_coming_back_mid_flight(
         assert await counts(service, alice, bob) == (1, 0, 0)
         assert await counts(service, bob, alice) == (0, 1, 0)
         assert (await service.get(f"/users/{bob.id}/followers", headers=as_user(bob))).json()[
-            "items"][0]["id"] == str(alice.id)
+            "items"
+        ][0]["id"] == str(alice.id)
 
         own_redis.start()  # empty: it kept nothing
 
         async def cached_again() -> bool:
             await counts(service, alice, bob)
             return await own_redis.get(f"users:profile:{bob.id}") is not None
+
         await eventually(cached_again, what="cache in use again")
         assert await counts(service, alice, bob) == (1, 0, 0)
 
 
 async def test_invalidations_missed_during_an_outage_are_sent_when_redis_answers(
-        users_settings: UsersSettings, own_redis: OwnRedis) -> None:
+    users_settings: UsersSettings, own_redis: OwnRedis
+) -> None:
     """Redis unreachable but keeping its data (paused): the stale entry must not come back."""
-    async with instance(users_settings, redis_url=own_redis.url,
-                        redis_retry_after_seconds=0.1) as service:
+    async with instance(
+        users_settings, redis_url=own_redis.url, redis_retry_after_seconds=0.1
+    ) as service:
         alice, bob = await new_user(service), await new_user(service)
         assert await counts(service, alice, bob) == (0, 0, 0)  # cached: no followers
         # Every command (even CLIENT UNPAUSE) waits out the pause: let it expire instead.

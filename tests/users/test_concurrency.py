@@ -13,13 +13,24 @@ from tests.users.helpers import follow, new_user, unfollow
 
 
 def post_created(user_id: uuid.UUID, username: str) -> Event:
-    return Event(event_type="post.created", producer="posts", data={
-        "postId": str(uuid.uuid4()), "userId": str(user_id), "username": username,
-        "content": "x", "timestamp": 1764061200000, "visibility": "public", "mediaCount": 0})
+    return Event(
+        event_type="post.created",
+        producer="posts",
+        data={
+            "postId": str(uuid.uuid4()),
+            "userId": str(user_id),
+            "username": username,
+            "content": "x",
+            "timestamp": 1764061200000,
+            "visibility": "public",
+            "mediaCount": 0,
+        },
+    )
 
 
 async def test_follows_racing_post_count_batches_never_fail(
-        users: httpx.AsyncClient, users_app: FastAPI) -> None:
+    users: httpx.AsyncClient, users_app: FastAPI
+) -> None:
     handler = EventHandler(users_app.state.database, users_app.state.profile_cache)
     people = [await new_user(users) for _ in range(6)]
     # Batches name the authors in descending id order: the opposite of the follows' lock order.

@@ -18,30 +18,45 @@ from tests.users.helpers import UsersDb, counts, new_user, profile, publish, som
 
 
 def post_created(author: Principal, post_id: str) -> Event:
-    return Event(event_type="post.created", producer="posts", data={
-        "postId": post_id, "userId": str(author.id), "username": author.username,
-        "content": "hello", "timestamp": 1764061200000, "visibility": "public",
-        "mediaCount": 0})
+    return Event(
+        event_type="post.created",
+        producer="posts",
+        data={
+            "postId": post_id,
+            "userId": str(author.id),
+            "username": author.username,
+            "content": "hello",
+            "timestamp": 1764061200000,
+            "visibility": "public",
+            "mediaCount": 0,
+        },
+    )
 
 
 def post_deleted(author: Principal, post_id: str) -> Event:
-    return Event(event_type="post.deleted", producer="posts",
-                 data={"postId": post_id, "userId": str(author.id)})
+    return Event(
+        event_type="post.deleted",
+        producer="posts",
+        data={"postId": post_id, "userId": str(author.id)},
+    )
 
 
 async def send_posts(platform: Platform, events: list[Event], key: str) -> None:
-    await publish(platform.infra.kafka.address, platform.profile.topic_prefix + POST_TOPIC,
-                  events, key=key)
+    await publish(
+        platform.infra.kafka.address, platform.profile.topic_prefix + POST_TOPIC, events, key=key
+    )
 
 
 async def wait_for_posts(users: httpx.AsyncClient, author: Principal, expected: int) -> None:
     async def counted() -> bool:
         return (await counts(users, author, author))[2] == expected
+
     await eventually(counted, what=f"{expected} posts counted")
 
 
 async def test_post_counts_move_once_per_event_even_when_redelivered(
-        users: httpx.AsyncClient, platform: Platform, users_db: UsersDb) -> None:
+    users: httpx.AsyncClient, platform: Platform, users_db: UsersDb
+) -> None:
     author = await new_user(users)
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     created = post_created(author, first)
@@ -55,16 +70,24 @@ async def test_post_counts_move_once_per_event_even_when_redelivered(
     await send_posts(platform, [created, deleted, post_created(marker, first)], key=first)
     await wait_for_posts(users, marker, 1)
     assert (await counts(users, author, author))[2] == 1
-    assert await users_db.scalar("SELECT count(*) FROM processed_events WHERE event_id IN "
-                                 "(:a, :b)", a=created.event_id, b=deleted.event_id) == 2
+    assert (
+        await users_db.scalar(
+            "SELECT count(*) FROM processed_events WHERE event_id IN (:a, :b)",
+            a=created.event_id,
+            b=deleted.event_id,
+        )
+        == 2
+    )
 
 
-async def test_post_count_never_goes_below_zero(users: httpx.AsyncClient,
-                                                platform: Platform) -> None:
+async def test_post_count_never_goes_below_zero(
+    users: httpx.AsyncClient, platform: Platform
+) -> None:
     author = await new_user(users)
     post_id = str(uuid.uuid4())
-    await send_posts(platform, [post_deleted(author, post_id), post_created(author, post_id)],
-                     key=post_id)
+    await send_posts(
+        platform, [post_deleted(author, post_id), post_created(author, post_id)], key=post_id
+    )
     await wait_for_posts(users, author, 1)
 
 
@@ -83,15 +106,18 @@ def test_a_batch_of_post_count_steps_ends_where_one_at_a_time_would() -> None:
 
 
 async def test_a_post_by_an_author_not_seen_yet_creates_the_profile(
-        users: httpx.AsyncClient, platform: Platform) -> None:
+    users: httpx.AsyncClient, platform: Platform
+) -> None:
     viewer, author = await new_user(users), someone()
     post_id = str(uuid.uuid4())
     await send_posts(platform, [post_created(author, post_id)], key=post_id)
 
     async def created() -> bool:
-        response = await users.get(f"/users/{author.id}", headers={
-            "x-user-payload": viewer.header_value()})
+        response = await users.get(
+            f"/users/{author.id}", headers={"x-user-payload": viewer.header_value()}
+        )
         return response.status_code == 200
+
     await eventually(created, what="profile of a new author")
     body = await profile(users, viewer, author)
     assert (body["username"], body["postsCount"]) == (author.username, 1)
@@ -114,16 +140,20 @@ async def dead_letters_of(probe: EventProbe, group: str, seconds: float) -> list
 
 
 async def test_invalid_events_go_to_the_dead_letter_topic_and_others_are_skipped(
-        users: httpx.AsyncClient, platform: Platform) -> None:
+    users: httpx.AsyncClient, platform: Platform
+) -> None:
     author = await new_user(users)
     prefix = platform.profile.topic_prefix
-    broken = Event(event_type="post.created", producer="posts",
-                   data={"postId": str(uuid.uuid4()), "userId": "not-a-uuid",
-                         "username": "x"})
+    broken = Event(
+        event_type="post.created",
+        producer="posts",
+        data={"postId": str(uuid.uuid4()), "userId": "not-a-uuid", "username": "x"},
+    )
     not_ours = Event(event_type="post.liked", producer="posts", data={"postId": "p"})
     marker = post_created(author, str(uuid.uuid4()))
-    async with EventProbe.on(platform.infra.kafka.address,
-                             prefix + DEAD_LETTER_TOPIC) as dead_letters:
+    async with EventProbe.on(
+        platform.infra.kafka.address, prefix + DEAD_LETTER_TOPIC
+    ) as dead_letters:
         await send_posts(platform, [not_ours, broken, marker], key="same-partition")
         # The marker counted: the batches before it were handled and dead-lettered already.
         await wait_for_posts(users, author, 1)

@@ -22,14 +22,18 @@ async def test_quick_start_d_follow_a_user_by_id(gateway: httpx.AsyncClient) -> 
     # curl -X POST http://localhost/users/follow/USER_ID -H "Authorization: Bearer $TOKEN"
     response = await gateway.post(f"/users/follow/{followed['id']}", headers=token)
     assert response.status_code == 200, response.text
-    assert response.json() == {"followerId": follower["id"], "followingId": followed["id"],
-                               "isFollowing": True}
+    assert response.json() == {
+        "followerId": follower["id"],
+        "followingId": followed["id"],
+        "isFollowing": True,
+    }
     profile = await gateway.get(f"/users/{followed['id']}", headers=followed_token)
     assert profile.json()["followersCount"] == 1
     followers = await gateway.get(f"/users/{followed['id']}/followers", headers=token)
     assert [item["id"] for item in followers.json()["items"]] == [follower["id"]]
-    assert (await gateway.delete(f"/users/follow/{followed['id']}",
-                                 headers=token)).json()["isFollowing"] is False
+    assert (await gateway.delete(f"/users/follow/{followed['id']}", headers=token)).json()[
+        "isFollowing"
+    ] is False
 
 
 async def test_the_profile_comes_from_the_verified_token(gateway: httpx.AsyncClient) -> None:
@@ -37,11 +41,20 @@ async def test_the_profile_comes_from_the_verified_token(gateway: httpx.AsyncCli
     me = await gateway.get("/users/me", headers=token)
     assert me.status_code == 200, me.text
     assert (me.json()["id"], me.json()["username"]) == (user["id"], user["username"])
-    spoofed = await gateway.get("/users/me", headers={
-        "x-user-payload": '{"id": "3f2b8c1e-0c9e-4c53-9b9e-2f7c1d4a5b6c", "username": "eve"}'})
+    spoofed = await gateway.get(
+        "/users/me",
+        headers={
+            "x-user-payload": '{"id": "3f2b8c1e-0c9e-4c53-9b9e-2f7c1d4a5b6c", "username": "eve"}'
+        },
+    )
     assert spoofed.status_code == 401  # the gateway never forwards a client's own payload
-    with_token = await gateway.get("/users/me", headers={**token, "x-user-payload": (
-        '{"id": "3f2b8c1e-0c9e-4c53-9b9e-2f7c1d4a5b6c", "username": "eve"}')})
+    with_token = await gateway.get(
+        "/users/me",
+        headers={
+            **token,
+            "x-user-payload": ('{"id": "3f2b8c1e-0c9e-4c53-9b9e-2f7c1d4a5b6c", "username": "eve"}'),
+        },
+    )
     assert with_token.json()["id"] == user["id"]
 
 

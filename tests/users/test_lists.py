@@ -23,7 +23,8 @@ async def test_lists_are_newest_first(users: httpx.AsyncClient) -> None:
 
 
 async def test_a_page_has_items_a_cursor_and_a_link_to_the_next_page(
-        users: httpx.AsyncClient) -> None:
+    users: httpx.AsyncClient,
+) -> None:
     star = await new_user(users)
     fans = [await new_user(users) for _ in range(5)]
     for fan in fans:
@@ -41,8 +42,10 @@ async def test_a_page_has_items_a_cursor_and_a_link_to_the_next_page(
 
     second = await users.get(link["url"], headers=as_user(star))  # the Link, as a client would
     assert [item["id"] for item in second.json()["items"]] == [str(fans[2].id), str(fans[1].id)]
-    third = await users.get(LINK.match(second.headers["link"])["url"],  # type: ignore[index]
-                            headers=as_user(star))
+    third = await users.get(
+        LINK.match(second.headers["link"])["url"],  # type: ignore[index]
+        headers=as_user(star),
+    )
     assert [item["id"] for item in third.json()["items"]] == [str(fans[0].id)]
     assert third.json()["nextCursor"] is None
     assert "link" not in third.headers
@@ -61,8 +64,9 @@ async def test_default_limit_is_20_and_the_maximum_100(users: httpx.AsyncClient)
     assert len(await list_ids(users, star, star, "followers", limit=7)) == 101
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=-1", "limit=abc",
-                                   "limit=1e3", "limit="])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=-1", "limit=abc", "limit=1e3", "limit="]
+)
 async def test_bad_limits_are_422(users: httpx.AsyncClient, query: str) -> None:
     me = await new_user(users)
     response = await users.get(f"/users/{me.id}/following?{query}", headers=as_user(me))
@@ -70,19 +74,31 @@ async def test_bad_limits_are_422(users: httpx.AsyncClient, query: str) -> None:
     assert query.split("=")[0] in response.json()["error"]["fields"]
 
 
-@pytest.mark.parametrize("cursor", ["", "garbage", "Zjox", "Zjp4Ong", "czpib2I", "%00",
-                                    "A" * 300, "Zjo5OTk5OTk5OTk5OTk5OTk5OTk5OToxMg"])
-async def test_cursors_not_made_by_the_api_are_400(users: httpx.AsyncClient,
-                                                   cursor: str) -> None:
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "garbage",
+        "Zjox",
+        "Zjp4Ong",
+        "czpib2I",
+        "%00",
+        "A" * 300,
+        "Zjo5OTk5OTk5OTk5OTk5OTk5OTk5OToxMg",
+    ],
+)
+async def test_cursors_not_made_by_the_api_are_400(users: httpx.AsyncClient, cursor: str) -> None:
     me = await new_user(users)
-    response = await users.get(f"/users/{me.id}/followers", params={"cursor": cursor},
-                               headers=as_user(me))
+    response = await users.get(
+        f"/users/{me.id}/followers", params={"cursor": cursor}, headers=as_user(me)
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_cursor"
 
 
 async def test_paging_is_stable_while_follows_are_inserted_and_removed(
-        users: httpx.AsyncClient) -> None:
+    users: httpx.AsyncClient,
+) -> None:
     """Keyset pages: new follows land before the cursor, so nothing repeats or goes missing."""
     star = await new_user(users)
     original = [await new_user(users) for _ in range(25)]

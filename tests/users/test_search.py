@@ -12,13 +12,15 @@ async def named(users: httpx.AsyncClient, username: str, name: str) -> uuid.UUID
     user = someone()
     user = user.model_copy(update={"username": username})
     assert (await users.get("/users/me", headers=as_user(user))).status_code == 200
-    assert (await users.patch("/users/me", headers=as_user(user),
-                              json={"name": name})).status_code == 200
+    assert (
+        await users.patch("/users/me", headers=as_user(user), json={"name": name})
+    ).status_code == 200
     return user.id
 
 
-async def search(users: httpx.AsyncClient, viewer_headers: dict[str, str],
-                 q: str, **params: str) -> httpx.Response:
+async def search(
+    users: httpx.AsyncClient, viewer_headers: dict[str, str], q: str, **params: str
+) -> httpx.Response:
     return await users.get("/users/search", params={"q": q, **params}, headers=viewer_headers)
 
 
@@ -63,9 +65,18 @@ async def test_like_wildcards_are_plain_characters(users: httpx.AsyncClient) -> 
             assert item["username"].startswith(q) or item["name"].lower().startswith(q), q
 
 
-@pytest.mark.parametrize("params", [{}, {"q": ""}, {"q": "   "}, {"q": "x" * 51},
-                                    {"q": "a\x00b"}, {"q": "ok", "limit": "0"},
-                                    {"q": "ok", "limit": "101"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "x" * 51},
+        {"q": "a\x00b"},
+        {"q": "ok", "limit": "0"},
+        {"q": "ok", "limit": "101"},
+    ],
+)
 async def test_bad_queries_are_422(users: httpx.AsyncClient, params: dict[str, str]) -> None:
     viewer = as_user(await new_user(users))
     response = await users.get("/users/search", params=params, headers=viewer)

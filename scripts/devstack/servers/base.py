@@ -37,8 +37,12 @@ class Server(ABC):
         self.prepare()
         proc = self.process()
         proc.start()
-        wait_until(self.ready, timeout=self.start_timeout, what=self.name,
-                   on_timeout=lambda: f"last log lines ({proc.logfile}):\n{proc.tail()}")
+        wait_until(
+            self.ready,
+            timeout=self.start_timeout,
+            what=self.name,
+            on_timeout=lambda: f"last log lines ({proc.logfile}):\n{proc.tail()}",
+        )
 
     def stop(self) -> bool:
         return self.process().stop()

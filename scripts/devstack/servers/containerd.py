@@ -25,24 +25,42 @@ RUNC = "/usr/sbin/runc"
 
 
 def containerd_config(pause_image: str) -> str:
-    return datafiles.render("containerd/config.toml", root=ROOT / "root", state=ROOT / "state",
-                            socket=SOCKET, pause_image=pause_image, runc=RUNC, cni_bin=CNI_BIN,
-                            cni_conf=ROOT / "net.d")
+    return datafiles.render(
+        "containerd/config.toml",
+        root=ROOT / "root",
+        state=ROOT / "state",
+        socket=SOCKET,
+        pause_image=pause_image,
+        runc=RUNC,
+        cni_bin=CNI_BIN,
+        cni_conf=ROOT / "net.d",
+    )
 
 
 def cni_config() -> dict[str, object]:
     """Pods on our bridge, addresses from the pod range, no masquerade: nothing leaves."""
     net = NODE_NETWORK
-    return {"cniVersion": "1.0.0", "name": "socialhub", "plugins": [
-        {"type": "bridge", "bridge": net.bridge, "isGateway": True, "ipMasq": False,
-         "hairpinMode": True,
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": net.pod_cidr,
-                                                      "gateway": net.node_ip}]],
-                  "dataDir": str(ROOT / "ipam"),
-                  "routes": [{"dst": "0.0.0.0/0"}]}},
-        {"type": "portmap", "capabilities": {"portMappings": True}},
-        {"type": "loopback"},
-    ]}
+    return {
+        "cniVersion": "1.0.0",
+        "name": "socialhub",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": net.bridge,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": net.pod_cidr, "gateway": net.node_ip}]],
+                    "dataDir": str(ROOT / "ipam"),
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+            {"type": "loopback"},
+        ],
+    }
 
 
 def ctr(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -71,14 +89,19 @@ class Containerd(Server):
         (net_d / "10-socialhub.conflist").write_text(json.dumps(cni_config(), indent=2) + "\n")
 
     def process(self) -> ManagedProcess:
-        return ManagedProcess(name=self.name,
-                              argv=["containerd", "--config", str(ROOT / "config.toml")],
-                              run_dir=INFRA_STATE / "run")
+        return ManagedProcess(
+            name=self.name,
+            argv=["containerd", "--config", str(ROOT / "config.toml")],
+            run_dir=INFRA_STATE / "run",
+        )
 
     def ready(self) -> bool:
         # The CRI plugin answers only once its runtime and CNI are loaded.
-        return SOCKET.exists() and ctr("version", check=False).returncode == 0 and \
-            "Start streaming server" in self.process().log_since_start()
+        return (
+            SOCKET.exists()
+            and ctr("version", check=False).returncode == 0
+            and "Start streaming server" in self.process().log_since_start()
+        )
 
     def stop(self) -> bool:
         """Containers outlive containerd (their shims are daemons): end them first."""
@@ -86,6 +109,13 @@ class Containerd(Server):
             for task in ctr("tasks", "ls", "-q", check=False).stdout.split():
                 ctr("tasks", "kill", "-s", "SIGKILL", task, check=False)
         stopped = super().stop()
-        run(["pkill", "-KILL", "-f", f"containerd-shim-runc-v2 -namespace {NAMESPACE} "
-             f"-id .* -address {SOCKET}"], check=False)
+        run(
+            [
+                "pkill",
+                "-KILL",
+                "-f",
+                f"containerd-shim-runc-v2 -namespace {NAMESPACE} -id .* -address {SOCKET}",
+            ],
+            check=False,
+        )
         return stopped

@@ -25,6 +25,7 @@ POM = datafiles.path("kafka/pom.xml")
 _POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 NODE_ID = 1
 
+
 def kafka_version() -> str:
     """The Kafka release pinned in the pom, so the cache directory follows the pom."""
     version = ET.parse(POM).getroot().findtext("m:properties/m:kafka.version", namespaces=_POM_NS)
@@ -38,10 +39,13 @@ class Kafka(Server):
     # Two JVM starts (storage format, then the broker) on a busy two-core machine.
     start_timeout = 120.0
 
-    def __init__(self, port: int = INFRA.kafka_port,
-                 controller_port: int = INFRA.kafka_controller_port,
-                 state_dir: Path = INFRA_STATE,
-                 node_port: int | None = INFRA.kafka_node_port) -> None:
+    def __init__(
+        self,
+        port: int = INFRA.kafka_port,
+        controller_port: int = INFRA.kafka_controller_port,
+        state_dir: Path = INFRA_STATE,
+        node_port: int | None = INFRA.kafka_node_port,
+    ) -> None:
         self.port = port
         self.controller_port = controller_port
         self.node_port = node_port
@@ -72,9 +76,19 @@ class Kafka(Server):
         # A half-finished or older copy may hold jars of other versions: start from nothing.
         self._marker.unlink(missing_ok=True)
         shutil.rmtree(self.libs, ignore_errors=True)
-        run(["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             f"-Dmaven.repo.local={CACHE / 'm2'}", f"-DoutputDirectory={self.libs}",
-             "-DincludeScope=runtime"])
+        run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-Dmaven.repo.local={CACHE / 'm2'}",
+                f"-DoutputDirectory={self.libs}",
+                "-DincludeScope=runtime",
+            ]
+        )
         if not list(self.libs.glob(f"kafka_2.13-{self.version}.jar")):
             raise RuntimeError(f"Maven finished but {self.libs} has no kafka_2.13 jar")
         self._marker.write_text(pom_digest + "\n")
@@ -86,15 +100,34 @@ class Kafka(Server):
         (self.root / "server.properties").write_text(self._server_properties())
         if (self.data / "meta.properties").exists():
             return
-        run(["java", *self._jvm_base(), "kafka.tools.StorageTool", "format",
-             "--cluster-id", self._cluster_id(), "--config", str(self.root / "server.properties")])
+        run(
+            [
+                "java",
+                *self._jvm_base(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                self._cluster_id(),
+                "--config",
+                str(self.root / "server.properties"),
+            ]
+        )
 
     def process(self) -> ManagedProcess:
         return ManagedProcess(
             name=self.name,
-            argv=["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                  "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-                  *self._jvm_base(), "kafka.Kafka", str(self.root / "server.properties")],
+            argv=[
+                "java",
+                "-Xms256m",
+                "-Xmx768m",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-XX:+ExitOnOutOfMemoryError",
+                "-Djava.awt.headless=true",
+                *self._jvm_base(),
+                "kafka.Kafka",
+                str(self.root / "server.properties"),
+            ],
             run_dir=self.run_dir,
             cwd=self.root,
             # SIGTERM runs Kafka's controlled shutdown: flush, checkpoint, leave the quorum.
@@ -111,8 +144,11 @@ class Kafka(Server):
 
     def _jvm_base(self) -> list[str]:
         # `libs/*` is expanded by the JVM itself, not by a shell.
-        return [f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
-                "-cp", str(self.libs / "*")]
+        return [
+            f"-Dlog4j2.configurationFile={self.root / 'log4j2.properties'}",
+            "-cp",
+            str(self.libs / "*"),
+        ]
 
     def _cluster_id(self) -> str:
         """The cluster id, made once and kept beside the data it was formatted with."""
@@ -173,8 +209,10 @@ def _metadata_broker_ports(host: str, port: int) -> set[int]:
     """Send one Metadata request for no topics; return the ports of the brokers it lists."""
     client_id = b"devstack"
     correlation_id = 1
-    body = struct.pack(">hhih", _METADATA_API_KEY, _METADATA_VERSION, correlation_id,
-                       len(client_id)) + client_id
+    body = (
+        struct.pack(">hhih", _METADATA_API_KEY, _METADATA_VERSION, correlation_id, len(client_id))
+        + client_id
+    )
     body += struct.pack(">i?", 0, False)  # topics: empty array (none); allow_auto_topic_creation
     with socket.create_connection((host, port), timeout=2) as sock:
         sock.settimeout(2)

@@ -29,8 +29,17 @@ class MailSink(Server):
     def process(self) -> ManagedProcess:
         return ManagedProcess(
             name=self.name,
-            argv=[sys.executable, "-m", "devstack.mailsink", "--host", INFRA.host,
-                  "--port", str(self.port), "--dir", str(self.directory)],
+            argv=[
+                sys.executable,
+                "-m",
+                "devstack.mailsink",
+                "--host",
+                INFRA.host,
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+            ],
             run_dir=INFRA_STATE / "run",
         )
 
@@ -39,8 +48,10 @@ class MailSink(Server):
 
     def messages(self) -> list[Message]:
         """Every delivered message, oldest first."""
-        return [message_from_bytes(path.read_bytes())
-                for path in sorted(self.directory.glob("*.eml"), key=_delivery_order)]
+        return [
+            message_from_bytes(path.read_bytes())
+            for path in sorted(self.directory.glob("*.eml"), key=_delivery_order)
+        ]
 
 
 def _delivery_order(path: Path) -> int:

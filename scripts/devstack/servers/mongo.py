@@ -87,17 +87,21 @@ def build_ferretdb(version: str, target: Path) -> None:
     for patch in PATCHES:
         _apply(patch, work)
     partial = home / "ferretdb.partial"
-    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "./cmd/ferretdb"],
-        cwd=work)
+    _go(["build", "-trimpath", "-ldflags", "-s -w", "-o", str(partial), "./cmd/ferretdb"], cwd=work)
     partial.replace(target)
     shutil.rmtree(work)
 
 
 def _apply(patch: Path, tree: Path) -> None:
     # The ceiling keeps git from treating an enclosing repository as the one to patch.
-    result = subprocess.run(["git", "apply", str(patch)], cwd=tree, text=True,
-                            capture_output=True, check=False,
-                            env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.parent)})
+    result = subprocess.run(
+        ["git", "apply", str(patch)],
+        cwd=tree,
+        text=True,
+        capture_output=True,
+        check=False,
+        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tree.parent)},
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{patch.name} does not apply to {tree}:\n{result.stderr}")
 
@@ -112,8 +116,12 @@ def _json_field(document: str, field: str) -> str:
 class Mongo(Server):
     name = "mongo"
 
-    def __init__(self, port: int = INFRA.mongo_port, version: str = FERRETDB_VERSION,
-                 state_dir: Path = INFRA_STATE) -> None:
+    def __init__(
+        self,
+        port: int = INFRA.mongo_port,
+        version: str = FERRETDB_VERSION,
+        state_dir: Path = INFRA_STATE,
+    ) -> None:
         self.port = port
         self.version = version
         self.binary = CACHE / "ferretdb" / version / "ferretdb"
@@ -135,14 +143,18 @@ class Mongo(Server):
             return
         with _exclusive(self.binary.with_name("build.lock")):
             if not self._built(recipe):
-                print(f"building FerretDB {self.version} (a few minutes on a cold cache)",
-                      flush=True)
+                print(
+                    f"building FerretDB {self.version} (a few minutes on a cold cache)", flush=True
+                )
                 build_ferretdb(self.version, self.binary)
                 self.recipe.write_text(recipe + "\n")
 
     def _built(self, recipe: str) -> bool:
-        return (self.binary.exists() and self.recipe.exists()
-                and self.recipe.read_text().strip() == recipe)
+        return (
+            self.binary.exists()
+            and self.recipe.exists()
+            and self.recipe.read_text().strip() == recipe
+        )
 
     def prepare(self) -> None:
         ensure_dir(self.data)
@@ -150,26 +162,30 @@ class Mongo(Server):
     def process(self) -> ManagedProcess:
         return ManagedProcess(
             name=self.name,
-            argv=[str(self.binary),
-                  "--handler=sqlite",
-                  # FerretDB wants a directory URI ending in '/': one SQLite file per database.
-                  f"--sqlite-url=file:{self.data}/",
-                  f"--listen-addr={INFRA.host}:{self.port}",
-                  f"--state-dir={self.root}",
-                  # The debug/metrics HTTP listener defaults to 127.0.0.1:8088: keep it off.
-                  "--debug-addr=-",
-                  "--telemetry=disable",
-                  # insert_many is stored in transactions of this many documents (default 100);
-                  # 1000 nearly doubles the notification consumer's batch inserts
-                  "--test-batch-size=1000",
-                  "--log-level=info"],
+            argv=[
+                str(self.binary),
+                "--handler=sqlite",
+                # FerretDB wants a directory URI ending in '/': one SQLite file per database.
+                f"--sqlite-url=file:{self.data}/",
+                f"--listen-addr={INFRA.host}:{self.port}",
+                f"--state-dir={self.root}",
+                # The debug/metrics HTTP listener defaults to 127.0.0.1:8088: keep it off.
+                "--debug-addr=-",
+                "--telemetry=disable",
+                # insert_many is stored in transactions of this many documents (default 100);
+                # 1000 nearly doubles the notification consumer's batch inserts
+                "--test-batch-size=1000",
+                "--log-level=info",
+            ],
             run_dir=self.run_dir,
             env={"DO_NOT_TRACK": "1"},
         )
 
     def ready(self) -> bool:
         client: MongoClient[dict[str, object]] = MongoClient(
-            self.address, serverSelectionTimeoutMS=500, connectTimeoutMS=500,
+            self.address,
+            serverSelectionTimeoutMS=500,
+            connectTimeoutMS=500,
             socketTimeoutMS=2000,
         )
         try:

@@ -25,8 +25,13 @@ BACKING_CHAIN = "SOCIALHUB-BACKING"
 
 def backing_ports() -> tuple[int, ...]:
     """The loopback servers pods may reach at the node's address."""
-    return (INFRA.postgres_port, INFRA.redis_port, INFRA.mongo_port, INFRA.smtp_port,
-            INFRA.kafka_node_port)
+    return (
+        INFRA.postgres_port,
+        INFRA.redis_port,
+        INFRA.mongo_port,
+        INFRA.smtp_port,
+        INFRA.kafka_node_port,
+    )
 
 
 def _sysctl(key: str, value: str) -> None:
@@ -75,15 +80,32 @@ def ensure() -> None:
 
     _chain("nat", BACKING_CHAIN, "PREROUTING")
     for port in backing_ports():
-        _iptables("-t", "nat", "-A", BACKING_CHAIN, "-s", net.pod_cidr, "-d", net.node_ip,
-                  "-p", "tcp", "--dport", str(port),
-                  "-j", "DNAT", "--to-destination", f"{INFRA.host}:{port}")
+        _iptables(
+            "-t",
+            "nat",
+            "-A",
+            BACKING_CHAIN,
+            "-s",
+            net.pod_cidr,
+            "-d",
+            net.node_ip,
+            "-p",
+            "tcp",
+            "--dport",
+            str(port),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            f"{INFRA.host}:{port}",
+        )
 
 
 def remove() -> None:
     """Our chains and the bridge; what kube-proxy wrote it removes itself (`--cleanup`)."""
-    for table, chain, parent in (("filter", FORWARD_CHAIN, "FORWARD"),
-                                 ("nat", BACKING_CHAIN, "PREROUTING")):
+    for table, chain, parent in (
+        ("filter", FORWARD_CHAIN, "FORWARD"),
+        ("nat", BACKING_CHAIN, "PREROUTING"),
+    ):
         while _iptables("-t", table, "-D", parent, "-j", chain, check=False):
             pass
         _iptables("-t", table, "-F", chain, check=False)

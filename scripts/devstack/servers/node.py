@@ -53,8 +53,11 @@ class Kubelet(KubeServer):
             "healthzBindAddress": INFRA.host,
             "healthzPort": INFRA.kubelet_healthz_port,
             # The API server (logs, exec) and metrics-server present the admin certificate.
-            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                               "x509": {"clientCAFile": str(PKI / "ca.crt")}},
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(PKI / "ca.crt")},
+            },
             "authorization": {"mode": "Webhook"},
             # No systemd and cgroup v1 here: plain cgroupfs, no QoS hierarchy of our own.
             "cgroupDriver": "cgroupfs",
@@ -83,18 +86,22 @@ class Kubelet(KubeServer):
         _yaml_file(NODE_STATE / "kubelet.yaml", self.config())
 
     def process(self) -> ManagedProcess:
-        return self._process("kubelet", [
-            f"--config={NODE_STATE / 'kubelet.yaml'}",
-            f"--kubeconfig={KUBECONFIG}",
-            f"--hostname-override={NODE_NETWORK.node_name}",
-            f"--node-ip={NODE_NETWORK.node_ip}",
-            f"--root-dir={NODE_STATE / 'kubelet'}",
-            f"--cert-dir={NODE_STATE / 'kubelet-pki'}",
-        ])
+        return self._process(
+            "kubelet",
+            [
+                f"--config={NODE_STATE / 'kubelet.yaml'}",
+                f"--kubeconfig={KUBECONFIG}",
+                f"--hostname-override={NODE_NETWORK.node_name}",
+                f"--node-ip={NODE_NETWORK.node_ip}",
+                f"--root-dir={NODE_STATE / 'kubelet'}",
+                f"--cert-dir={NODE_STATE / 'kubelet-pki'}",
+            ],
+        )
 
     def ready(self) -> bool:
-        return http_ok(f"http://{INFRA.host}:{INFRA.kubelet_healthz_port}/healthz") and \
-            node_ready(NODE_NETWORK.node_name)
+        return http_ok(f"http://{INFRA.host}:{INFRA.kubelet_healthz_port}/healthz") and node_ready(
+            NODE_NETWORK.node_name
+        )
 
 
 class KubeProxy(KubeServer):
@@ -107,20 +114,26 @@ class KubeProxy(KubeServer):
         return f"http://{INFRA.host}:{INFRA.kube_proxy_healthz_port}"
 
     def prepare(self) -> None:
-        _yaml_file(NODE_STATE / "kube-proxy.yaml", {
-            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-            "kind": "KubeProxyConfiguration",
-            "clientConnection": {"kubeconfig": str(KUBECONFIG)},
-            "mode": "iptables",
-            "clusterCIDR": NODE_NETWORK.pod_cidr,
-            "hostnameOverride": NODE_NETWORK.node_name,
-            "healthzBindAddress": f"{INFRA.host}:{INFRA.kube_proxy_healthz_port}",
-            "metricsBindAddress": f"{INFRA.host}:{INFRA.kube_proxy_metrics_port}",
-            "nodePortAddresses": ["127.0.0.0/8"],
-            # Leave the machine's conntrack limits and timeouts as they are.
-            "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s",
-                          "tcpCloseWaitTimeout": "0s"},
-        })
+        _yaml_file(
+            NODE_STATE / "kube-proxy.yaml",
+            {
+                "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+                "kind": "KubeProxyConfiguration",
+                "clientConnection": {"kubeconfig": str(KUBECONFIG)},
+                "mode": "iptables",
+                "clusterCIDR": NODE_NETWORK.pod_cidr,
+                "hostnameOverride": NODE_NETWORK.node_name,
+                "healthzBindAddress": f"{INFRA.host}:{INFRA.kube_proxy_healthz_port}",
+                "metricsBindAddress": f"{INFRA.host}:{INFRA.kube_proxy_metrics_port}",
+                "nodePortAddresses": ["127.0.0.0/8"],
+                # Leave the machine's conntrack limits and timeouts as they are.
+                "conntrack": {
+                    "maxPerCore": 0,
+                    "tcpEstablishedTimeout": "0s",
+                    "tcpCloseWaitTimeout": "0s",
+                },
+            },
+        )
 
     def process(self) -> ManagedProcess:
         return self._process("kube-proxy", [f"--config={NODE_STATE / 'kube-proxy.yaml'}"])
@@ -140,9 +153,14 @@ class CoreDns(KubeServer):
 
     def corefile(self) -> str:
         return datafiles.render(
-            "coredns/Corefile", node_ip=NODE_NETWORK.node_ip, host=INFRA.host,
-            health_port=INFRA.coredns_health_port, ready_port=INFRA.coredns_ready_port,
-            domain=NODE_NETWORK.cluster_domain, kubeconfig=KUBECONFIG)
+            "coredns/Corefile",
+            node_ip=NODE_NETWORK.node_ip,
+            host=INFRA.host,
+            health_port=INFRA.coredns_health_port,
+            ready_port=INFRA.coredns_ready_port,
+            domain=NODE_NETWORK.cluster_domain,
+            kubeconfig=KUBECONFIG,
+        )
 
     def prepare(self) -> None:
         ensure_dir(NODE_STATE)
@@ -172,50 +190,90 @@ class MetricsServer(KubeServer):
     def registration(self) -> list[dict[str, Any]]:
         meta = {"name": "metrics-server", "namespace": "kube-system"}
         return [
-            {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-             "spec": {"ports": [{"name": "https", "port": 443,
-                                 "targetPort": INFRA.metrics_server_port}]}},
-            {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta,
-             "subsets": [{"addresses": [{"ip": NODE_NETWORK.node_ip}],
-                          "ports": [{"name": "https", "port": INFRA.metrics_server_port}]}]},
-            {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
-             "metadata": {"name": "v1beta1.metrics.k8s.io"},
-             "spec": {"service": {"name": "metrics-server", "namespace": "kube-system",
-                                  "port": 443},
-                      "group": "metrics.k8s.io", "version": "v1beta1",
-                      "insecureSkipTLSVerify": True, "groupPriorityMinimum": 100,
-                      "versionPriority": 100}},
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": meta,
+                "spec": {
+                    "ports": [
+                        {"name": "https", "port": 443, "targetPort": INFRA.metrics_server_port}
+                    ]
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": meta,
+                "subsets": [
+                    {
+                        "addresses": [{"ip": NODE_NETWORK.node_ip}],
+                        "ports": [{"name": "https", "port": INFRA.metrics_server_port}],
+                    }
+                ],
+            },
+            {
+                "apiVersion": "apiregistration.k8s.io/v1",
+                "kind": "APIService",
+                "metadata": {"name": "v1beta1.metrics.k8s.io"},
+                "spec": {
+                    "service": {"name": "metrics-server", "namespace": "kube-system", "port": 443},
+                    "group": "metrics.k8s.io",
+                    "version": "v1beta1",
+                    "insecureSkipTLSVerify": True,
+                    "groupPriorityMinimum": 100,
+                    "versionPriority": 100,
+                },
+            },
         ]
 
     def prepare(self) -> None:
         ensure_dir(NODE_STATE / "metrics-server")
-        kubectl("apply", "--server-side", "--force-conflicts",
-                "--field-manager=socialhub-devstack", "-f", "-",
-                stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                  "items": self.registration()}))
+        kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=socialhub-devstack",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": self.registration()}),
+        )
 
     def process(self) -> ManagedProcess:
-        return self._process("metrics-server", [
-            f"--kubeconfig={KUBECONFIG}",
-            f"--authentication-kubeconfig={KUBECONFIG}",
-            f"--authorization-kubeconfig={KUBECONFIG}",
-            f"--bind-address={NODE_NETWORK.node_ip}",
-            f"--secure-port={INFRA.metrics_server_port}",
-            f"--cert-dir={NODE_STATE / 'metrics-server'}",
-            # The kubelet's serving certificate is self-signed.
-            "--kubelet-insecure-tls",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--kubelet-use-node-status-port",
-            "--metric-resolution=10s",
-            "--kubelet-request-timeout=5s",
-        ])
+        return self._process(
+            "metrics-server",
+            [
+                f"--kubeconfig={KUBECONFIG}",
+                f"--authentication-kubeconfig={KUBECONFIG}",
+                f"--authorization-kubeconfig={KUBECONFIG}",
+                f"--bind-address={NODE_NETWORK.node_ip}",
+                f"--secure-port={INFRA.metrics_server_port}",
+                f"--cert-dir={NODE_STATE / 'metrics-server'}",
+                # The kubelet's serving certificate is self-signed.
+                "--kubelet-insecure-tls",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--kubelet-use-node-status-port",
+                "--metric-resolution=10s",
+                "--kubelet-request-timeout=5s",
+            ],
+        )
 
     def ready(self) -> bool:
-        return https_ok(f"{self.address}/readyz", verify=False) and run(
-            [str(kube_build.binary("kubectl")), f"--kubeconfig={KUBECONFIG}", "get",
-             "apiservice", "v1beta1.metrics.k8s.io", "-o",
-             "jsonpath={.status.conditions[?(@.type=='Available')].status}"],
-            check=False).stdout.strip() == "True"
+        return (
+            https_ok(f"{self.address}/readyz", verify=False)
+            and run(
+                [
+                    str(kube_build.binary("kubectl")),
+                    f"--kubeconfig={KUBECONFIG}",
+                    "get",
+                    "apiservice",
+                    "v1beta1.metrics.k8s.io",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Available')].status}",
+                ],
+                check=False,
+            ).stdout.strip()
+            == "True"
+        )
 
 
 def real_node(pause_image: str | None = None) -> list[Server]:

@@ -33,8 +33,7 @@ class Postgres(Server):
     def address(self) -> str:
         return f"postgresql://{SUPERUSER}:{PASSWORD}@{INFRA.host}:{self.port}"
 
-    def url(self, database: str, driver: str = "postgresql+asyncpg",
-            host: str = INFRA.host) -> str:
+    def url(self, database: str, driver: str = "postgresql+asyncpg", host: str = INFRA.host) -> str:
         """`host`: the node's address for pods (`devstack.servers.network` forwards it)."""
         return f"{driver}://{SUPERUSER}:{PASSWORD}@{host}:{self.port}/{database}"
 
@@ -61,19 +60,45 @@ class Postgres(Server):
         pwfile = self.root / "pwfile"
         pwfile.write_text(PASSWORD + "\n")
         self._own(pwfile)
-        run([str(BIN / "initdb"), "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}",
-             "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], user=self.user)
+        run(
+            [
+                str(BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            user=self.user,
+        )
         pwfile.unlink()
 
     def process(self) -> ManagedProcess:
         return ManagedProcess(
             name=self.name,
-            argv=[str(BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                  "-c", f"listen_addresses={INFRA.host}",
-                  "-c", f"unix_socket_directories={self.root}",
-                  "-c", "max_connections=400", "-c", "shared_buffers=256MB",
-                  # JIT compiles for hundreds of ms on short OLTP queries it misjudges as big
-                  "-c", "jit=off"],
+            argv=[
+                str(BIN / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={INFRA.host}",
+                "-c",
+                f"unix_socket_directories={self.root}",
+                "-c",
+                "max_connections=400",
+                "-c",
+                "shared_buffers=256MB",
+                # JIT compiles for hundreds of ms on short OLTP queries it misjudges as big
+                "-c",
+                "jit=off",
+            ],
             run_dir=self.run_dir,
             user=self.user,
             # SIGINT is PostgreSQL's "fast" shutdown: roll back clients, checkpoint, exit.
@@ -96,8 +121,22 @@ class Postgres(Server):
             self.psql(f'CREATE DATABASE "{name}"')
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        return run(["psql", "-h", INFRA.host, "-p", str(self.port), "-U", SUPERUSER, "-d", database,
-                    "-tAc", sql], env={"PGPASSWORD": PASSWORD}).stdout
+        return run(
+            [
+                "psql",
+                "-h",
+                INFRA.host,
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ],
+            env={"PGPASSWORD": PASSWORD},
+        ).stdout
 
     def _own(self, path: Path) -> None:
         if self.user:

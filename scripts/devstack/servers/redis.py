@@ -40,10 +40,25 @@ class Redis(Server):
             # Protected mode refuses clients from other addresses when there is no password;
             # pods come through the node's address (`devstack.servers.network`), and the
             # server still listens on loopback only.
-            argv=["redis-server", "--bind", INFRA.host, "--port", str(self.port),
-                  "--protected-mode", "no",
-                  "--dir", str(self.data), "--appendonly", "yes", "--save", "",
-                  "--daemonize", "no", "--maxclients", "20000"],
+            argv=[
+                "redis-server",
+                "--bind",
+                INFRA.host,
+                "--port",
+                str(self.port),
+                "--protected-mode",
+                "no",
+                "--dir",
+                str(self.data),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--maxclients",
+                "20000",
+            ],
             run_dir=self.run_dir,
         )
 

@@ -26,8 +26,11 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             auth = AuthService(settings, redis, Outbox(settings), create_mailer(settings))
             app.state.auth = auth
             # the local denylist copy the token check falls back on while Redis is down
-            res.periodic("revocation-sync", auth.sync_denylist,
-                         every_seconds=settings.revocation_sync_seconds)
+            res.periodic(
+                "revocation-sync",
+                auth.sync_denylist,
+                every_seconds=settings.revocation_sync_seconds,
+            )
             yield
 
     return create_service_app("auth", settings, lifespan=lifespan, routers=[router])

@@ -12,8 +12,9 @@ class PasswordHasher:
         self._decoy = bcrypt.hashpw(b"decoy-password", bcrypt.gensalt(rounds))
 
     async def hash(self, password: str) -> str:
-        hashed = await asyncio.to_thread(bcrypt.hashpw, password.encode(),
-                                         bcrypt.gensalt(self.rounds))
+        hashed = await asyncio.to_thread(
+            bcrypt.hashpw, password.encode(), bcrypt.gensalt(self.rounds)
+        )
         return hashed.decode()
 
     async def verify(self, password: str, hashed: str | None) -> bool:

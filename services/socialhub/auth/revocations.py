@@ -57,13 +57,13 @@ class LocalDenylist:
         self._tokens.move_to_end(token_id)
         self._bound()
 
-    def remember_version(self, user_id: uuid.UUID | str, version: int,
-                         expires_at: float | None = None) -> None:
+    def remember_version(
+        self, user_id: uuid.UUID | str, version: int, expires_at: float | None = None
+    ) -> None:
         key = str(user_id)
         current = self._versions.get(key)
         if current is None or current[0] <= version:
-            self._versions[key] = (version,
-                                   expires_at or time.time() + self.version_ttl_seconds)
+            self._versions[key] = (version, expires_at or time.time() + self.version_ttl_seconds)
             self._versions.move_to_end(key)
         self._bound()
 
@@ -79,18 +79,31 @@ class LocalDenylist:
     async def publish_version(self, user_id: uuid.UUID, version: int) -> None:
         expires = time.time() + self.version_ttl_seconds
         self.remember_version(user_id, version, expires)
-        await self._append({"kind": "version", "id": str(user_id), "version": str(version),
-                            "exp": str(int(expires))})
+        await self._append(
+            {
+                "kind": "version",
+                "id": str(user_id),
+                "version": str(version),
+                "exp": str(int(expires)),
+            }
+        )
 
     async def _append(self, fields: dict[str, str]) -> None:
         oldest_ms = int((time.time() - self.memory_seconds) * 1000)
-        await self.redis.xadd(STREAM, fields,  # type: ignore[arg-type]
-                              minid=str(oldest_ms), approximate=True)
+        await self.redis.xadd(
+            STREAM,
+            fields,  # type: ignore[arg-type]
+            minid=str(oldest_ms),
+            approximate=True,
+        )
 
     async def sync(self) -> int:
         """Read the stream's new entries (on the first run, its whole window); their count."""
-        start = (f"({self._last_id}" if self._last_id
-                 else str(int((time.time() - self.memory_seconds) * 1000)))
+        start = (
+            f"({self._last_id}"
+            if self._last_id
+            else str(int((time.time() - self.memory_seconds) * 1000))
+        )
         seen = 0
         while True:
             entries = await self.redis.xrange(STREAM, min=start, count=SYNC_BATCH) or []

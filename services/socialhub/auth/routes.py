@@ -36,8 +36,9 @@ async def _service(request: Request) -> AuthService:
 Auth = Annotated[AuthService, Depends(_service)]
 
 
-async def _claims(auth: Auth, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenClaims:
+async def _claims(
+    auth: Auth, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> TokenClaims:
     if credentials is None:
         raise unauthorized("missing bearer token")
     return await auth.verify(credentials.credentials)
@@ -50,20 +51,33 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/auth/signup", status_code=status.HTTP_201_CREATED, response_model=AuthResponse,
-             responses=errors((409, "that email or username is already registered"),
-                              (429, "too many signups from this address, or requests")))
-async def signup(body: SignupRequest, request: Request, session: SessionDep,
-                 auth: Auth) -> AuthResponse:
+@router.post(
+    "/auth/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AuthResponse,
+    responses=errors(
+        (409, "that email or username is already registered"),
+        (429, "too many signups from this address, or requests"),
+    ),
+)
+async def signup(
+    body: SignupRequest, request: Request, session: SessionDep, auth: Auth
+) -> AuthResponse:
     user, token = await auth.signup(session, body, _client_ip(request))
     return AuthResponse(token=token, user=UserOut.model_validate(user))
 
 
-@router.post("/auth/login", response_model=AuthResponse, responses=errors(
-    (401, "wrong identifier or password"),
-    (429, "too many attempts from this address or on this account, or requests")))
-async def login(body: LoginRequest, request: Request, session: SessionDep,
-                auth: Auth) -> AuthResponse:
+@router.post(
+    "/auth/login",
+    response_model=AuthResponse,
+    responses=errors(
+        (401, "wrong identifier or password"),
+        (429, "too many attempts from this address or on this account, or requests"),
+    ),
+)
+async def login(
+    body: LoginRequest, request: Request, session: SessionDep, auth: Auth
+) -> AuthResponse:
     user, token = await auth.login(session, body.identifier, body.password, _client_ip(request))
     return AuthResponse(token=token, user=UserOut.model_validate(user))
 
@@ -75,8 +89,11 @@ async def verify_user(claims: Claims, response: Response) -> VerifiedUser:
     return VerifiedUser(id=claims.user_id, username=claims.username)
 
 
-@router.get("/auth/me", response_model=UserOut,
-            responses=errors((404, "the token's account no longer exists")))
+@router.get(
+    "/auth/me",
+    response_model=UserOut,
+    responses=errors((404, "the token's account no longer exists")),
+)
 async def me(claims: Claims, session: SessionDep) -> UserOut:
     user = (await session.execute(select(User).where(User.id == claims.user_id))).scalar()
     if user is None:
@@ -89,11 +106,15 @@ async def logout(claims: Claims, auth: Auth) -> None:
     await auth.logout(claims)
 
 
-@router.post("/auth/password/forgot", status_code=status.HTTP_202_ACCEPTED,
-             response_model=Message,
-             responses=errors((429, "too many reset requests for this email, or requests")))
-async def forgot_password(body: ForgotPasswordRequest, session: SessionDep, auth: Auth,
-                          background: BackgroundTasks) -> Message:
+@router.post(
+    "/auth/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Message,
+    responses=errors((429, "too many reset requests for this email, or requests")),
+)
+async def forgot_password(
+    body: ForgotPasswordRequest, session: SessionDep, auth: Auth, background: BackgroundTasks
+) -> Message:
     """Always 202, whether or not the account exists; the mail goes out after the response."""
     issued = await auth.request_reset(session, body.email)
     if issued is not None:
@@ -101,8 +122,11 @@ async def forgot_password(body: ForgotPasswordRequest, session: SessionDep, auth
     return Message(message="if that email is registered, a reset code has been sent")
 
 
-@router.post("/auth/password/reset", response_model=Message, responses=errors(
-    (400, "the reset code is wrong, expired or used up (`invalid_reset_code`)")))
+@router.post(
+    "/auth/password/reset",
+    response_model=Message,
+    responses=errors((400, "the reset code is wrong, expired or used up (`invalid_reset_code`)")),
+)
 async def reset_password(body: ResetPasswordRequest, session: SessionDep, auth: Auth) -> Message:
     await auth.reset_password(session, body)
     return Message(message="password updated; sign in again with the new password")

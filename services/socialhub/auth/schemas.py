@@ -38,19 +38,31 @@ def _lower(value: str) -> str:
 
 # The rules in the OpenAPI documents too (canonical forms: usernames are also accepted with
 # capitals and surrounding spaces, passwords with any printable character)
-Username = Annotated[str, AfterValidator(_normalise_username),
-                     Field(json_schema_extra={"pattern": USERNAME_PATTERN.pattern})]
+Username = Annotated[
+    str,
+    AfterValidator(_normalise_username),
+    Field(json_schema_extra={"pattern": USERNAME_PATTERN.pattern}),
+]
 _PRINTABLE = r"[\x20-\x7e]"
-Password = Annotated[str, MULTILINE, AfterValidator(_check_password_strength), Field(
-    description=f"{PASSWORD_MIN_LENGTH} or more characters, at most {PASSWORD_MAX_BYTES} bytes, "
-                "with at least one letter and one digit",
-    json_schema_extra={
-        "minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_BYTES,
-        "pattern": f"^{_PRINTABLE}*([A-Za-z]{_PRINTABLE}*[0-9]|[0-9]{_PRINTABLE}*[A-Za-z])"
-                   f"{_PRINTABLE}*$"})]
+Password = Annotated[
+    str,
+    MULTILINE,
+    AfterValidator(_check_password_strength),
+    Field(
+        description=f"{PASSWORD_MIN_LENGTH} or more characters, at most "
+        f"{PASSWORD_MAX_BYTES} bytes, with at least one letter and one digit",
+        json_schema_extra={
+            "minLength": PASSWORD_MIN_LENGTH,
+            "maxLength": PASSWORD_MAX_BYTES,
+            "pattern": f"^{_PRINTABLE}*([A-Za-z]{_PRINTABLE}*[0-9]|[0-9]{_PRINTABLE}*[A-Za-z])"
+            f"{_PRINTABLE}*$",
+        },
+    ),
+]
 Email = Annotated[EmailStr, Field(max_length=254), AfterValidator(_lower)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                 NONBLANK_LINE]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NONBLANK_LINE
+]
 
 
 class ApiModel(BaseModel):
@@ -65,8 +77,11 @@ class SignupRequest(ApiModel):
 
 
 class LoginRequest(ApiModel):
-    identifier: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
-                                                 min_length=1, max_length=254), NONBLANK_LINE]
+    identifier: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=254),
+        NONBLANK_LINE,
+    ]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024), MULTILINE]
 
 

@@ -50,20 +50,29 @@ class Limits:
     @classmethod
     def from_settings(cls, s: AuthSettings) -> "Limits":
         return cls(
-            login_per_ip=Limit("login_attempts", s.login_limit_per_ip,
-                               s.login_limit_per_ip_window_seconds),
-            login_failures_per_account=Limit("failed_logins", s.login_failures_per_account,
-                                             s.login_failures_per_account_window_seconds),
-            signup_per_ip=Limit("signups", s.signup_limit_per_ip,
-                                s.signup_limit_per_ip_window_seconds),
-            reset_requests_per_email=Limit("password_reset_requests", s.reset_requests_per_email,
-                                           s.reset_requests_per_email_window_seconds),
+            login_per_ip=Limit(
+                "login_attempts", s.login_limit_per_ip, s.login_limit_per_ip_window_seconds
+            ),
+            login_failures_per_account=Limit(
+                "failed_logins",
+                s.login_failures_per_account,
+                s.login_failures_per_account_window_seconds,
+            ),
+            signup_per_ip=Limit(
+                "signups", s.signup_limit_per_ip, s.signup_limit_per_ip_window_seconds
+            ),
+            reset_requests_per_email=Limit(
+                "password_reset_requests",
+                s.reset_requests_per_email,
+                s.reset_requests_per_email_window_seconds,
+            ),
         )
 
 
 class AuthService:
-    def __init__(self, settings: AuthSettings, redis: Redis, outbox: Outbox,
-                 mailer: Mailer) -> None:
+    def __init__(
+        self, settings: AuthSettings, redis: Redis, outbox: Outbox, mailer: Mailer
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.outbox = outbox
@@ -72,23 +81,35 @@ class AuthService:
         self.passwords = PasswordHasher(settings.bcrypt_rounds)
         self.breaker = Breaker()
         self.limiter = RateLimiter(redis, "auth", self.breaker)
-        self.denylist = LocalDenylist(redis, memory_seconds=settings.revocation_memory_seconds,
-                                      version_ttl_seconds=settings.jwt_ttl_seconds)
+        self.denylist = LocalDenylist(
+            redis,
+            memory_seconds=settings.revocation_memory_seconds,
+            version_ttl_seconds=settings.jwt_ttl_seconds,
+        )
         self.limits = Limits.from_settings(settings)
         self._code_key = settings.jwt_secret.get_secret_value().encode()
 
-    async def signup(self, session: AsyncSession, request: SignupRequest,
-                     client_ip: str) -> tuple[User, str]:
+    async def signup(
+        self, session: AsyncSession, request: SignupRequest, client_ip: str
+    ) -> tuple[User, str]:
         await self.limiter.hit(self.limits.signup_per_ip, client_ip)
-        taken = (await session.execute(
-            select(User.email, User.username)
-            .where(or_(User.email == request.email, User.username == request.username))
-        )).first()
+        taken = (
+            await session.execute(
+                select(User.email, User.username).where(
+                    or_(User.email == request.email, User.username == request.username)
+                )
+            )
+        ).first()
         if taken is not None:
             raise _taken("email" if taken.email == request.email else "username")
-        user = User(id=uuid.uuid4(), email=request.email, username=request.username,
-                    name=request.name, password_hash=await self.passwords.hash(request.password),
-                    token_version=0)
+        user = User(
+            id=uuid.uuid4(),
+            email=request.email,
+            username=request.username,
+            name=request.name,
+            password_hash=await self.passwords.hash(request.password),
+            token_version=0,
+        )
         session.add(user)
         try:
             await session.flush()
@@ -96,13 +117,17 @@ class AuthService:
             constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", "")
             raise _taken(UNIQUE_FIELDS.get(constraint or "", "username")) from exc
         await session.refresh(user)
-        await self.outbox.emit(session, UserCreated(
-            user_id=user.id, username=user.username, name=user.name,
-            created_at=user.created_at))
+        await self.outbox.emit(
+            session,
+            UserCreated(
+                user_id=user.id, username=user.username, name=user.name, created_at=user.created_at
+            ),
+        )
         return user, self._issue(user)
 
-    async def login(self, session: AsyncSession, identifier: str, password: str,
-                    client_ip: str) -> tuple[User, str]:
+    async def login(
+        self, session: AsyncSession, identifier: str, password: str, client_ip: str
+    ) -> tuple[User, str]:
         await self.limiter.hit(self.limits.login_per_ip, client_ip)
         await self.limiter.ensure_below(self.limits.login_failures_per_account, identifier)
         column = User.email if "@" in identifier else User.username
@@ -125,7 +150,8 @@ class AuthService:
             if not self.breaker.closed:
                 raise RedisConnectionError("skipped: redis failed moments ago")
             revoked, current_version = await self.redis.mget(
-                _revoked_key(claims.token_id), _version_key(claims.user_id))
+                _revoked_key(claims.token_id), _version_key(claims.user_id)
+            )
         except REDIS_DOWN as exc:
             if "skipped:" not in str(exc):
                 self.breaker.failed()
@@ -175,9 +201,11 @@ class AuthService:
     async def send_reset_code(self, email: str, code: str) -> None:
         minutes = self.settings.reset_code_ttl_seconds // 60
         await self.mailer.send(
-            email, "Your SocialHub password reset code",
+            email,
+            "Your SocialHub password reset code",
             f"Your password reset code is {code}.\nIt expires in {minutes} minutes and works "
-            "once. If you did not ask for it, ignore this message.\n")
+            "once. If you did not ask for it, ignore this message.\n",
+        )
 
     async def reset_password(self, session: AsyncSession, request: ResetPasswordRequest) -> None:
         key = _reset_key(request.email)
@@ -190,17 +218,23 @@ class AuthService:
             await self.redis.delete(key)
             raise ApiError(400, "invalid_reset_code", INVALID_RESET_CODE)
         if not hmac.compare_digest(str(stored), self._digest(request.email, request.code)):
-            raise ApiError(400, "invalid_reset_code", INVALID_RESET_CODE,
-                           fields={"code": "does not match"})
+            raise ApiError(
+                400, "invalid_reset_code", INVALID_RESET_CODE, fields={"code": "does not match"}
+            )
         if not await self.redis.delete(key):  # used concurrently: single use
             raise ApiError(400, "invalid_reset_code", INVALID_RESET_CODE)
         new_hash = await self.passwords.hash(request.new_password)
-        row = (await session.execute(
-            update(User).where(User.email == request.email)
-            .values(password_hash=new_hash, token_version=User.token_version + 1)
-            .returning(User.id, User.token_version))).one()
-        await self.redis.set(_version_key(row.id), row.token_version,
-                             ex=self.settings.jwt_ttl_seconds)
+        row = (
+            await session.execute(
+                update(User)
+                .where(User.email == request.email)
+                .values(password_hash=new_hash, token_version=User.token_version + 1)
+                .returning(User.id, User.token_version)
+            )
+        ).one()
+        await self.redis.set(
+            _version_key(row.id), row.token_version, ex=self.settings.jwt_ttl_seconds
+        )
         await self.denylist.publish_version(row.id, row.token_version)
 
     def _issue(self, user: User) -> str:

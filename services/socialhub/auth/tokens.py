@@ -35,22 +35,40 @@ class TokenCodec:
         self._secret = secret
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, user_id: uuid.UUID, username: str, version: int, *,
-              now: float | None = None) -> str:
+    def issue(
+        self, user_id: uuid.UUID, username: str, version: int, *, now: float | None = None
+    ) -> str:
         issued = int(now if now is not None else time.time())
-        return jwt.encode({"sub": str(user_id), "username": username, "iat": issued,
-                           "exp": issued + self.ttl_seconds, "jti": uuid.uuid4().hex,
-                           "ver": version},
-                          self._secret, algorithm=ALGORITHM)
+        return jwt.encode(
+            {
+                "sub": str(user_id),
+                "username": username,
+                "iat": issued,
+                "exp": issued + self.ttl_seconds,
+                "jti": uuid.uuid4().hex,
+                "ver": version,
+            },
+            self._secret,
+            algorithm=ALGORITHM,
+        )
 
     def decode(self, token: str) -> TokenClaims:
         """Verify signature, algorithm and expiry; raises InvalidTokenError with the reason."""
         try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM],
-                                options={"require": list(REQUIRED_CLAIMS)})
-            return TokenClaims(user_id=uuid.UUID(claims["sub"]), username=str(claims["username"]),
-                               issued_at=int(claims["iat"]), expires_at=int(claims["exp"]),
-                               token_id=str(claims["jti"]), version=int(claims["ver"]))
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+            return TokenClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                username=str(claims["username"]),
+                issued_at=int(claims["iat"]),
+                expires_at=int(claims["exp"]),
+                token_id=str(claims["jti"]),
+                version=int(claims["ver"]),
+            )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidTokenError("token expired") from exc
         except (jwt.InvalidTokenError, ValueError, TypeError) as exc:

@@ -37,8 +37,11 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
     # one line per token check would drown the log at thousands of connections
     logging.getLogger("httpx").setLevel(logging.WARNING)
     instance_id = uuid.uuid4().hex[:16]
-    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=settings.allowed_origins,
-                               max_http_buffer_size=MAX_PACKET_BYTES)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        cors_allowed_origins=settings.allowed_origins,
+        max_http_buffer_size=MAX_PACKET_BYTES,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,21 +54,29 @@ def create_app(settings: ChatSettings | None = None) -> ASGIApp:
             app.state.chat = chat
             app.state.sockets = sockets
             res.background("fanout", sockets.fanout.run)
-            res.background("presence",
-                           lambda: sockets.presence.run(sockets.connections.memberships))
+            res.background(
+                "presence", lambda: sockets.presence.run(sockets.connections.memberships)
+            )
             res.background("token-recheck", sockets.connections.recheck_tokens)
-            res.background("block-replica", BatchConsumer(
-                settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
-                handler=BlockReplica(chat.blocks, dm_room_id, chat.evict).handle,
-                batch_size=settings.consumer_batch_size).run)
+            res.background(
+                "block-replica",
+                BatchConsumer(
+                    settings,
+                    topics=[USER_TOPIC],
+                    group=CONSUMER_GROUP,
+                    handler=BlockReplica(chat.blocks, dm_room_id, chat.evict).handle,
+                    batch_size=settings.consumer_batch_size,
+                ).run,
+            )
             _tune_garbage_collector()
             yield
             await sockets.connections.disconnect_all()
             await sockets.presence.withdraw()
 
     app = create_service_app("chat", settings, lifespan=lifespan, routers=[router])
-    combined: ASGIApp = socketio.ASGIApp(sio, other_asgi_app=app,
-                                         socketio_path=settings.chat_socketio_path.strip("/"))
+    combined: ASGIApp = socketio.ASGIApp(
+        sio, other_asgi_app=app, socketio_path=settings.chat_socketio_path.strip("/")
+    )
     return combined
 
 
@@ -77,4 +88,3 @@ def _tune_garbage_collector() -> None:
     of the older generations are made rarer."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-

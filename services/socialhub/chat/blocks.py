@@ -75,15 +75,22 @@ class BlockStore:
     async def blockers(self, room_id: str) -> set[uuid.UUID]:
         """Who of a direct-message room's two users blocks the other (usually nobody)."""
         states = cast(dict[str, str], await self.redis.hgetall(blocks_key(room_id)))
-        return {uuid.UUID(blocker) for blocker, state in states.items()
-                if state.startswith("1:")}
+        return {uuid.UUID(blocker) for blocker, state in states.items() if state.startswith("1:")}
 
     async def apply(self, room_id: str, changes: Sequence[BlockChange]) -> int:
         """Apply the changes of one room (one round trip); how many blockers it has now."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for change in changes:
-                await self._apply(keys=[blocks_key(room_id)], client=pipe, args=[
-                    str(change.blocker), int(change.active), change.event_ms, change.event_us])
+                await self._apply(
+                    keys=[blocks_key(room_id)],
+                    client=pipe,
+                    args=[
+                        str(change.blocker),
+                        int(change.active),
+                        change.event_ms,
+                        change.event_us,
+                    ],
+                )
             counts = await pipe.execute()
         return int(counts[-1])
 
@@ -97,8 +104,9 @@ class BlockReplica:
     """The `BatchConsumer` handler: applies a batch's blocks, then makes the sockets still in
     a room that is now closed leave it (they could otherwise keep reading and typing)."""
 
-    def __init__(self, store: BlockStore, room_of: Callable[[uuid.UUID, uuid.UUID], str],
-                 evict: Evict) -> None:
+    def __init__(
+        self, store: BlockStore, room_of: Callable[[uuid.UUID, uuid.UUID], str], evict: Evict
+    ) -> None:
         self.store = store
         self.room_of = room_of
         self.evict = evict
@@ -118,14 +126,18 @@ class BlockReplica:
             if data.blocker_id == data.blocked_id:
                 rejected.append(Rejected(event, "a user cannot block themself"))
                 continue
-            change = BlockChange(data.blocker_id, data.blocked_id, model is UserBlocked,
-                                 data.timestamp, _microseconds(event))
+            change = BlockChange(
+                data.blocker_id,
+                data.blocked_id,
+                model is UserBlocked,
+                data.timestamp,
+                _microseconds(event),
+            )
             rooms.setdefault(self.room_of(change.blocker, change.blocked), []).append(change)
         for room_id, changes in rooms.items():
             # Evicting again on a redelivered batch is harmless: nobody can be in a closed room.
             if await self.store.apply(room_id, changes) and any(c.active for c in changes):
-                await self.evict(room_id, (changes[0].blocker, changes[0].blocked),
-                                 CLOSED_BY_BLOCK)
+                await self.evict(room_id, (changes[0].blocker, changes[0].blocked), CLOSED_BY_BLOCK)
         return rejected
 
 

@@ -28,8 +28,7 @@ from socialhub.kit.identity import Principal
 log = logging.getLogger(__name__)
 
 CONNECTIONS = Gauge("chat_connections", "Socket.IO connections on this instance")
-REFUSED = Counter("chat_connections_refused_total", "Refused connections, by reason",
-                  ["reason"])
+REFUSED = Counter("chat_connections_refused_total", "Refused connections, by reason", ["reason"])
 # Socket.IO's own events: a push must not impersonate them.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "error"})
 
@@ -62,8 +61,14 @@ class Connections:
     """The registry. `on_closed(connection)` runs under the connection's lock when it ends (the
     rooms it was in are left there)."""
 
-    def __init__(self, engine: SocketEngine, chat: ChatService, verifier: TokenVerifier,
-                 fanout: Fanout, on_closed: Callable[[Connection], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        engine: SocketEngine,
+        chat: ChatService,
+        verifier: TokenVerifier,
+        fanout: Fanout,
+        on_closed: Callable[[Connection], Awaitable[None]],
+    ) -> None:
         self.engine = engine
         self.chat = chat
         self.verifier = verifier
@@ -87,14 +92,19 @@ class Connections:
             raise _refused("unauthorized", "unauthorized", str(exc)) from None
         except AuthUnavailableError as exc:
             log.warning("token check failed: %s", exc)
-            raise _refused("auth_unavailable", "unavailable",
-                           "authentication service unavailable, retry shortly") from None
+            raise _refused(
+                "auth_unavailable",
+                "unavailable",
+                "authentication service unavailable, retry shortly",
+            ) from None
         try:
-            await self.fanout.acquire(self.chat.push_channel(user.id),
-                                      partial(self._on_push, str(user.id)))
+            await self.fanout.acquire(
+                self.chat.push_channel(user.id), partial(self._on_push, str(user.id))
+            )
         except FanoutUnavailableError:
-            raise _refused("redis_unavailable", "unavailable",
-                           "chat unavailable, retry shortly") from None
+            raise _refused(
+                "redis_unavailable", "unavailable", "chat unavailable, retry shortly"
+            ) from None
         self.by_sid[sid] = Connection(sid, user, token, time.monotonic())
         await self.engine.enter_room(sid, personal_room(user.id))
         CONNECTIONS.inc()
@@ -141,8 +151,11 @@ class Connections:
                         continue  # the auth service's trouble is not the user's: next round
                 conn.checked_at = now
                 if (reason := verdicts[conn.token]) is not None:
-                    await self.engine.emit("error", {"event": "connect", "code": "unauthorized",
-                                                     "message": reason}, to=conn.sid)
+                    await self.engine.emit(
+                        "error",
+                        {"event": "connect", "code": "unauthorized", "message": reason},
+                        to=conn.sid,
+                    )
                     await self.engine.disconnect(conn.sid)
 
     async def _on_push(self, user_id: str, raw: str) -> None:

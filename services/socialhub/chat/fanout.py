@@ -61,8 +61,7 @@ class Fanout:
                 await self.release(channel)
                 raise FanoutUnavailableError("cannot reach Redis") from None
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready[channel]),
-                                   SUBSCRIBE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self._ready[channel]), SUBSCRIBE_TIMEOUT_SECONDS)
         except (TimeoutError, FanoutUnavailableError):
             await self.release(channel)
             raise FanoutUnavailableError("Redis did not confirm the subscription") from None

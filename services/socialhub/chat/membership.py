@@ -45,8 +45,14 @@ class Catchup:
 
 
 class RoomMembership:
-    def __init__(self, engine: SocketEngine, chat: ChatService, fanout: Fanout,
-                 presence: Presence, connection: Callable[[str], Connection | None]) -> None:
+    def __init__(
+        self,
+        engine: SocketEngine,
+        chat: ChatService,
+        fanout: Fanout,
+        presence: Presence,
+        connection: Callable[[str], Connection | None],
+    ) -> None:
         self.engine = engine
         self.chat = chat
         self.fanout = fanout
@@ -108,13 +114,16 @@ class RoomMembership:
         self.room_sids.setdefault(room_id, set()).add(conn.sid)
         try:
             await self.engine.enter_room(conn.sid, room_id)
-            await self.fanout.acquire(self.chat.room_channel(room_id),
-                                      partial(self._on_room_event, room_id))
+            await self.fanout.acquire(
+                self.chat.room_channel(room_id), partial(self._on_room_event, room_id)
+            )
             await self.presence.join(room_id, conn.sid, conn.user)
-            history = await self.chat.messages.recent(room_id,
-                                                      self.chat.settings.chat_history_on_join)
-            await self.engine.emit("message_history", {"roomId": room_id, "messages": history},
-                                   to=conn.sid)
+            history = await self.chat.messages.recent(
+                room_id, self.chat.settings.chat_history_on_join
+            )
+            await self.engine.emit(
+                "message_history", {"roomId": room_id, "messages": history}, to=conn.sid
+            )
             if history:
                 catchup.newest = stream_id_key(history[-1]["id"])
             while catchup.held:
@@ -179,8 +188,13 @@ class RoomMembership:
             if isinstance(data, dict):
                 # in a task: it waits for the connections' locks, which a join may hold while
                 # it waits for this listener to confirm a subscription
-                self._spawn(self._evict(room_id, str(data.get("userId")),
-                                        str(data.get("message", REMOVED_FROM_GROUP))))
+                self._spawn(
+                    self._evict(
+                        room_id,
+                        str(data.get("userId")),
+                        str(data.get("message", REMOVED_FROM_GROUP)),
+                    )
+                )
         elif event == "room_users":
             await self._presence_changed(room_id, data)
         else:
@@ -227,5 +241,8 @@ class RoomMembership:
                     await self._leave(conn, room_id)
                 except (RedisError, OSError) as exc:  # it has left locally all the same
                     log.warning("removing %s from %s failed: %s", sid, room_id, exc)
-            await self.engine.emit("error", {"event": "join_room", "code": "removed",
-                                             "message": message, "roomId": room_id}, to=sid)
+            await self.engine.emit(
+                "error",
+                {"event": "join_room", "code": "removed", "message": message, "roomId": room_id},
+                to=sid,
+            )

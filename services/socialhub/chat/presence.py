@@ -112,9 +112,16 @@ def _rooms_key(instance_id: str) -> str:
 
 
 class Presence:
-    def __init__(self, redis: Redis, instance_id: str, room_channel: Callable[[str], str], *,
-                 heartbeat_seconds: float, instance_ttl_seconds: float,
-                 registry: str = REGISTRY) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        instance_id: str,
+        room_channel: Callable[[str], str],
+        *,
+        heartbeat_seconds: float,
+        instance_ttl_seconds: float,
+        registry: str = REGISTRY,
+    ) -> None:
         self.redis = redis
         # the instances that reap each other's presence: all of one deployment
         self.registry = registry
@@ -138,8 +145,9 @@ class Presence:
     async def heartbeat(self, local: Callable[[], Iterable[Membership]]) -> None:
         if self._withdrawn:
             return
-        added, dead = await self._heartbeat(keys=[self.registry],
-                                            args=[self.instance_id, self.instance_ttl_ms])
+        added, dead = await self._heartbeat(
+            keys=[self.registry], args=[self.instance_id, self.instance_ttl_ms]
+        )
         if added and self._registered:
             log.warning("this instance was taken for dead; restoring its presence")
             for room_id, sid, user in list(local()):
@@ -164,8 +172,9 @@ class Presence:
         await self._purge(self.instance_id)
 
     async def _reap(self, instance: str) -> None:
-        if not await self.redis.set(f"chat:reap:{instance}", self.instance_id, nx=True,
-                                    ex=REAP_LOCK_SECONDS):
+        if not await self.redis.set(
+            f"chat:reap:{instance}", self.instance_id, nx=True, ex=REAP_LOCK_SECONDS
+        ):
             return  # another instance is on it
         log.info("removing the presence of dead instance %s", instance)
         await self._purge(instance)
@@ -179,14 +188,34 @@ class Presence:
             pipe.zrem(self.registry, instance)
             await pipe.execute()
 
-    async def _run(self, room_id: str, op: str, field: str, user_id: str = "",
-                   username: str = "", *, last_local: bool = False,
-                   instance: str | None = None) -> None:
+    async def _run(
+        self,
+        room_id: str,
+        op: str,
+        field: str,
+        user_id: str = "",
+        username: str = "",
+        *,
+        last_local: bool = False,
+        instance: str | None = None,
+    ) -> None:
         await self._change(
-            keys=[presence_key(room_id), _users_key(room_id),
-                  _rooms_key(instance or self.instance_id)],
-            args=[op, field, user_id, username, self.room_channel(room_id), room_id,
-                  "1" if last_local else "0", LISTED_USERS])
+            keys=[
+                presence_key(room_id),
+                _users_key(room_id),
+                _rooms_key(instance or self.instance_id),
+            ],
+            args=[
+                op,
+                field,
+                user_id,
+                username,
+                self.room_channel(room_id),
+                room_id,
+                "1" if last_local else "0",
+                LISTED_USERS,
+            ],
+        )
 
     def _field(self, sid: str) -> str:
         return f"{self.instance_id}|{sid}"

@@ -60,9 +60,11 @@ def parse_room(room_id: object) -> Room:
             raise InvalidRoomIdError(f"use the canonical group id {GROUP_PREFIX}{group}")
         return Room(room_id, RoomKind.GROUP)
     if not OPEN_ROOM.fullmatch(room_id):
-        raise InvalidRoomIdError("an open roomId is 1-64 characters of letters, digits, '_', '-', "
-                            "'.' (starting with a letter or digit); direct messages are "
-                            "dm:<userId>:<userId>, private groups group:<uuid>")
+        raise InvalidRoomIdError(
+            "an open roomId is 1-64 characters of letters, digits, '_', '-', "
+            "'.' (starting with a letter or digit); direct messages are "
+            "dm:<userId>:<userId>, private groups group:<uuid>"
+        )
     return Room(room_id, RoomKind.OPEN)
 
 

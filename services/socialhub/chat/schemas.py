@@ -11,8 +11,9 @@ from socialhub.kit.errors import ApiError
 from socialhub.kit.inputs import NONBLANK_LINE
 from socialhub.kit.pagination import MAX_CURSOR_LENGTH, Page
 
-GroupName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                      NONBLANK_LINE]
+GroupName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NONBLANK_LINE
+]
 
 
 def _message_id_or_cursor(value: str) -> str:
@@ -28,9 +29,12 @@ def _message_id_or_cursor(value: str) -> str:
         raise ValueError("must be a message id such as 1700000000000-0, or a nextCursor") from None
 
 
-MessageId = Annotated[str, StringConstraints(max_length=MAX_CURSOR_LENGTH),
-                      AfterValidator(_message_id_or_cursor),
-                      Field(json_schema_extra={"pattern": "^[0-9]{1,19}-[0-9]{1,19}$"})]
+MessageId = Annotated[
+    str,
+    StringConstraints(max_length=MAX_CURSOR_LENGTH),
+    AfterValidator(_message_id_or_cursor),
+    Field(json_schema_extra={"pattern": "^[0-9]{1,19}-[0-9]{1,19}$"}),
+]
 
 
 class ApiModel(BaseModel):
@@ -68,7 +72,8 @@ class MessagePage(Page[ChatMessageOut]):
 
     room_id: str
     messages: list[ChatMessageOut] = Field(
-        deprecated=True, description="the same list as `items`, under its first name; use `items`")
+        deprecated=True, description="the same list as `items`, under its first name; use `items`"
+    )
 
 
 class DirectRoom(ApiModel):

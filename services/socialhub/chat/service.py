@@ -82,13 +82,13 @@ class ChatService:
         if blockers:
             raise forbidden(BLOCKED_YOU)
 
-    async def history(self, room_id: str, user_id: uuid.UUID, before: str | None,
-                      limit: int) -> Page:
+    async def history(
+        self, room_id: str, user_id: uuid.UUID, before: str | None, limit: int
+    ) -> Page:
         room = await self.authorize(room_id, user_id)
         return await self.messages.page(room.id, before, limit)
 
-    async def create_group(self, owner: uuid.UUID, name: str,
-                           members: set[uuid.UUID]) -> Group:
+    async def create_group(self, owner: uuid.UUID, name: str, members: set[uuid.UUID]) -> Group:
         return await self.groups.create(new_group_id(), name, owner, members)
 
     async def group(self, room_id: str, user_id: uuid.UUID) -> Group:
@@ -100,8 +100,7 @@ class ChatService:
             raise not_found("group room")
         return group
 
-    async def add_members(self, room_id: str, actor: uuid.UUID,
-                          members: set[uuid.UUID]) -> Group:
+    async def add_members(self, room_id: str, actor: uuid.UUID, members: set[uuid.UUID]) -> Group:
         group = await self._owned(room_id, actor)
         await self.groups.add_members(group.id, members)
         return await self.group(group.id, actor)
@@ -121,8 +120,12 @@ class ChatService:
         """Make the users' sockets leave the room on every instance, told why (`removed`)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for user in users:
-                pipe.publish(self.room_channel(room_id), encode_event(EVICT, {
-                    "roomId": room_id, "userId": str(user), "message": message}))
+                pipe.publish(
+                    self.room_channel(room_id),
+                    encode_event(
+                        EVICT, {"roomId": room_id, "userId": str(user), "message": message}
+                    ),
+                )
             await pipe.execute()
 
     async def _owned(self, room_id: str, actor: uuid.UUID) -> Group:

@@ -47,8 +47,10 @@ class ChatSettings(ServiceSettings, RedisSettings, KafkaSettings):
     @model_validator(mode="after")
     def _ttl_spans_heartbeats(self) -> Self:
         if self.chat_instance_ttl_seconds < 2 * self.chat_heartbeat_seconds:
-            raise ValueError("CHAT_INSTANCE_TTL_SECONDS must be at least two heartbeats, or "
-                             "live instances get taken for dead")
+            raise ValueError(
+                "CHAT_INSTANCE_TTL_SECONDS must be at least two heartbeats, or "
+                "live instances get taken for dead"
+            )
         return self
 
     @property

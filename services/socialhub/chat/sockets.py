@@ -40,8 +40,9 @@ from socialhub.kit.inputs import check_line, check_text
 
 log = logging.getLogger(__name__)
 
-EVENTS = Counter("chat_events_total", "Client events handled, by event and outcome",
-                 ["event", "outcome"])
+EVENTS = Counter(
+    "chat_events_total", "Client events handled, by event and outcome", ["event", "outcome"]
+)
 
 Ack = dict[str, Any]
 
@@ -55,32 +56,55 @@ def error_event(error: ApiError, event: str, room_id: str | None = None) -> dict
 
 
 class ChatSockets:
-    def __init__(self, sio: socketio.AsyncServer, chat: ChatService, verifier: TokenVerifier,
-                 instance_id: str) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        chat: ChatService,
+        verifier: TokenVerifier,
+        instance_id: str,
+    ) -> None:
         settings = chat.settings
         self.engine = SocketEngine(sio)
         self.chat = chat
         self.settings = settings
         self.fanout = Fanout(chat.redis, settings.channel(f"chat:instance:{instance_id}"))
-        self.presence = Presence(chat.redis, instance_id, chat.room_channel,
-                                 heartbeat_seconds=settings.chat_heartbeat_seconds,
-                                 instance_ttl_seconds=settings.chat_instance_ttl_seconds)
-        self.rooms = RoomMembership(self.engine, chat, self.fanout, self.presence,
-                                    connection=lambda sid: self.connections.get(sid))
-        self.connections = Connections(self.engine, chat, verifier, self.fanout,
-                                       on_closed=self.rooms.leave_all)
+        self.presence = Presence(
+            chat.redis,
+            instance_id,
+            chat.room_channel,
+            heartbeat_seconds=settings.chat_heartbeat_seconds,
+            instance_ttl_seconds=settings.chat_instance_ttl_seconds,
+        )
+        self.rooms = RoomMembership(
+            self.engine,
+            chat,
+            self.fanout,
+            self.presence,
+            connection=lambda sid: self.connections.get(sid),
+        )
+        self.connections = Connections(
+            self.engine, chat, verifier, self.fanout, on_closed=self.rooms.leave_all
+        )
 
         self.engine.on("connect", self.connections.connect)
         self.engine.on("disconnect", self.connections.disconnect)
         handlers: Mapping[str, Callable[[Connection, Any], Awaitable[Ack]]] = {
-            "join_room": self.join_room, "leave_room": self.leave_room,
-            "send_message": self.send_message, "typing": self.typing}
+            "join_room": self.join_room,
+            "leave_room": self.leave_room,
+            "send_message": self.send_message,
+            "typing": self.typing,
+        }
         for event, handler in handlers.items():
             self.engine.on(event, partial(self._handle, event, handler))
 
-    async def _handle(self, event: str,
-                      handler: Callable[[Connection, Any], Awaitable[Ack]],
-                      sid: str, data: Any = None, *_: Any) -> Ack:
+    async def _handle(
+        self,
+        event: str,
+        handler: Callable[[Connection, Any], Awaitable[Ack]],
+        sid: str,
+        data: Any = None,
+        *_: Any,
+    ) -> Ack:
         """Run one client event: refusals, and failures of this event alone, become an
         `error` event and a failed ack; the connection and its other events carry on."""
         conn = self.connections.get(sid)
@@ -92,8 +116,9 @@ class ChatSockets:
             return await self._refuse(sid, event, data, exc)
         except Exception:
             log.exception("handling %s failed", event)
-            return await self._refuse(sid, event, data,
-                                      ApiError(500, "internal_error", "internal server error"))
+            return await self._refuse(
+                sid, event, data, ApiError(500, "internal_error", "internal server error")
+            )
         EVENTS.labels(event, "ok").inc()
         return result
 
@@ -124,15 +149,21 @@ class ChatSockets:
             raise bad_request("message must not be empty")
         size = len(message.encode())
         if size > self.settings.chat_message_max_bytes:
-            raise payload_too_large(f"message is {size} bytes; the limit is "
-                            f"{self.settings.chat_message_max_bytes} bytes")
+            raise payload_too_large(
+                f"message is {size} bytes; the limit is "
+                f"{self.settings.chat_message_max_bytes} bytes"
+            )
         self._count_send(conn)
         try:
             # a block reaches the sockets already in the room by pub/sub: check it here too
             await self.chat.refuse_if_blocked(parse_room(room_id), conn.user.id)
             message_id = await self.chat.messages.append(
-                room_id, str(conn.user.id), conn.user.username, message,
-                self.chat.room_channel(room_id))
+                room_id,
+                str(conn.user.id),
+                conn.user.username,
+                message,
+                self.chat.room_channel(room_id),
+            )
         except RedisError:
             raise storage_unavailable() from None
         return {"ok": True, "id": message_id, "roomId": room_id}
@@ -145,11 +176,11 @@ class ChatSockets:
         if now - conn.typed_at.get(room_id, -1e9) < self.settings.chat_typing_interval_seconds:
             return {"ok": True, "roomId": room_id, "throttled": True}
         conn.typed_at[room_id] = now
-        payload = {"roomId": room_id, "userId": str(conn.user.id),
-                   "username": conn.user.username}
+        payload = {"roomId": room_id, "userId": str(conn.user.id), "username": conn.user.username}
         try:
-            await self.chat.redis.publish(self.chat.room_channel(room_id),
-                                          encode_event("user_typing", payload, skip=conn.sid))
+            await self.chat.redis.publish(
+                self.chat.room_channel(room_id), encode_event("user_typing", payload, skip=conn.sid)
+            )
         except RedisError:
             raise storage_unavailable() from None
         return {"ok": True, "roomId": room_id}
@@ -162,8 +193,10 @@ class ChatSockets:
             conn.sent_at.popleft()
         if len(conn.sent_at) >= self.settings.chat_send_limit:
             retry = window - (now - conn.sent_at[0])
-            raise rate_limited(f"at most {self.settings.chat_send_limit} messages per "
-                               f"{window:g}s; retry in {retry:.1f}s")
+            raise rate_limited(
+                f"at most {self.settings.chat_send_limit} messages per "
+                f"{window:g}s; retry in {retry:.1f}s"
+            )
         conn.sent_at.append(now)
 
 

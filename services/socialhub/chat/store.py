@@ -100,12 +100,14 @@ class MessageStore:
         self.max_per_room = max_per_room
         self._send = redis.register_script(_SEND)
 
-    async def append(self, room_id: str, user_id: str, username: str, message: str,
-                     channel: str) -> str:
+    async def append(
+        self, room_id: str, user_id: str, username: str, message: str, channel: str
+    ) -> str:
         """Store the message and publish `new_message` on the room's channel; its id."""
         message_id = await self._send(
             keys=[stream_key(room_id)],
-            args=[self.max_per_room, room_id, user_id, username, message, now_iso(), channel])
+            args=[self.max_per_room, room_id, user_id, username, message, now_iso(), channel],
+        )
         return str(message_id)
 
     async def recent(self, room_id: str, count: int) -> list[dict[str, str]]:
@@ -118,8 +120,10 @@ class MessageStore:
     async def page(self, room_id: str, before: str | None, limit: int) -> Page:
         """Messages older than the cursor `before` (checked by `check_cursor`), newest first."""
         upper = f"({before}" if before is not None else "+"
-        entries = cast(list[Entry], await self.redis.xrevrange(
-            stream_key(room_id), max=upper, min="-", count=limit + 1))
+        entries = cast(
+            list[Entry],
+            await self.redis.xrevrange(stream_key(room_id), max=upper, min="-", count=limit + 1),
+        )
         messages = [_wire(room_id, entry) for entry in entries[:limit]]
         more = len(entries) > limit
         return Page(messages, messages[-1]["id"] if more and messages else None)
@@ -130,8 +134,14 @@ Entry = tuple[str, dict[str, str]]  # a stream entry, with decode_responses=True
 
 def _wire(room_id: str, entry: Entry) -> dict[str, str]:
     message_id, fields = entry
-    return {"id": message_id, "roomId": room_id, "userId": fields["u"],
-            "username": fields["n"], "message": fields["m"], "createdAt": fields["t"]}
+    return {
+        "id": message_id,
+        "roomId": room_id,
+        "userId": fields["u"],
+        "username": fields["n"],
+        "message": fields["m"],
+        "createdAt": fields["t"],
+    }
 
 
 @dataclass(frozen=True)
@@ -143,9 +153,13 @@ class Group:
     members: frozenset[uuid.UUID]
 
     def as_json(self) -> dict[str, Any]:
-        return {"roomId": self.id, "name": self.name, "ownerId": str(self.owner_id),
-                "createdAt": self.created_at,
-                "members": sorted(str(member) for member in self.members)}
+        return {
+            "roomId": self.id,
+            "name": self.name,
+            "ownerId": str(self.owner_id),
+            "createdAt": self.created_at,
+            "members": sorted(str(member) for member in self.members),
+        }
 
 
 class GroupStore:
@@ -154,15 +168,18 @@ class GroupStore:
         self.max_members = max_members
         self._add = redis.register_script(_ADD_MEMBERS)
 
-    async def create(self, group_id: str, name: str, owner: uuid.UUID,
-                     members: set[uuid.UUID]) -> Group:
+    async def create(
+        self, group_id: str, name: str, owner: uuid.UUID, members: set[uuid.UUID]
+    ) -> Group:
         everyone = {owner, *members}
         if len(everyone) > self.max_members:
             raise bad_request(f"a group has at most {self.max_members} members")
         created_at = now_iso()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(_group_key(group_id), mapping={"name": name, "ownerId": str(owner),
-                                                     "createdAt": created_at})
+            pipe.hset(
+                _group_key(group_id),
+                mapping={"name": name, "ownerId": str(owner), "createdAt": created_at},
+            )
             pipe.sadd(_members_key(group_id), *(str(m) for m in everyone))
             await pipe.execute()
         return Group(group_id, name, owner, created_at, frozenset(everyone))
@@ -174,8 +191,13 @@ class GroupStore:
             meta, members = await pipe.execute()
         if not meta:
             return None
-        return Group(group_id, meta["name"], uuid.UUID(meta["ownerId"]), meta["createdAt"],
-                     frozenset(uuid.UUID(m) for m in members))
+        return Group(
+            group_id,
+            meta["name"],
+            uuid.UUID(meta["ownerId"]),
+            meta["createdAt"],
+            frozenset(uuid.UUID(m) for m in members),
+        )
 
     async def membership(self, group_id: str, user_id: uuid.UUID) -> tuple[bool, bool]:
         """(the group exists, the user is a member) in one round trip."""
@@ -186,12 +208,12 @@ class GroupStore:
         return bool(exists), bool(member)
 
     async def add_members(self, group_id: str, members: set[uuid.UUID]) -> int:
-        added = await self._add(keys=[_members_key(group_id)],
-                                args=[self.max_members, *sorted(str(m) for m in members)])
+        added = await self._add(
+            keys=[_members_key(group_id)], args=[self.max_members, *sorted(str(m) for m in members)]
+        )
         if int(added) < 0:
             raise conflict(f"a group has at most {self.max_members} members")
         return int(added)
 
     async def remove_member(self, group_id: str, member: uuid.UUID) -> bool:
         return bool(await self.redis.srem(_members_key(group_id), str(member)))
-

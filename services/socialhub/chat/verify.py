@@ -41,8 +41,10 @@ def token_from(environ: Mapping[str, Any], auth: object) -> str:
             if not TOKEN.fullmatch(token):
                 raise TokenRejectedError("malformed token")
             return token
-    raise TokenRejectedError("missing token: send it in the auth payload {token}, an "
-                        "Authorization: Bearer header or the token query parameter")
+    raise TokenRejectedError(
+        "missing token: send it in the auth payload {token}, an "
+        "Authorization: Bearer header or the token query parameter"
+    )
 
 
 class TokenVerifier:
@@ -50,13 +52,16 @@ class TokenVerifier:
         # A small pool: httpcore scans every pooled connection for each request, which costs
         # more than queueing for one of a few (a check takes a few milliseconds).
         self._client = httpx.AsyncClient(
-            base_url=auth_service_url, timeout=timeout_seconds,
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16))
+            base_url=auth_service_url,
+            timeout=timeout_seconds,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
 
     async def verify(self, token: str) -> Principal:
         try:
-            response = await self._client.get(VERIFY_PATH,
-                                               headers={"Authorization": f"Bearer {token}"})
+            response = await self._client.get(
+                VERIFY_PATH, headers={"Authorization": f"Bearer {token}"}
+            )
         except httpx.HTTPError as exc:
             raise AuthUnavailableError(str(exc) or type(exc).__name__) from exc
         if response.status_code == 401:

@@ -31,8 +31,9 @@ Visibility = Literal["public", "followers", "private"]
 class EventData(BaseModel):
     """The `data` of one event type, with where it travels."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore",
-                              frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
 
     event_type: ClassVar[str]
     topic: ClassVar[str]
@@ -55,6 +56,7 @@ class EventData(BaseModel):
 
 
 # -- USER_TOPIC ----------------------------------------------------------------------------
+
 
 class _UsersEvent(EventData):
     """Published by the users service (follows, blocks, profiles)."""
@@ -123,6 +125,7 @@ class UserUpdated(_UsersEvent):
 
 # -- POST_TOPIC ----------------------------------------------------------------------------
 
+
 class _PostEvent(EventData):
     """Published by the posts service, keyed by the post: one post's events stay in order."""
 
@@ -171,7 +174,6 @@ class PostLiked(_PostEvent):
 
 
 class _NewComment(_PostEvent):
-
     post_id: uuid.UUID
     post_author_id: uuid.UUID
     comment_id: uuid.UUID
@@ -197,7 +199,17 @@ class CommentReplied(_NewComment):
 
 
 EVENTS: tuple[type[EventData], ...] = (
-    UserCreated, UserFollowed, UserUnfollowed, UserBlocked, UserUnblocked, UserUpdated,
-    PostCreated, PostUpdated, PostDeleted, PostLiked, PostCommented, CommentReplied,
+    UserCreated,
+    UserFollowed,
+    UserUnfollowed,
+    UserBlocked,
+    UserUnblocked,
+    UserUpdated,
+    PostCreated,
+    PostUpdated,
+    PostDeleted,
+    PostLiked,
+    PostCommented,
+    CommentReplied,
 )
 BY_TYPE: dict[str, type[EventData]] = {model.event_type: model for model in EVENTS}

@@ -50,17 +50,34 @@ class Service:
 
 # The design document's services and ports, in its order.
 SERVICES: tuple[Service, ...] = (
-    Service("auth", 5000, frozenset({Store.POSTGRES, Store.REDIS, Store.KAFKA, Store.JWT,
-                                     Store.MAIL}), protected_route=None),
-    Service("posts", 5001, frozenset({Store.POSTGRES, Store.REDIS, Store.KAFKA, Store.MEDIA,
-                                      Store.AI}), protected_route="/posts/"),
-    Service("notifications", 5002, frozenset({Store.MONGO, Store.REDIS, Store.KAFKA}),
-            protected_route="/notify/"),
-    Service("users", 5003, frozenset({Store.POSTGRES, Store.REDIS, Store.KAFKA}),
-            protected_route="/users/"),
+    Service(
+        "auth",
+        5000,
+        frozenset({Store.POSTGRES, Store.REDIS, Store.KAFKA, Store.JWT, Store.MAIL}),
+        protected_route=None,
+    ),
+    Service(
+        "posts",
+        5001,
+        frozenset({Store.POSTGRES, Store.REDIS, Store.KAFKA, Store.MEDIA, Store.AI}),
+        protected_route="/posts/",
+    ),
+    Service(
+        "notifications",
+        5002,
+        frozenset({Store.MONGO, Store.REDIS, Store.KAFKA}),
+        protected_route="/notify/",
+    ),
+    Service(
+        "users",
+        5003,
+        frozenset({Store.POSTGRES, Store.REDIS, Store.KAFKA}),
+        protected_route="/users/",
+    ),
     # kafka: blocks close direct messages (user.blocked)
-    Service("chat", 5004, frozenset({Store.REDIS, Store.KAFKA, Store.AUTH}),
-            protected_route="/chat/"),
+    Service(
+        "chat", 5004, frozenset({Store.REDIS, Store.KAFKA, Store.AUTH}), protected_route="/chat/"
+    ),
 )
 SERVICE_NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)
 GATEWAY = "gateway"
@@ -115,12 +132,23 @@ STORE_ENV: dict[Store, tuple[str, ...]] = {
     Store.POSTGRES: (Env.DATABASE_URL,),
     Store.MONGO: (Env.MONGO_URL, Env.MONGO_DATABASE),
     Store.REDIS: (Env.REDIS_URL, Env.REDIS_CHANNEL_PREFIX),
-    Store.KAFKA: (Env.KAFKA_BOOTSTRAP_SERVERS, Env.KAFKA_TOPIC_PREFIX,
-                  Env.KAFKA_TOPIC_PARTITIONS, Env.KAFKA_TOPIC_REPLICATION,
-                  Env.KAFKA_RETENTION_DAYS),
+    Store.KAFKA: (
+        Env.KAFKA_BOOTSTRAP_SERVERS,
+        Env.KAFKA_TOPIC_PREFIX,
+        Env.KAFKA_TOPIC_PARTITIONS,
+        Env.KAFKA_TOPIC_REPLICATION,
+        Env.KAFKA_RETENTION_DAYS,
+    ),
     Store.JWT: (Env.JWT_SECRET,),
-    Store.MAIL: (Env.MAIL_BACKEND, Env.MAIL_FROM, Env.SMTP_HOST, Env.SMTP_PORT,
-                 Env.SMTP_STARTTLS, Env.SMTP_USERNAME, Env.SMTP_PASSWORD),
+    Store.MAIL: (
+        Env.MAIL_BACKEND,
+        Env.MAIL_FROM,
+        Env.SMTP_HOST,
+        Env.SMTP_PORT,
+        Env.SMTP_STARTTLS,
+        Env.SMTP_USERNAME,
+        Env.SMTP_PASSWORD,
+    ),
     Store.MEDIA: (Env.MEDIA_BACKEND, Env.MEDIA_DIR, Env.MEDIA_BASE_URL, Env.CLOUDINARY_URL),
     Store.AI: (Env.GEMINI_API_KEY,),
     Store.AUTH: (Env.AUTH_SERVICE_URL,),

@@ -16,8 +16,11 @@ import jinja2
 from socialhub.contracts import topology
 
 # Public HTTP routes protected by the token check.
-_PROTECTED_ROUTES = tuple((service.protected_route, service.name) for service in topology.SERVICES
-                          if service.protected_route is not None)
+_PROTECTED_ROUTES = tuple(
+    (service.protected_route, service.name)
+    for service in topology.SERVICES
+    if service.protected_route is not None
+)
 
 
 def api_documents(service: str) -> tuple[str, str]:
@@ -46,8 +49,9 @@ class GatewayError(NamedTuple):
 GATEWAY_ERRORS = (
     GatewayError(400, "bad_request", "malformed request", also=(497,)),
     GatewayError(404, "not_found", "no such route"),
-    GatewayError(405, "method_not_allowed", "method not allowed",
-                 headers=(("Allow", "$gateway_allow"),)),
+    GatewayError(
+        405, "method_not_allowed", "method not allowed", headers=(("Allow", "$gateway_allow"),)
+    ),
     GatewayError(408, "request_timeout", "request timed out"),
     GatewayError(412, "precondition_failed", "precondition failed"),
     GatewayError(413, "payload_too_large", "request body too large"),
@@ -133,10 +137,16 @@ def render(config: GatewayConfig) -> str:
     """The complete nginx.conf for `nginx -p <prefix> -c <file>`; raises ValueError on bad input."""
     _validate(config)
     template = _environment().from_string(
-        files(__package__).joinpath("nginx.conf.j2").read_text(encoding="utf-8"))
-    routes = [{"path": path, "service": service,
-               "max_body_mb": config.upload_max_body_mb if service == "posts" else None}
-              for path, service in _PROTECTED_ROUTES]
+        files(__package__).joinpath("nginx.conf.j2").read_text(encoding="utf-8")
+    )
+    routes = [
+        {
+            "path": path,
+            "service": service,
+            "max_body_mb": config.upload_max_body_mb if service == "posts" else None,
+        }
+        for path, service in _PROTECTED_ROUTES
+    ]
     values = {name: getattr(config, name) for name in config.__dataclass_fields__}
     values["worker_processes"] = config.worker_processes or "auto"
     return template.render(
@@ -153,8 +163,13 @@ def render(config: GatewayConfig) -> str:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    return jinja2.Environment(
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
 
 
 def _version(version: str | None) -> tuple[int, ...]:
@@ -189,12 +204,17 @@ def _validate(config: GatewayConfig) -> None:
         raise ValueError("auth_cache_seconds must be >= 0")
     if (config.tls_certificate is None) != (config.tls_certificate_key is None):
         raise ValueError("TLS needs both tls_certificate and tls_certificate_key")
-    for label, value in (("media_root", config.media_root), ("prefix", config.prefix),
-                         ("access_log", config.access_log), ("error_log", config.error_log),
-                         ("tls_certificate", config.tls_certificate),
-                         ("tls_certificate_key", config.tls_certificate_key),
-                         ("listen_host", config.listen_host), ("server_name", config.server_name),
-                         ("worker_user", config.worker_user)):
+    for label, value in (
+        ("media_root", config.media_root),
+        ("prefix", config.prefix),
+        ("access_log", config.access_log),
+        ("error_log", config.error_log),
+        ("tls_certificate", config.tls_certificate),
+        ("tls_certificate_key", config.tls_certificate_key),
+        ("listen_host", config.listen_host),
+        ("server_name", config.server_name),
+        ("worker_user", config.worker_user),
+    ):
         if value is not None:
             _require_safe(label, value)
     for cidr in config.trusted_proxies:

@@ -31,12 +31,18 @@ log = logging.getLogger(__name__)
 Lifespan = Callable[[FastAPI], Any]
 
 
-def create_app(service: str, settings: ServiceSettings, *, lifespan: Lifespan,
-               routers: Sequence[APIRouter]) -> FastAPI:
+def create_app(
+    service: str, settings: ServiceSettings, *, lifespan: Lifespan, routers: Sequence[APIRouter]
+) -> FastAPI:
     configure_logging(service, settings.log_level)
     openapi_url, docs_url = api_documents(service)
-    app = FastAPI(title=f"SocialHub {service} service", lifespan=lifespan,
-                  openapi_url=openapi_url, docs_url=docs_url, redoc_url=None)
+    app = FastAPI(
+        title=f"SocialHub {service} service",
+        lifespan=lifespan,
+        openapi_url=openapi_url,
+        docs_url=docs_url,
+        redoc_url=None,
+    )
     app.state.service = service
     app.state.readiness_checks = {}
     install_error_handlers(app)
@@ -70,12 +76,18 @@ class Resources:
         self.app.state.readiness_checks["postgres"] = database.ping
         return database
 
-    async def redis(self, settings: RedisSettings, *, fail_fast_seconds: float | None = None,
-                    timeout_seconds: float | None = None) -> Redis:
+    async def redis(
+        self,
+        settings: RedisSettings,
+        *,
+        fail_fast_seconds: float | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Redis:
         """A store client (a readiness check), or a cache client with `fail_fast_seconds`;
         `timeout_seconds` bounds a store client's commands (socialhub.kit.redis_client)."""
-        client = connect_redis(settings, fail_fast_seconds=fail_fast_seconds,
-                               timeout_seconds=timeout_seconds)
+        client = connect_redis(
+            settings, fail_fast_seconds=fail_fast_seconds, timeout_seconds=timeout_seconds
+        )
         self.stack.push_async_callback(client.aclose)
         if fail_fast_seconds is None:
             self.app.state.readiness_checks["redis"] = client.ping
@@ -84,8 +96,12 @@ class Resources:
     async def mongo(self, settings: MongoSettings) -> AsyncIOMotorDatabase[dict[str, Any]]:
         """The service's MongoDB database (motor); connecting is lazy, `/ready` pings it."""
         client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
-            settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=settings.mongo_timeout_ms,
-            connectTimeoutMS=settings.mongo_timeout_ms, maxPoolSize=settings.mongo_max_pool_size)
+            settings.mongo_url,
+            tz_aware=True,
+            serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+            connectTimeoutMS=settings.mongo_timeout_ms,
+            maxPoolSize=settings.mongo_max_pool_size,
+        )
         self.stack.callback(client.close)
         database = client[settings.mongo_database]
         self.app.state.readiness_checks["mongo"] = lambda: database.command("ping")
@@ -95,10 +111,12 @@ class Resources:
         task = asyncio.create_task(_log_crash(name, work), name=name)
         self.tasks.append(task)
 
-    def periodic(self, name: str, work: Callable[[], Awaitable[object]], *,
-                 every_seconds: float) -> None:
+    def periodic(
+        self, name: str, work: Callable[[], Awaitable[object]], *, every_seconds: float
+    ) -> None:
         """Run `work` every `every_seconds` until shutdown; a failed run (its store away for a
         while) is logged and the next run tries again."""
+
         async def loop() -> None:
             while True:
                 try:
@@ -106,6 +124,7 @@ class Resources:
                 except Exception as exc:
                     log.warning("%s failed; next run in %.0fs: %r", name, every_seconds, exc)
                 await asyncio.sleep(every_seconds)
+
         self.background(name, loop)
 
     async def _cancel_tasks(self) -> None:

@@ -29,9 +29,15 @@ log = logging.getLogger("socialhub.errors")
 class ApiError(Exception):
     """Raise from domain code to answer with a specific status and message."""
 
-    def __init__(self, status: int, code: str, message: str, *,
-                 fields: Mapping[str, str] | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -75,14 +81,22 @@ def rate_limited(message: str, *, retry_after: int | None = None) -> ApiError:
     return ApiError(429, "rate_limited", message, headers=headers)
 
 
-def error_response(status: int, code: str, message: str, *,
-                   fields: Mapping[str, str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"status": status, "code": code, "message": message}
     if fields:
         body["fields"] = dict(fields)
-    return JSONResponse({"error": body, "requestId": current_request_id()}, status_code=status,
-                        headers=dict(headers or {}))
+    return JSONResponse(
+        {"error": body, "requestId": current_request_id()},
+        status_code=status,
+        headers=dict(headers or {}),
+    )
 
 
 def _field_name(location: tuple[Any, ...]) -> str:
@@ -92,8 +106,7 @@ def _field_name(location: tuple[Any, ...]) -> str:
 
 async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, fields=exc.fields,
-                          headers=exc.headers)
+    return error_response(exc.status, exc.code, exc.message, fields=exc.fields, headers=exc.headers)
 
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -23,9 +23,13 @@ async def ready(request: Request) -> JSONResponse:
     names = list(checks)
     results = await asyncio.gather(
         *(asyncio.wait_for(checks[name](), CHECK_TIMEOUT_SECONDS) for name in names),
-        return_exceptions=True)
-    report = {name: "ok" if not isinstance(result, BaseException) else f"failed: {result!r}"
-              for name, result in zip(names, results, strict=True)}
+        return_exceptions=True,
+    )
+    report = {
+        name: "ok" if not isinstance(result, BaseException) else f"failed: {result!r}"
+        for name, result in zip(names, results, strict=True)
+    }
     ok = all(value == "ok" for value in report.values())
-    return JSONResponse({"status": "ready" if ok else "not ready", "checks": report},
-                        status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": report}, status_code=200 if ok else 503
+    )

@@ -33,8 +33,10 @@ UNCAPPED_CONTENT_TYPES = frozenset({"multipart/form-data"})  # uploads: their se
 def check_text(value: str) -> str:
     """Text that may span lines: tabs and line breaks are its only control characters."""
     if _NOT_IN_TEXT.search(value):
-        raise ValueError("must not contain control characters (other than tabs and line "
-                         "breaks) or unpaired surrogates")
+        raise ValueError(
+            "must not contain control characters (other than tabs and line "
+            "breaks) or unpaired surrogates"
+        )
     return value
 
 
@@ -51,8 +53,9 @@ class TextRule(AfterValidator):
 
     pattern: str = ""
 
-    def __get_pydantic_json_schema__(self, schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         documented: dict[str, Any] = handler(schema)
         documented.setdefault("pattern", self.pattern)
         return documented
@@ -114,9 +117,12 @@ def _content_type(scope: Scope) -> str:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
-    response = error_response(413, "payload_too_large",
-                              f"request body too large; at most {MAX_BODY_BYTES} bytes "
-                              "(file uploads: multipart/form-data)")
+    response = error_response(
+        413,
+        "payload_too_large",
+        f"request body too large; at most {MAX_BODY_BYTES} bytes "
+        "(file uploads: multipart/form-data)",
+    )
     await response(scope, receive, send)
 
 
@@ -126,4 +132,5 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
     async def replayed() -> Message:
         return pending.pop() if pending else await receive()
+
     return replayed

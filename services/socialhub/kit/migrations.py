@@ -47,7 +47,6 @@ async def _run_online(url: str, target_metadata: Any) -> None:
 
 
 def _migrate(connection: Connection, target_metadata: Any) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      compare_type=True)
+    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()

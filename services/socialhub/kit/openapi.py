@@ -48,15 +48,17 @@ class ErrorDetail(BaseModel):
     message: str = Field(description="for people")
     fields: dict[str, str] = Field(
         default_factory=dict,
-        description="the offending input fields, each with what is wrong (absent when none)")
+        description="the offending input fields, each with what is wrong (absent when none)",
+    )
 
 
 class ErrorResponse(BaseModel):
     """Every 4xx and 5xx answer of every service and of the gateway."""
 
     error: ErrorDetail
-    request_id: str = Field(alias="requestId",
-                            description="also in the `X-Request-ID` response header")
+    request_id: str = Field(
+        alias="requestId", description="also in the `X-Request-ID` response header"
+    )
 
 
 def errors(*answers: int | tuple[int, str]) -> Responses:
@@ -98,7 +100,9 @@ def _add_shared_errors(schema: dict[str, Any], app: FastAPI) -> None:
             if _CALLER in _calls(route.dependant):
                 operation.setdefault("security", [{BEARER: []}])
                 components.setdefault("securitySchemes", {})[BEARER] = {
-                    "type": "http", "scheme": "bearer"}
+                    "type": "http",
+                    "scheme": "bearer",
+                }
             operation["responses"] = _shared(operation)
 
 
@@ -119,8 +123,12 @@ def _shared(operation: dict[str, Any]) -> dict[str, Any]:
     for status, why in shared.items():
         given = responses.get(str(status))
         if given is None:
-            responses[str(status)] = {"description": why, "content": {"application/json": {
-                "schema": {"$ref": _REF.format(model="ErrorResponse")}}}}
+            responses[str(status)] = {
+                "description": why,
+                "content": {
+                    "application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}
+                },
+            }
         elif status == 400:
             given["description"] = f"{given['description']}; or {_NOT_JSON}"
     return dict(sorted(responses.items()))
@@ -146,4 +154,5 @@ def something_to_change(*not_null: str) -> Callable[[dict[str, Any]], None]:
         for name in not_null:
             field = schema["properties"][name]
             field["anyOf"] = [kind for kind in field["anyOf"] if kind != {"type": "null"}]
+
     return document

@@ -39,10 +39,14 @@ from socialhub.kit.errors import error_response
 log = logging.getLogger("socialhub.outages")
 
 RETRY_AFTER_SECONDS = 2
-UNAVAILABLE = Counter("store_unavailable_total",
-                      "Requests answered 503 because a store was unreachable", ["store"])
-DEGRADED = Counter("degraded_operations_total",
-                   "Operations that went on without a store (degraded mode)", ["store", "what"])
+UNAVAILABLE = Counter(
+    "store_unavailable_total", "Requests answered 503 because a store was unreachable", ["store"]
+)
+DEGRADED = Counter(
+    "degraded_operations_total",
+    "Operations that went on without a store (degraded mode)",
+    ["store", "what"],
+)
 
 REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError)
 _POSTGRES_DOWN = (
@@ -94,9 +98,12 @@ class Breaker:
 
 def unavailable(store: str) -> JSONResponse:
     UNAVAILABLE.labels(store).inc()
-    return error_response(503, "service_unavailable",
-                          f"{store} is unavailable; retry in {RETRY_AFTER_SECONDS}s",
-                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return error_response(
+        503,
+        "service_unavailable",
+        f"{store} is unavailable; retry in {RETRY_AFTER_SECONDS}s",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def degraded(store: str, what: str, exc: BaseException) -> None:
@@ -127,7 +134,11 @@ async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
 def install_outage_handlers(app: FastAPI) -> None:
     for redis_error in (*REDIS_DOWN, redis_errors.BusyLoadingError):
         app.add_exception_handler(redis_error, _on_redis_down)
-    for database_error in (sa_errors.DBAPIError, sa_errors.TimeoutError, ConnectionError,
-                           TimeoutError):
+    for database_error in (
+        sa_errors.DBAPIError,
+        sa_errors.TimeoutError,
+        ConnectionError,
+        TimeoutError,
+    ):
         app.add_exception_handler(database_error, _on_database_error)
     app.add_exception_handler(mongo_errors.ConnectionFailure, _on_mongo_down)

@@ -28,11 +28,16 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_CURSOR_LENGTH = 200
 
-LimitQuery = Annotated[int, Query(ge=1, le=MAX_LIMIT,
-                             description=f"items per page, 1 to {MAX_LIMIT}")]
-CursorQuery = Annotated[str | None, Query(
-    description="`nextCursor` of the previous page (opaque; 400 `invalid_cursor` otherwise)",
-    json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"})]  # unpadded base64url (encode_cursor)
+LimitQuery = Annotated[
+    int, Query(ge=1, le=MAX_LIMIT, description=f"items per page, 1 to {MAX_LIMIT}")
+]
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        description="`nextCursor` of the previous page (opaque; 400 `invalid_cursor` otherwise)",
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-]+$"},
+    ),
+]  # unpadded base64url (encode_cursor)
 # For `responses=errors(...)` of every paged route.
 INVALID_CURSOR = (400, "the cursor is not one this API returned (`invalid_cursor`)")
 
@@ -41,8 +46,9 @@ K = TypeVar("K")
 
 
 def invalid_cursor() -> ApiError:
-    return ApiError(400, "invalid_cursor", "cursor is not one this API returned",
-                    fields={"cursor": "invalid"})
+    return ApiError(
+        400, "invalid_cursor", "cursor is not one this API returned", fields={"cursor": "invalid"}
+    )
 
 
 def encode_cursor(*key: str | int) -> str:

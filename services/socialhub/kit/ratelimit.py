@@ -131,5 +131,6 @@ class RateLimiter:
 
 def _too_many(limit: Limit, ttl: int) -> ApiError:
     retry_after = max(int(ttl), 1)
-    return rate_limited(f"too many {limit.name.replace('_', ' ')}; retry in {retry_after}s",
-                        retry_after=retry_after)
+    return rate_limited(
+        f"too many {limit.name.replace('_', ' ')}; retry in {retry_after}s", retry_after=retry_after
+    )

@@ -40,29 +40,45 @@ def _retries(timeout_seconds: float | None) -> dict[str, Any]:
     redis-py nests the connect's retries inside the command's, so a retried timeout would cost
     it many times over (measured: 11 s for a 0.5 s timeout against a frozen Redis)."""
     if timeout_seconds is None:
-        return {"retry": Retry(ExponentialBackoff(cap=0.3, base=0.05), STORE_RETRIES,
-                               RETRY_ERRORS), "retry_on_error": list(RETRY_ERRORS)}
-    return {"retry": Retry(ExponentialBackoff(cap=0.1, base=0.05), 2, (ConnectionError,)),
-            "retry_on_error": []}
+        return {
+            "retry": Retry(ExponentialBackoff(cap=0.3, base=0.05), STORE_RETRIES, RETRY_ERRORS),
+            "retry_on_error": list(RETRY_ERRORS),
+        }
+    return {
+        "retry": Retry(ExponentialBackoff(cap=0.1, base=0.05), 2, (ConnectionError,)),
+        "retry_on_error": [],
+    }
 
 
-def connect_redis(settings: RedisSettings, *, fail_fast_seconds: float | None = None,
-                  timeout_seconds: float | None = None) -> Redis:
+def connect_redis(
+    settings: RedisSettings,
+    *,
+    fail_fast_seconds: float | None = None,
+    timeout_seconds: float | None = None,
+) -> Redis:
     """A client with decoded strings; `fail_fast_seconds` makes it a cache client."""
     if fail_fast_seconds is None:
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url, decode_responses=True,
+            settings.redis_url,
+            decode_responses=True,
             health_check_interval=HEALTH_CHECK_SECONDS,
             max_connections=settings.redis_max_connections,
             timeout=settings.redis_pool_wait_seconds,
-            socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
-            **_retries(timeout_seconds))
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            **_retries(timeout_seconds),
+        )
     else:
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url, decode_responses=True,
+            settings.redis_url,
+            decode_responses=True,
             health_check_interval=HEALTH_CHECK_SECONDS,
-            max_connections=settings.redis_max_connections, timeout=fail_fast_seconds,
-            socket_timeout=fail_fast_seconds, socket_connect_timeout=fail_fast_seconds,
+            max_connections=settings.redis_max_connections,
+            timeout=fail_fast_seconds,
+            socket_timeout=fail_fast_seconds,
+            socket_connect_timeout=fail_fast_seconds,
             # one immediate reconnect: a connection Redis closed (a restart) is not an outage
-            retry=Retry(NoBackoff(), 1, RETRY_ERRORS), retry_on_error=list(RETRY_ERRORS))
+            retry=Retry(NoBackoff(), 1, RETRY_ERRORS),
+            retry_on_error=list(RETRY_ERRORS),
+        )
     return Redis.from_pool(pool)

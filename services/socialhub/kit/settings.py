@@ -11,8 +11,19 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRETS = frozenset({"", "secret", "changeme", "change-me", "dev", "development",
-                                 "your-secret-key", "jwt-secret", "test"})
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "secret",
+        "changeme",
+        "change-me",
+        "dev",
+        "development",
+        "your-secret-key",
+        "jwt-secret",
+        "test",
+    }
+)
 MIN_SECRET_LENGTH = 32
 DEVELOPMENT_JWT_SECRET = "development-only-secret-do-not-deploy-0000"
 

@@ -21,12 +21,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-REQUESTS = Counter("http_requests_total", "HTTP requests by route and status",
-                   ["service", "method", "route", "status"])
-LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency by route",
-                    ["service", "method", "route"],
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1,
-                             2.5, 5))
+REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by route and status",
+    ["service", "method", "route", "status"],
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route",
+    ["service", "method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 
 access_log = logging.getLogger("socialhub.access")
 
@@ -108,9 +113,21 @@ class TelemetryMiddleware:
             REQUESTS.labels(self.service, method, route, str(status)).inc()
             LATENCY.labels(self.service, method, route).observe(elapsed)
             if self.log_requests and route not in ("/health", "/metrics"):
-                access_log.info("%s %s %s", method, scope["path"], status, extra={"fields": {
-                    "method": method, "path": scope["path"], "route": route, "status": status,
-                    "durationMs": round(elapsed * 1000, 2)}})
+                access_log.info(
+                    "%s %s %s",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "path": scope["path"],
+                            "route": route,
+                            "status": status,
+                            "durationMs": round(elapsed * 1000, 2),
+                        }
+                    },
+                )
             _request_id.reset(token)
 
 

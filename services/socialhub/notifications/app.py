@@ -23,8 +23,13 @@ TOPICS = (POST_TOPIC, USER_TOPIC)
 
 
 def consumer_for(settings: NotificationSettings, ingest: NotificationIngest) -> BatchConsumer:
-    return BatchConsumer(settings, topics=TOPICS, group=CONSUMER_GROUP, handler=ingest.handle,
-                         batch_size=settings.consumer_batch_size)
+    return BatchConsumer(
+        settings,
+        topics=TOPICS,
+        group=CONSUMER_GROUP,
+        handler=ingest.handle,
+        batch_size=settings.consumer_batch_size,
+    )
 
 
 def create_app(settings: NotificationSettings | None = None) -> FastAPI:
@@ -37,8 +42,11 @@ def create_app(settings: NotificationSettings | None = None) -> FastAPI:
             redis = await res.redis(settings)
             store = NotificationStore(database, ttl_days=settings.notification_ttl_days)
             if not await store.ensure_indexes():
-                res.periodic("expiry-sweep", store.expire,
-                             every_seconds=settings.expiry_sweep_interval_seconds)
+                res.periodic(
+                    "expiry-sweep",
+                    store.expire,
+                    every_seconds=settings.expiry_sweep_interval_seconds,
+                )
             ingest = NotificationIngest(store, redis, settings)
             res.background("notification-consumer", consumer_for(settings, ingest).run)
             app.state.notifications = store

@@ -31,15 +31,23 @@ from socialhub.notifications.store import NotificationStore
 log = logging.getLogger(__name__)
 
 STORED = Counter("notifications_stored_total", "Notifications stored", ["type"])
-DUPLICATES = Counter("notifications_duplicates_total",
-                     "Redelivered events whose notification was already stored (or deleted)")
-EXPIRED_ON_ARRIVAL = Counter("notifications_expired_on_arrival_total",
-                             "Events older than the notification TTL, so not stored")
-PUSH_FAILURES = Counter("notification_push_failures_total",
-                        "Batches whose real-time push failed (the notifications are stored)")
+DUPLICATES = Counter(
+    "notifications_duplicates_total",
+    "Redelivered events whose notification was already stored (or deleted)",
+)
+EXPIRED_ON_ARRIVAL = Counter(
+    "notifications_expired_on_arrival_total",
+    "Events older than the notification TTL, so not stored",
+)
+PUSH_FAILURES = Counter(
+    "notification_push_failures_total",
+    "Batches whose real-time push failed (the notifications are stored)",
+)
 EVENT_TO_STORED = Histogram(
-    "notification_event_to_stored_seconds", "From an event's occurredAt to its notification stored",
-    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+    "notification_event_to_stored_seconds",
+    "From an event's occurredAt to its notification stored",
+    buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 # ARGV: channel, message, channel, message, ...
@@ -91,7 +99,9 @@ class NotificationIngest:
         for notification in notifications:
             args.append(push_channel(self.settings, notification.user_id))
             # {"event": "notification", "data": <the notification as the API returns it>}
-            args.append(f'{{"event":"notification","data":{notification.model_dump_json(by_alias=True)}}}')
+            args.append(
+                f'{{"event":"notification","data":{notification.model_dump_json(by_alias=True)}}}'
+            )
         try:
             await self.publish_all(keys=[], args=args)
         except RedisError as exc:

@@ -41,15 +41,23 @@ Store = Annotated[NotificationStore, Depends(_store)]
 
 @router.get("", response_model=NotificationPage, responses=errors(INVALID_CURSOR))
 async def list_notifications(
-    request: Request, response: Response, user: CurrentUser, store: Store,
-    limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None,
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    store: Store,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
     kind: Annotated[NotificationType | None, Query(alias="type")] = None,
-    unread: Annotated[bool | None, Query(
-        description="true: only unread; false: only read; absent: both")] = None,
-    mark_read: Annotated[bool, Query(
-        alias="markRead",
-        description="mark the returned notifications read (they are returned as they were)",
-    )] = False,
+    unread: Annotated[
+        bool | None, Query(description="true: only unread; false: only read; absent: both")
+    ] = None,
+    mark_read: Annotated[
+        bool,
+        Query(
+            alias="markRead",
+            description="mark the returned notifications read (they are returned as they were)",
+        ),
+    ] = False,
 ) -> NotificationPage:
     user_id = str(user.id)
     after = page_position(cursor) if cursor is not None else None
@@ -60,8 +68,12 @@ async def list_notifications(
         await store.mark_read(user_id, [n.id for n in page if not n.read])
     next_cursor = page_cursor(page[-1]) if len(found) > limit else None
     set_next_link(request, response, next_cursor)
-    return NotificationPage(items=page, notifications=page, next_cursor=next_cursor,
-                            unread_count=await store.unread_count(user_id))
+    return NotificationPage(
+        items=page,
+        notifications=page,
+        next_cursor=next_cursor,
+        unread_count=await store.unread_count(user_id),
+    )
 
 
 @router.patch("/{notification_id}/read", response_model=Notification, responses=errors(NOT_FOUND))
@@ -78,10 +90,12 @@ async def mark_all_read(user: CurrentUser, store: Store) -> ReadAllResult:
     return ReadAllResult(updated=updated, unread_count=await store.unread_count(str(user.id)))
 
 
-@router.delete("/{notification_id}", status_code=status.HTTP_204_NO_CONTENT,
-                responses=errors(NOT_FOUND))
-async def delete_notification(notification_id: uuid.UUID, user: CurrentUser,
-                              store: Store) -> Response:
+@router.delete(
+    "/{notification_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(NOT_FOUND)
+)
+async def delete_notification(
+    notification_id: uuid.UUID, user: CurrentUser, store: Store
+) -> Response:
     if not await store.delete(str(user.id), str(notification_id)):
         raise not_found("notification")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -53,32 +53,62 @@ D = TypeVar("D", bound=EventData)
 
 
 def _follow(data: UserFollowed) -> Draft:
-    return Draft(data.following_id, NotificationType.FOLLOW, data.follower_id,
-                 data.follower_username, f"{data.follower_username} started following you",
-                 Target())
+    return Draft(
+        data.following_id,
+        NotificationType.FOLLOW,
+        data.follower_id,
+        data.follower_username,
+        f"{data.follower_username} started following you",
+        Target(),
+    )
 
 
 def _post(data: PostCreated) -> Draft:
-    return Draft(data.user_id, NotificationType.POST, data.user_id, data.username,
-                 "You created a new post!", Target(post_id=str(data.post_id)))
+    return Draft(
+        data.user_id,
+        NotificationType.POST,
+        data.user_id,
+        data.username,
+        "You created a new post!",
+        Target(post_id=str(data.post_id)),
+    )
 
 
 def _like(data: PostLiked) -> Draft:
-    return Draft(data.post_author_id, NotificationType.LIKE, data.user_id, data.username,
-                 f"{data.username} liked your post", Target(post_id=str(data.post_id)))
+    return Draft(
+        data.post_author_id,
+        NotificationType.LIKE,
+        data.user_id,
+        data.username,
+        f"{data.username} liked your post",
+        Target(post_id=str(data.post_id)),
+    )
 
 
 def _comment(data: PostCommented) -> Draft:
-    return Draft(data.post_author_id, NotificationType.COMMENT, data.user_id, data.username,
-                 f"{data.username} commented on your post",
-                 Target(post_id=str(data.post_id), comment_id=str(data.comment_id)))
+    return Draft(
+        data.post_author_id,
+        NotificationType.COMMENT,
+        data.user_id,
+        data.username,
+        f"{data.username} commented on your post",
+        Target(post_id=str(data.post_id), comment_id=str(data.comment_id)),
+    )
 
 
 def _reply(data: CommentReplied) -> Draft:
-    return Draft(data.parent_author_id, NotificationType.REPLY, data.user_id, data.username,
-                 f"{data.username} replied to your comment",
-                 Target(post_id=str(data.post_id), comment_id=str(data.comment_id),
-                        parent_comment_id=str(data.parent_comment_id)))
+    return Draft(
+        data.parent_author_id,
+        NotificationType.REPLY,
+        data.user_id,
+        data.username,
+        f"{data.username} replied to your comment",
+        Target(
+            post_id=str(data.post_id),
+            comment_id=str(data.comment_id),
+            parent_comment_id=str(data.parent_comment_id),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -90,13 +120,16 @@ class _Rule(Generic[D]):
         return self.draft(self.data.of(payload))
 
 
-RULES: dict[str, _Rule[Any]] = {rule.data.event_type: rule for rule in (
-    _Rule(UserFollowed, _follow),
-    _Rule(PostCreated, _post),
-    _Rule(PostLiked, _like),
-    _Rule(PostCommented, _comment),
-    _Rule(CommentReplied, _reply),
-)}
+RULES: dict[str, _Rule[Any]] = {
+    rule.data.event_type: rule
+    for rule in (
+        _Rule(UserFollowed, _follow),
+        _Rule(PostCreated, _post),
+        _Rule(PostLiked, _like),
+        _Rule(PostCommented, _comment),
+        _Rule(CommentReplied, _reply),
+    )
+}
 # Every other event of the contract notifies nobody.
 IGNORED_EVENT_TYPES = frozenset(BY_TYPE) - frozenset(RULES)
 

@@ -21,7 +21,8 @@ class ApiModel(BaseModel):
 class NotificationPage(Page[Notification]):
     unread_count: int
     notifications: list[Notification] = Field(
-        deprecated=True, description="the same list as `items`, under its first name; use `items`")
+        deprecated=True, description="the same list as `items`, under its first name; use `items`"
+    )
 
 
 class ReadAllResult(ApiModel):
@@ -39,4 +40,5 @@ def page_position(cursor: str) -> PagePosition:
         if not 0 < len(notification_id) <= MAX_ID_LENGTH:
             raise ValueError("notification id")
         return PagePosition(EPOCH + int(millis) * MILLISECOND, notification_id)
+
     return decode_cursor(cursor, parse)

@@ -40,15 +40,30 @@ LIVE: Document = {DELETED_AT: None}
 
 INDEXES = [
     # The user's live notifications, newest first; _id breaks ties for the cursor.
-    IndexModel([("userId", ASCENDING), (DELETED_AT, ASCENDING), ("createdAt", DESCENDING),
-                ("_id", DESCENDING)], name="user_live_created"),
+    IndexModel(
+        [
+            ("userId", ASCENDING),
+            (DELETED_AT, ASCENDING),
+            ("createdAt", DESCENDING),
+            ("_id", DESCENDING),
+        ],
+        name="user_live_created",
+    ),
     # Unread counts and the unread filter.
-    IndexModel([("userId", ASCENDING), (DELETED_AT, ASCENDING), ("read", ASCENDING),
-                ("createdAt", DESCENDING)], name="user_live_read"),
+    IndexModel(
+        [
+            ("userId", ASCENDING),
+            (DELETED_AT, ASCENDING),
+            ("read", ASCENDING),
+            ("createdAt", DESCENDING),
+        ],
+        name="user_live_read",
+    ),
     # Idempotency: one notification per event and recipient, whatever the redelivery; it sees
     # deleted ones too, so a deleted notification is never stored again.
-    IndexModel([("eventId", ASCENDING), ("userId", ASCENDING)], name="event_recipient",
-               unique=True),
+    IndexModel(
+        [("eventId", ASCENDING), ("userId", ASCENDING)], name="event_recipient", unique=True
+    ),
 ]
 # Replaced by the two above when deletion became soft (they did not key on deletedAt): dropped at
 # startup once their replacements exist.
@@ -85,8 +100,9 @@ class NotificationStore:
         await self._drop_retired_indexes()
         ttl_seconds = int(self.ttl.total_seconds())
         try:
-            await self.collection.create_index([("createdAt", ASCENDING)], name=TTL_INDEX,
-                                               expireAfterSeconds=ttl_seconds)
+            await self.collection.create_index(
+                [("createdAt", ASCENDING)], name=TTL_INDEX, expireAfterSeconds=ttl_seconds
+            )
         except OperationFailure as exc:
             if exc.code == NOT_IMPLEMENTED:
                 log.warning("the server has no TTL indexes; expiring by a periodic sweep")
@@ -94,8 +110,9 @@ class NotificationStore:
             if exc.code != INDEX_OPTIONS_CONFLICT:
                 raise
             # The retention changed since the index was made: MongoDB changes it in place.
-            await self.database.command("collMod", COLLECTION, index={
-                "name": TTL_INDEX, "expireAfterSeconds": ttl_seconds})
+            await self.database.command(
+                "collMod", COLLECTION, index={"name": TTL_INDEX, "expireAfterSeconds": ttl_seconds}
+            )
         return True
 
     async def _drop_retired_indexes(self) -> None:
@@ -124,7 +141,8 @@ class NotificationStore:
         except BulkWriteError as exc:
             errors: list[Document] = exc.details.get("writeErrors", [])
             if exc.details.get("writeConcernErrors") or any(
-                    error.get("code") != DUPLICATE_KEY for error in errors):
+                error.get("code") != DUPLICATE_KEY for error in errors
+            ):
                 raise
             # Ids are derived from (eventId, recipient), so any duplicate key is a redelivery.
             skipped = {error["index"] for error in errors}
@@ -132,9 +150,15 @@ class NotificationStore:
             return Inserted(stored, len(skipped), expired)
         return Inserted(fresh, 0, expired)
 
-    async def page(self, user_id: str, *, limit: int, after: PagePosition | None = None,
-                   kind: NotificationType | None = None,
-                   read: bool | None = None) -> list[Notification]:
+    async def page(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        after: PagePosition | None = None,
+        kind: NotificationType | None = None,
+        read: bool | None = None,
+    ) -> list[Notification]:
         """Up to `limit` of the user's notifications, newest first, older than `after`."""
         query: Document = {"userId": user_id, **LIVE}
         if kind is not None:
@@ -142,15 +166,19 @@ class NotificationStore:
         if read is not None:
             query["read"] = read
         if after is not None:
-            query["$or"] = [{"createdAt": {"$lt": after.created_at}},
-                            {"createdAt": after.created_at, "_id": {"$lt": after.id}}]
-        cursor = self.collection.find(query).sort(
-            [("createdAt", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+            query["$or"] = [
+                {"createdAt": {"$lt": after.created_at}},
+                {"createdAt": after.created_at, "_id": {"$lt": after.id}},
+            ]
+        cursor = (
+            self.collection.find(query)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
         return [Notification.from_document(document) async for document in cursor]
 
     async def unread_count(self, user_id: str) -> int:
-        return await self.collection.count_documents(
-            {"userId": user_id, **LIVE, "read": False})
+        return await self.collection.count_documents({"userId": user_id, **LIVE, "read": False})
 
     async def mark_read(self, user_id: str, ids: Sequence[str] | None = None) -> int:
         """Mark the user's notifications `ids` (all of them if None) read; returns how many."""
@@ -164,8 +192,10 @@ class NotificationStore:
 
     async def mark_one_read(self, user_id: str, notification_id: str) -> Notification | None:
         document = await self.collection.find_one_and_update(
-            {"_id": notification_id, "userId": user_id, **LIVE}, {"$set": {"read": True}},
-            return_document=ReturnDocument.AFTER)
+            {"_id": notification_id, "userId": user_id, **LIVE},
+            {"$set": {"read": True}},
+            return_document=ReturnDocument.AFTER,
+        )
         return Notification.from_document(document) if document else None
 
     async def delete(self, user_id: str, notification_id: str) -> bool:
@@ -173,7 +203,8 @@ class NotificationStore:
         an instance of the previous version, which reads every document, still parses it."""
         result = await self.collection.update_one(
             {"_id": notification_id, "userId": user_id, **LIVE},
-            {"$set": {DELETED_AT: datetime.now(UTC)}})
+            {"$set": {DELETED_AT: datetime.now(UTC)}},
+        )
         return result.matched_count == 1
 
     async def expire_before(self, cutoff: datetime) -> int:

@@ -1,5 +1,9 @@
 from socialhub.kit.cli import run_service
 from socialhub.posts.settings import PostsSettings
 
-run_service("posts", settings=PostsSettings(), app_factory="socialhub.posts.app:create_app",
-            migrations_package="socialhub.posts")
+run_service(
+    "posts",
+    settings=PostsSettings(),
+    app_factory="socialhub.posts.app:create_app",
+    migrations_package="socialhub.posts",
+)

@@ -41,17 +41,56 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 # Offline moderation: whole words or phrases, matched after lowercasing, undoing common
 # character swaps (leetspeak) and squeezing letters repeated 3+ times.
 MODERATION_TERMS: dict[str, tuple[str, ...]] = {
-    "profanity": ("fuck", "fucking", "fucker", "shit", "bullshit", "bitch", "asshole", "bastard",
-                  "dickhead", "motherfucker", "cunt", "wanker", "crap"),
-    "harassment": ("kill yourself", "kys", "you are worthless", "youre worthless", "loser",
-                   "idiot", "moron", "nobody likes you", "go die"),
-    "violence": ("i will kill you", "ill kill you", "shoot you", "stab you", "beat you up",
-                 "bomb threat", "murder you"),
-    "spam": ("buy now", "click here", "free money", "limited offer", "act now",
-             "earn money fast", "crypto giveaway", "dm me to earn", "work from home and earn"),
+    "profanity": (
+        "fuck",
+        "fucking",
+        "fucker",
+        "shit",
+        "bullshit",
+        "bitch",
+        "asshole",
+        "bastard",
+        "dickhead",
+        "motherfucker",
+        "cunt",
+        "wanker",
+        "crap",
+    ),
+    "harassment": (
+        "kill yourself",
+        "kys",
+        "you are worthless",
+        "youre worthless",
+        "loser",
+        "idiot",
+        "moron",
+        "nobody likes you",
+        "go die",
+    ),
+    "violence": (
+        "i will kill you",
+        "ill kill you",
+        "shoot you",
+        "stab you",
+        "beat you up",
+        "bomb threat",
+        "murder you",
+    ),
+    "spam": (
+        "buy now",
+        "click here",
+        "free money",
+        "limited offer",
+        "act now",
+        "earn money fast",
+        "crypto giveaway",
+        "dm me to earn",
+        "work from home and earn",
+    ),
 }
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a",
-                       "$": "s", "!": "i"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
 _WORD = re.compile(r"#?[^\W\d_][\w']*", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -64,8 +103,12 @@ class OfflineEngine:
     """Deterministic: the same text always gets the same answer."""
 
     async def suggest(self, content: str) -> SuggestResponse:
-        return SuggestResponse(engine="offline", caption=caption_of(content),
-                               hashtags=hashtags_of(content), moderation=moderate(content))
+        return SuggestResponse(
+            engine="offline",
+            caption=caption_of(content),
+            hashtags=hashtags_of(content),
+            moderation=moderate(content),
+        )
 
 
 def hashtags_of(content: str) -> list[str]:
@@ -100,7 +143,7 @@ def caption_of(content: str) -> str:
     text = " ".join(_without_hashtags(content).split())
     sentence = _SENTENCE_END.split(text, maxsplit=1)[0].strip() or text
     if len(sentence) > CAPTION_MAX_CHARS:
-        cut = sentence[:CAPTION_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;:-")
+        cut = sentence[: CAPTION_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;:-")
         sentence = f"{cut}…"
     return sentence[:1].upper() + sentence[1:]
 
@@ -115,8 +158,11 @@ def moderate(content: str) -> Moderation:
     normalised = re.sub(r"(\w)\1{2,}", r"\1", normalised)  # "fuuuuck" -> "fuck"
     words = " ".join(re.findall(r"[a-z]+", normalised.replace("'", "")))
     padded = f" {words} "
-    categories = [category for category, terms in MODERATION_TERMS.items()
-                  if any(f" {term} " in padded for term in terms)]
+    categories = [
+        category
+        for category, terms in MODERATION_TERMS.items()
+        if any(f" {term} " in padded for term in terms)
+    ]
     return Moderation(verdict="flag" if categories else "allow", categories=categories)
 
 
@@ -148,8 +194,15 @@ DRAFT>>>"""
 class GeminiEngine:
     """Gemini through `google-generativeai` (REST), with the offline engine as the fallback."""
 
-    def __init__(self, api_key: str, *, model: str, endpoint: str, timeout_seconds: float,
-                 fallback: SuggestionEngine) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        model: str,
+        endpoint: str,
+        timeout_seconds: float,
+        fallback: SuggestionEngine,
+    ) -> None:
         # Heavy imports, made only when Gemini is configured. The SDK announces its end of
         # support (its successor is `google-genai`) on import: known, see README.md.
         with warnings.catch_warnings():
@@ -160,20 +213,19 @@ class GeminiEngine:
         # The SDK keeps one process-wide client configuration.
         configure(api_key=api_key, transport="rest", client_options={"api_endpoint": endpoint})
         self.model = GenerativeModel(
-            model, generation_config={"response_mime_type": "application/json",
-                                      "temperature": 0.4})
+            model, generation_config={"response_mime_type": "application/json", "temperature": 0.4}
+        )
         self.timeout = timeout_seconds
         self.fallback = fallback
 
     async def suggest(self, content: str) -> SuggestResponse:
-        prompt = PROMPT.format(content=content, caption_chars=CAPTION_MAX_CHARS,
-                               tags=MAX_HASHTAGS)
+        prompt = PROMPT.format(content=content, caption_chars=CAPTION_MAX_CHARS, tags=MAX_HASHTAGS)
         try:
             async with asyncio.timeout(self.timeout):
                 # The REST transport is synchronous.
                 response = await asyncio.to_thread(
-                    self.model.generate_content, prompt,
-                    request_options={"timeout": self.timeout})
+                    self.model.generate_content, prompt, request_options={"timeout": self.timeout}
+                )
             return _from_gemini(response)
         except Exception as exc:  # an API or parsing failure must not fail the request
             log.warning("Gemini suggestion failed, answering offline: %r", exc)
@@ -185,15 +237,23 @@ def _from_gemini(response: Any) -> SuggestResponse:
     feedback = getattr(response, "prompt_feedback", None)
     if feedback is not None and getattr(feedback, "block_reason", None):
         # Gemini refused the draft itself: that is a moderation verdict too.
-        return SuggestResponse(engine="gemini", caption="", hashtags=[],
-                               moderation=Moderation(verdict="flag", categories=["blocked"]))
+        return SuggestResponse(
+            engine="gemini",
+            caption="",
+            hashtags=[],
+            moderation=Moderation(verdict="flag", categories=["blocked"]),
+        )
     answer = _GeminiAnswer.model_validate(json.loads(response.text))
     tags = [t for tag in answer.hashtags if (t := _tag(tag.lstrip("#").lower()))]
     return SuggestResponse(
-        engine="gemini", caption=answer.caption[:CAPTION_MAX_CHARS * 2],
+        engine="gemini",
+        caption=answer.caption[: CAPTION_MAX_CHARS * 2],
         hashtags=list(dict.fromkeys(tags))[:MAX_HASHTAGS],
-        moderation=Moderation(verdict="flag" if answer.moderation.verdict == "flag" else "allow",
-                              categories=[c[:30] for c in answer.moderation.categories]))
+        moderation=Moderation(
+            verdict="flag" if answer.moderation.verdict == "flag" else "allow",
+            categories=[c[:30] for c in answer.moderation.categories],
+        ),
+    )
 
 
 def _reason(exc: Exception) -> str:
@@ -208,6 +268,10 @@ def create_engine(settings: PostsSettings) -> SuggestionEngine:
     offline = OfflineEngine()
     if settings.gemini_api_key is None:
         return offline
-    return GeminiEngine(settings.gemini_api_key.get_secret_value(),
-                        model=settings.gemini_model, endpoint=settings.gemini_api_endpoint,
-                        timeout_seconds=settings.gemini_timeout_seconds, fallback=offline)
+    return GeminiEngine(
+        settings.gemini_api_key.get_secret_value(),
+        model=settings.gemini_model,
+        endpoint=settings.gemini_api_endpoint,
+        timeout_seconds=settings.gemini_timeout_seconds,
+        fallback=offline,
+    )

@@ -41,8 +41,7 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
             database = await res.postgres(settings)
             # Redis only holds feeds, rebuilt from PostgreSQL: no readiness check, fail fast.
             redis = await res.redis(settings, fail_fast_seconds=settings.redis_timeout_seconds)
-            fanout_redis = await res.redis(settings,
-                                           fail_fast_seconds=FANOUT_REDIS_TIMEOUT_SECONDS)
+            fanout_redis = await res.redis(settings, fail_fast_seconds=FANOUT_REDIS_TIMEOUT_SECONDS)
             if settings.media is MediaBackend.LOCAL:
                 settings.media_dir.mkdir(parents=True, exist_ok=True)
             storage = create_storage(settings)
@@ -53,17 +52,33 @@ def create_app(settings: PostsSettings | None = None) -> FastAPI:
             posts = PostService(database, outbox, storage, FeedReader(cache, settings))
             if settings.run_workers:
                 res.background("outbox-relay", OutboxRelay(database, settings).run)
-                res.background("graph-replica", BatchConsumer(
-                    settings, topics=[USER_TOPIC], group=CONSUMER_GROUP,
-                    handler=GraphReplica(database, FeedCache(fanout_redis, settings)).handle,
-                    batch_size=settings.consumer_batch_size).run)
-                res.background("feed-fanout", BatchConsumer(
-                    settings, topics=[POST_TOPIC], group=FANOUT_CONSUMER_GROUP,
-                    handler=FanOut(database, FeedCache(fanout_redis, settings), settings).handle,
-                    batch_size=settings.consumer_batch_size).run)
-                res.periodic("media-purge",
-                             lambda: sweep_deleted_media(database, storage, settings),
-                             every_seconds=settings.media_purge_interval_seconds)
+                res.background(
+                    "graph-replica",
+                    BatchConsumer(
+                        settings,
+                        topics=[USER_TOPIC],
+                        group=CONSUMER_GROUP,
+                        handler=GraphReplica(database, FeedCache(fanout_redis, settings)).handle,
+                        batch_size=settings.consumer_batch_size,
+                    ).run,
+                )
+                res.background(
+                    "feed-fanout",
+                    BatchConsumer(
+                        settings,
+                        topics=[POST_TOPIC],
+                        group=FANOUT_CONSUMER_GROUP,
+                        handler=FanOut(
+                            database, FeedCache(fanout_redis, settings), settings
+                        ).handle,
+                        batch_size=settings.consumer_batch_size,
+                    ).run,
+                )
+                res.periodic(
+                    "media-purge",
+                    lambda: sweep_deleted_media(database, storage, settings),
+                    every_seconds=settings.media_purge_interval_seconds,
+                )
             app.state.posts = PostsApi(
                 posts=posts,
                 comments=CommentService(posts, outbox, settings),

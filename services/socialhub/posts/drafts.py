@@ -55,11 +55,17 @@ async def read_draft(request: Request, policy: MediaPolicy) -> AsyncIterator[Pos
     """The validated draft; uploaded files stay readable until the context exits."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() \
-            and int(length) > policy.max_total_bytes + BODY_OVERHEAD_BYTES:
-        raise ApiError(413, "payload_too_large",
-                       f"request body too large ({int(length)} bytes); a post's files may total "
-                       f"at most {policy.max_total_bytes} bytes")
+    if (
+        length is not None
+        and length.isdigit()
+        and int(length) > policy.max_total_bytes + BODY_OVERHEAD_BYTES
+    ):
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"request body too large ({int(length)} bytes); a post's files may total "
+            f"at most {policy.max_total_bytes} bytes",
+        )
     if content_type == "application/json":
         yield _draft(_validated(await _json_body(request)), [], policy)
     elif content_type in FORM_TYPES:
@@ -67,9 +73,12 @@ async def read_draft(request: Request, policy: MediaPolicy) -> AsyncIterator[Pos
             fields, uploads = _split_form(form)
             yield _draft(_validated(fields), uploads, policy)
     else:
-        raise ApiError(415, "unsupported_media_type",
-                       "send the post as application/json (text only) or multipart/form-data "
-                       "(fields content, visibility and files)")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the post as application/json (text only) or multipart/form-data "
+            "(fields content, visibility and files)",
+        )
 
 
 @asynccontextmanager
@@ -113,8 +122,9 @@ def _split_form(form: FormData) -> tuple[dict[str, Any], list[Upload]]:
         if name == FILES_FIELD:
             if not isinstance(value, UploadFile):
                 raise invalid_input(files="must be file uploads")
-            uploads.append(Upload(filename=value.filename or "", size=value.size or 0,
-                                  file=value.file))
+            uploads.append(
+                Upload(filename=value.filename or "", size=value.size or 0, file=value.file)
+            )
         elif name in fields:
             raise invalid_input(**{name: "given twice"})
         elif isinstance(value, UploadFile):
@@ -129,7 +139,8 @@ def _validated(body: Any) -> CreatePostRequest:
         return CreatePostRequest.model_validate(body)
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from None
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
 
 
 def _draft(fields: CreatePostRequest, uploads: list[Upload], policy: MediaPolicy) -> PostDraft:

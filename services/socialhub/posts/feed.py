@@ -147,8 +147,9 @@ class FeedCache:
             pipe.expire(key, self.ttl)
             await pipe.execute()
 
-    async def window(self, user: uuid.UUID, before: Position | None, offset: int,
-                     count: int) -> tuple[bool, list[tuple[int, uuid.UUID]]]:
+    async def window(
+        self, user: uuid.UUID, before: Position | None, offset: int, count: int
+    ) -> tuple[bool, list[tuple[int, uuid.UUID]]]:
         """(ready, entries): up to `count` entries from `offset` at or below `before`'s time,
         newest first. Reading a feed keeps it alive for another TTL."""
         key = self.key(user)
@@ -199,18 +200,32 @@ class FanOut:
         """From the posts as they are now: deleted or private ones are skipped, and a post
         whose visibility was widened by an edit gets fanned out then (adding is idempotent)."""
         async with self.database.transaction() as session:
-            found = (await session.execute(
-                select(posts.c.id, posts.c.author_id, posts.c.created_at)
-                .where(posts.c.id.in_(post_ids), LIVE_POST,
-                       posts.c.visibility != Visibility.PRIVATE.value))).all()
+            found = (
+                await session.execute(
+                    select(posts.c.id, posts.c.author_id, posts.c.created_at).where(
+                        posts.c.id.in_(post_ids),
+                        LIVE_POST,
+                        posts.c.visibility != Visibility.PRIVATE.value,
+                    )
+                )
+            ).all()
             authors = {row.author_id for row in found}
-            audience = (await session.execute(
-                select(follows.c.following_id, follows.c.follower_id)
-                .select_from(follows.outerjoin(
-                    follower_counts, follower_counts.c.user_id == follows.c.following_id))
-                .where(follows.c.following_id.in_(authors), follows.c.active,
-                       (follower_counts.c.followers.is_(None))
-                       | (follower_counts.c.followers < self.threshold)))).all()
+            audience = (
+                await session.execute(
+                    select(follows.c.following_id, follows.c.follower_id)
+                    .select_from(
+                        follows.outerjoin(
+                            follower_counts, follower_counts.c.user_id == follows.c.following_id
+                        )
+                    )
+                    .where(
+                        follows.c.following_id.in_(authors),
+                        follows.c.active,
+                        (follower_counts.c.followers.is_(None))
+                        | (follower_counts.c.followers < self.threshold),
+                    )
+                )
+            ).all()
         followers: dict[uuid.UUID, list[uuid.UUID]] = {}
         for author, follower in audience:
             followers.setdefault(author, []).append(follower)
@@ -229,8 +244,9 @@ class FeedReader:
         self.cache = cache
         self.threshold = settings.fanout_read_threshold
 
-    async def page(self, session: AsyncSession, viewer: uuid.UUID, position: Position | None,
-                   count: int) -> list[Row[Any]]:
+    async def page(
+        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, count: int
+    ) -> list[Row[Any]]:
         """Up to `count` posts after `position`, newest first."""
         guard = self.cache.guard
         if guard.available:
@@ -244,13 +260,20 @@ class FeedReader:
                     return rows
         return await self._database_page(session, viewer, position, count)
 
-    async def _database_page(self, session: AsyncSession, viewer: uuid.UUID,
-                             position: Position | None, count: int) -> list[Row[Any]]:
-        return list((await session.execute(HOME_FEED, {
-            "viewer": viewer, "limit": count, **after(position)})).all())
+    async def _database_page(
+        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, count: int
+    ) -> list[Row[Any]]:
+        return list(
+            (
+                await session.execute(
+                    HOME_FEED, {"viewer": viewer, "limit": count, **after(position)}
+                )
+            ).all()
+        )
 
-    async def _cached_page(self, session: AsyncSession, viewer: uuid.UUID,
-                           position: Position | None, count: int) -> list[Row[Any]] | None:
+    async def _cached_page(
+        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, count: int
+    ) -> list[Row[Any]] | None:
         """None when the feed is not in the cache even after a rebuild (evicted meanwhile)."""
         found = await self._from_cache(session, viewer, position, count)
         if found is None:
@@ -260,9 +283,19 @@ class FeedReader:
                 return None
         cached, exhausted = found
         # The viewer's own posts and big accounts' posts: fan-out on read.
-        rows = cached + list((await session.execute(FEED_ON_READ, {
-            "viewer": viewer, "threshold": self.threshold, "limit": count,
-            **after(position)})).all())
+        rows = cached + list(
+            (
+                await session.execute(
+                    FEED_ON_READ,
+                    {
+                        "viewer": viewer,
+                        "threshold": self.threshold,
+                        "limit": count,
+                        **after(position),
+                    },
+                )
+            ).all()
+        )
         if exhausted:
             complete, floor = await self.cache.tail(viewer)
             if not complete:
@@ -272,9 +305,13 @@ class FeedReader:
         unique = {row.id: row for row in rows}
         return sorted(unique.values(), key=Position.of, reverse=True)[:count]
 
-    async def _from_cache(self, session: AsyncSession, viewer: uuid.UUID,
-                          position: Position | None, count: int,
-                          ) -> tuple[list[Row[Any]], bool] | None:
+    async def _from_cache(
+        self,
+        session: AsyncSession,
+        viewer: uuid.UUID,
+        position: Position | None,
+        count: int,
+    ) -> tuple[list[Row[Any]], bool] | None:
         """(visible posts, whether the cached set ran out), or None if there is no feed."""
         collected: list[Row[Any]] = []
         offset, chunk = 0, max(2 * count, 40)
@@ -283,15 +320,19 @@ class FeedReader:
             if not ready:
                 return None
             offset += len(entries)
-            ids = [post_id for ms, post_id in entries
-                   if position is None or Position(ms, post_id) < position]
+            ids = [
+                post_id
+                for ms, post_id in entries
+                if position is None or Position(ms, post_id) < position
+            ]
             collected += await self._visible(session, viewer, ids)
             if len(entries) < chunk:
                 return collected, True
         return collected, False
 
-    async def _visible(self, session: AsyncSession, viewer: uuid.UUID,
-                       ids: list[uuid.UUID]) -> list[Row[Any]]:
+    async def _visible(
+        self, session: AsyncSession, viewer: uuid.UUID, ids: list[uuid.UUID]
+    ) -> list[Row[Any]]:
         """The cached ids the viewer may still see, as full rows, in cache order."""
         if not ids:
             return []
@@ -302,7 +343,15 @@ class FeedReader:
     async def _rebuild(self, session: AsyncSession, viewer: uuid.UUID) -> None:
         """Load the newest posts of the fanned-out authors the viewer follows."""
         await self.cache.begin_rebuild(viewer)
-        rows = (await session.execute(FEED_REBUILD, {
-            "viewer": viewer, "threshold": self.threshold, "limit": self.cache.size,
-            **after(None)})).all()
+        rows = (
+            await session.execute(
+                FEED_REBUILD,
+                {
+                    "viewer": viewer,
+                    "threshold": self.threshold,
+                    "limit": self.cache.size,
+                    **after(None),
+                },
+            )
+        ).all()
         await self.cache.finish_rebuild(viewer, [(to_ms(r.created_at), r.id) for r in rows])

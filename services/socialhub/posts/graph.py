@@ -71,8 +71,10 @@ def edges_of(event: Event) -> list[Edge] | None:
             b = (UserBlocked if active else UserUnblocked).of(event.data)
             edges = [Edge(blocks, b.blocker_id, b.blocked_id, active, b.timestamp, at)]
             if active:
-                edges += [Edge(follows, b.blocker_id, b.blocked_id, False, b.timestamp, at),
-                          Edge(follows, b.blocked_id, b.blocker_id, False, b.timestamp, at)]
+                edges += [
+                    Edge(follows, b.blocker_id, b.blocked_id, False, b.timestamp, at),
+                    Edge(follows, b.blocked_id, b.blocker_id, False, b.timestamp, at),
+                ]
             return edges
         case _:
             return None
@@ -99,13 +101,13 @@ class GraphReplica:
                     newest[edge.row] = edge
         if newest:
             # A fixed order keeps concurrent batches (other partitions) from deadlocking.
-            ordered = sorted(newest.values(), key=lambda e: (e.row[0], str(e.source),
-                                                             str(e.target)))
+            ordered = sorted(
+                newest.values(), key=lambda e: (e.row[0], str(e.source), str(e.target))
+            )
             async with self.database.transaction() as session:
                 for edge in ordered:
                     await _apply(session, edge)
-                await _recount(session, sorted({e.target for e in ordered
-                                                if e.table is follows}))
+                await _recount(session, sorted({e.target for e in ordered if e.table is follows}))
             await self.feeds.invalidate({user for e in ordered for user in _stale_feeds(e)})
         return rejected
 
@@ -118,15 +120,26 @@ def _stale_feeds(edge: Edge) -> tuple[uuid.UUID, ...]:
 async def _apply(session: AsyncSession, edge: Edge) -> None:
     table = edge.table
     source, target = table.primary_key.columns.values()
-    statement = insert(table).values({
-        source.name: edge.source, target.name: edge.target, "active": edge.active,
-        "event_ms": edge.event_ms, "event_at": edge.event_at})
+    statement = insert(table).values(
+        {
+            source.name: edge.source,
+            target.name: edge.target,
+            "active": edge.active,
+            "event_ms": edge.event_ms,
+            "event_at": edge.event_at,
+        }
+    )
     newer = statement.excluded
-    await session.execute(statement.on_conflict_do_update(
-        index_elements=[source, target],
-        set_={"active": newer.active, "event_ms": newer.event_ms, "event_at": newer.event_at},
-        where=text(f"({table.name}.event_ms, {table.name}.event_at) "
-                   "< (excluded.event_ms, excluded.event_at)")))
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[source, target],
+            set_={"active": newer.active, "event_ms": newer.event_ms, "event_at": newer.event_at},
+            where=text(
+                f"({table.name}.event_ms, {table.name}.event_at) "
+                "< (excluded.event_ms, excluded.event_at)"
+            ),
+        )
+    )
 
 
 async def _recount(session: AsyncSession, authors: list[uuid.UUID]) -> None:
@@ -137,14 +150,25 @@ async def _recount(session: AsyncSession, authors: list[uuid.UUID]) -> None:
     """
     if not authors:
         return
-    await session.execute(insert(follower_counts).values(
-        [{"user_id": author, "followers": 0} for author in authors]).on_conflict_do_nothing())
-    await session.execute(select(follower_counts.c.user_id)
-                          .where(follower_counts.c.user_id.in_(authors))
-                          .order_by(follower_counts.c.user_id).with_for_update())
-    counted = (select(func.count()).select_from(follows)
-               .where(follows.c.following_id == follower_counts.c.user_id, follows.c.active)
-               .scalar_subquery())
-    await session.execute(update(follower_counts)
-                          .where(follower_counts.c.user_id.in_(authors))
-                          .values(followers=counted))
+    await session.execute(
+        insert(follower_counts)
+        .values([{"user_id": author, "followers": 0} for author in authors])
+        .on_conflict_do_nothing()
+    )
+    await session.execute(
+        select(follower_counts.c.user_id)
+        .where(follower_counts.c.user_id.in_(authors))
+        .order_by(follower_counts.c.user_id)
+        .with_for_update()
+    )
+    counted = (
+        select(func.count())
+        .select_from(follows)
+        .where(follows.c.following_id == follower_counts.c.user_id, follows.c.active)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(follower_counts)
+        .where(follower_counts.c.user_id.in_(authors))
+        .values(followers=counted)
+    )

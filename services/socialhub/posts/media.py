@@ -89,13 +89,23 @@ class StoredMedia:
     key: str  # where the storage keeps it: a path under MEDIA_DIR, or a Cloudinary public id
 
     def to_json(self) -> dict[str, Any]:
-        return {"url": self.url, "type": self.kind.value, "mimeType": self.mime_type,
-                "size": self.size, "key": self.key}
+        return {
+            "url": self.url,
+            "type": self.kind.value,
+            "mimeType": self.mime_type,
+            "size": self.size,
+            "key": self.key,
+        }
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> "StoredMedia":
-        return cls(url=value["url"], kind=MediaKind(value["type"]), mime_type=value["mimeType"],
-                   size=int(value["size"]), key=value["key"])
+        return cls(
+            url=value["url"],
+            kind=MediaKind(value["type"]),
+            mime_type=value["mimeType"],
+            size=int(value["size"]),
+            key=value["key"],
+        )
 
 
 @dataclass(frozen=True)
@@ -107,17 +117,24 @@ class MediaPolicy:
 
     @classmethod
     def from_settings(cls, settings: PostsSettings) -> "MediaPolicy":
-        return cls(settings.max_files_per_post, settings.max_image_bytes,
-                   settings.max_video_bytes, settings.max_post_media_bytes)
+        return cls(
+            settings.max_files_per_post,
+            settings.max_image_bytes,
+            settings.max_video_bytes,
+            settings.max_post_media_bytes,
+        )
 
     def check_count(self, count: int) -> None:
         if count > self.max_files:
             raise self.too_many_files(str(count))
 
     def too_many_files(self, got: str) -> ApiError:
-        return ApiError(422, "too_many_files",
-                        f"a post takes at most {self.max_files} files (got {got})",
-                        fields={"files": f"at most {self.max_files} files"})
+        return ApiError(
+            422,
+            "too_many_files",
+            f"a post takes at most {self.max_files} files (got {got})",
+            fields={"files": f"at most {self.max_files} files"},
+        )
 
     def inspect(self, uploads: Sequence[Upload]) -> list[MediaFile]:
         """Accepted files, or a 413/415/422 naming the first file that is refused and why."""
@@ -125,9 +142,13 @@ class MediaPolicy:
         accepted = [self._inspect_one(index, upload) for index, upload in enumerate(uploads)]
         total = sum(upload.size for upload in uploads)
         if total > self.max_total_bytes:
-            raise ApiError(413, "payload_too_large",
-                           f"a post's files may total at most {_mb(self.max_total_bytes)} "
-                           f"(these total {_mb(total)})", fields={"files": "too large in total"})
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"a post's files may total at most {_mb(self.max_total_bytes)} "
+                f"(these total {_mb(total)})",
+                fields={"files": "too large in total"},
+            )
         return accepted
 
     def _inspect_one(self, index: int, upload: Upload) -> MediaFile:
@@ -141,15 +162,22 @@ class MediaPolicy:
         detected = filetype.guess_mime(head)
         if detected not in ACCEPTED:
             found = f"its content is {detected}" if detected else "its content is not recognised"
-            raise ApiError(415, "unsupported_media_type",
-                           f"{label}: only {ACCEPTED_SUMMARY} are accepted; {found}",
-                           fields={field: "not an accepted image or video"})
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"{label}: only {ACCEPTED_SUMMARY} are accepted; {found}",
+                fields={field: "not an accepted image or video"},
+            )
         kind, extension = ACCEPTED[detected]
         limit = self.max_image_bytes if kind is MediaKind.IMAGE else self.max_video_bytes
         if upload.size > limit:
-            raise ApiError(413, "payload_too_large",
-                           f"{label}: {kind.value}s may be at most {_mb(limit)} "
-                           f"(this one is {_mb(upload.size)})", fields={field: "too large"})
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"{label}: {kind.value}s may be at most {_mb(limit)} "
+                f"(this one is {_mb(upload.size)})",
+                fields={field: "too large"},
+            )
         return MediaFile(upload, kind, extension)
 
 
@@ -174,8 +202,11 @@ class MediaStorage(Protocol):
 
 
 def storage_unavailable() -> ApiError:
-    return ApiError(502, "media_storage_unavailable",
-                    "the media storage did not accept the files; try again shortly")
+    return ApiError(
+        502,
+        "media_storage_unavailable",
+        "the media storage did not accept the files; try again shortly",
+    )
 
 
 class LocalMediaStorage:
@@ -196,7 +227,8 @@ class LocalMediaStorage:
         keys = [f"{month}/{uuid.uuid4().hex}.{f.extension}" for f in files]
         results = await asyncio.gather(
             *(asyncio.to_thread(self._write, f, key) for f, key in zip(files, keys, strict=True)),
-            return_exceptions=True)
+            return_exceptions=True,
+        )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             log.error("storing media on disk failed: %r", failures[0])
@@ -213,8 +245,13 @@ class LocalMediaStorage:
             shutil.copyfileobj(media.upload.file, out, 1024 * 1024)
         partial.chmod(0o644)  # nginx workers need not be the service's user
         partial.replace(path)
-        return StoredMedia(url=f"{self.base_url}/{key}", kind=media.kind,
-                           mime_type=media.mime_type, size=media.upload.size, key=key)
+        return StoredMedia(
+            url=f"{self.base_url}/{key}",
+            kind=media.kind,
+            mime_type=media.mime_type,
+            size=media.upload.size,
+            key=key,
+        )
 
     async def remove(self, media: Sequence[StoredMedia]) -> list[StoredMedia]:
         left = []
@@ -238,11 +275,18 @@ def cloudinary_options(url: str) -> dict[str, Any]:
     settings (not whatever the process environment holds) decide where uploads go.
     """
     parts = urlsplit(url)
-    if parts.scheme != "cloudinary" or not parts.hostname or not parts.username \
-            or not parts.password:
+    if (
+        parts.scheme != "cloudinary"
+        or not parts.hostname
+        or not parts.username
+        or not parts.password
+    ):
         raise ValueError("CLOUDINARY_URL must look like cloudinary://<key>:<secret>@<cloud>")
-    options: dict[str, Any] = {"cloud_name": parts.hostname, "api_key": unquote(parts.username),
-                               "api_secret": unquote(parts.password)}
+    options: dict[str, Any] = {
+        "cloud_name": parts.hostname,
+        "api_key": unquote(parts.username),
+        "api_secret": unquote(parts.password),
+    }
     options.update(parse_qsl(parts.query))
     return options
 
@@ -256,19 +300,20 @@ class CloudinaryMediaStorage:
 
     name = "cloudinary"
 
-    def __init__(self, url: str, *, folder: str, timeout_seconds: float,
-                 max_parallel: int) -> None:
+    def __init__(self, url: str, *, folder: str, timeout_seconds: float, max_parallel: int) -> None:
         self.options = cloudinary_options(url)
         self.folder = folder
         self.timeout = timeout_seconds
-        self._pool = ThreadPoolExecutor(max_workers=max_parallel,
-                                        thread_name_prefix="cloudinary-upload")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max_parallel, thread_name_prefix="cloudinary-upload"
+        )
 
     async def store(self, files: Sequence[MediaFile]) -> list[StoredMedia]:
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self._upload, f) for f in files),
-            return_exceptions=True)
+            return_exceptions=True,
+        )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             log.error("Cloudinary upload failed: %r", failures[0])
@@ -279,18 +324,28 @@ class CloudinaryMediaStorage:
     def _upload(self, media: MediaFile) -> StoredMedia:
         name = uuid.uuid4().hex
         result = cloudinary.uploader.upload(
-            (f"{name}.{media.extension}", media.read()), resource_type=media.kind.value,
-            folder=self.folder, public_id=name, overwrite=False, timeout=self.timeout,
-            **self.options)
-        return StoredMedia(url=str(result["secure_url"]), kind=media.kind,
-                           mime_type=media.mime_type, size=media.upload.size,
-                           key=str(result["public_id"]))
+            (f"{name}.{media.extension}", media.read()),
+            resource_type=media.kind.value,
+            folder=self.folder,
+            public_id=name,
+            overwrite=False,
+            timeout=self.timeout,
+            **self.options,
+        )
+        return StoredMedia(
+            url=str(result["secure_url"]),
+            kind=media.kind,
+            mime_type=media.mime_type,
+            size=media.upload.size,
+            key=str(result["public_id"]),
+        )
 
     async def remove(self, media: Sequence[StoredMedia]) -> list[StoredMedia]:
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self._destroy, item) for item in media),
-            return_exceptions=True)
+            return_exceptions=True,
+        )
         left = []
         for item, result in zip(media, results, strict=True):
             if isinstance(result, BaseException):
@@ -299,8 +354,13 @@ class CloudinaryMediaStorage:
         return left
 
     def _destroy(self, media: StoredMedia) -> None:
-        cloudinary.uploader.destroy(media.key, resource_type=media.kind.value, invalidate=True,
-                                    timeout=self.timeout, **self.options)
+        cloudinary.uploader.destroy(
+            media.key,
+            resource_type=media.kind.value,
+            invalidate=True,
+            timeout=self.timeout,
+            **self.options,
+        )
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -310,7 +370,9 @@ def create_storage(settings: PostsSettings) -> MediaStorage:
     if settings.media is MediaBackend.CLOUDINARY:
         assert settings.cloudinary_url is not None  # enforced by the settings
         return CloudinaryMediaStorage(
-            settings.cloudinary_url.get_secret_value(), folder=settings.cloudinary_folder,
+            settings.cloudinary_url.get_secret_value(),
+            folder=settings.cloudinary_folder,
             timeout_seconds=settings.cloudinary_timeout_seconds,
-            max_parallel=2 * settings.max_files_per_post)
+            max_parallel=2 * settings.max_files_per_post,
+        )
     return LocalMediaStorage(settings.media_dir, settings.media_base_url)

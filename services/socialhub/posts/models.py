@@ -50,16 +50,26 @@ MEDIA_TO_PURGE = text("deleted_at IS NOT NULL AND media <> '[]'::jsonb")
 class Post(Base):
     __tablename__ = "posts"
     __table_args__ = (
-        CheckConstraint("visibility IN ('public', 'followers', 'private')",
-                        name="ck_posts_visibility"),
+        CheckConstraint(
+            "visibility IN ('public', 'followers', 'private')", name="ck_posts_visibility"
+        ),
         # The design document's indexes, partial on live posts.
-        Index("idx_posts_user_created", "author_id", text("created_at DESC"), text("id DESC"),
-              postgresql_where=LIVE),
-        Index("idx_posts_visibility", "visibility", text("created_at DESC"),
-              postgresql_where=LIVE),
+        Index(
+            "idx_posts_user_created",
+            "author_id",
+            text("created_at DESC"),
+            text("id DESC"),
+            postgresql_where=LIVE,
+        ),
+        Index("idx_posts_visibility", "visibility", text("created_at DESC"), postgresql_where=LIVE),
         # A retried create (same user, same Idempotency-Key) finds the first post.
-        Index("uq_posts_idempotency_key", "author_id", "idempotency_key", unique=True,
-              postgresql_where=text("idempotency_key IS NOT NULL")),
+        Index(
+            "uq_posts_idempotency_key",
+            "author_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
         # Deleted posts whose files are still in the media storage (socialhub.posts.purge).
         Index("idx_posts_media_to_purge", "deleted_at", postgresql_where=MEDIA_TO_PURGE),
     )
@@ -86,8 +96,13 @@ class Comment(Base):
     __tablename__ = "comments"
     __table_args__ = (
         # a page of a post's top-level comments, oldest first
-        Index("idx_comments_post_top", "post_id", "created_at", "id",
-              postgresql_where=text("parent_id IS NULL AND deleted_at IS NULL")),
+        Index(
+            "idx_comments_post_top",
+            "post_id",
+            "created_at",
+            "id",
+            postgresql_where=text("parent_id IS NULL AND deleted_at IS NULL"),
+        ),
         # a page of one comment's replies; the subtree of a deleted comment
         Index("idx_comments_parent", "parent_id", "created_at", "id", postgresql_where=LIVE),
         # every reply under a page of top-level comments, in one query
@@ -115,8 +130,9 @@ class Reaction(Base):
     post_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("posts.id"), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                 server_default=text("now()"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
 
 
 class Follow(Base):
@@ -128,8 +144,9 @@ class Follow(Base):
 
     __tablename__ = "follows"
     __table_args__ = (
-        Index("idx_follows_following", "following_id", "follower_id",
-              postgresql_where=text("active")),
+        Index(
+            "idx_follows_following", "following_id", "follower_id", postgresql_where=text("active")
+        ),
     )
 
     follower_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

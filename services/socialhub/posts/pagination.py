@@ -52,10 +52,12 @@ class Position:
     @classmethod
     def decode(cls, cursor: str) -> "Position":
         """Raises 400 `invalid_cursor` for anything `encode` did not produce."""
+
         def parse(ms: str, hex_id: str) -> Position:
             if not 0 <= int(ms) <= MAX_MS:
                 raise ValueError(ms)
             return cls(int(ms), uuid.UUID(hex=hex_id))
+
         return decode_cursor(cursor, parse)
 
 

@@ -44,7 +44,7 @@ CURSOR_ID = bindparam("cursor_id", type_=Uuid())
 LIVE_POST = posts.c.deleted_at.is_(None)
 NEWEST_FIRST = (posts.c.created_at.desc(), posts.c.id.desc())
 # "Before everything": the position the first page starts from.
-TOP = Position(ms=253_402_214_400_000, id=uuid.UUID(int=2 ** 128 - 1))  # 9999-12-31
+TOP = Position(ms=253_402_214_400_000, id=uuid.UUID(int=2**128 - 1))  # 9999-12-31
 
 
 def after(position: Position | None) -> dict[str, Any]:
@@ -56,9 +56,12 @@ def after(position: Position | None) -> dict[str, Any]:
 def my_reaction(post_id: ColumnElement[uuid.UUID]) -> ColumnElement[str | None]:
     """The viewer's reaction to a post: one primary-key lookup per row returned (PostgreSQL
     evaluates it after ORDER BY ... LIMIT), never a scan of the viewer's reactions."""
-    return (select(reactions.c.kind)
-            .where(reactions.c.post_id == post_id, reactions.c.user_id == VIEWER)
-            .scalar_subquery().label("my_reaction"))
+    return (
+        select(reactions.c.kind)
+        .where(reactions.c.post_id == post_id, reactions.c.user_id == VIEWER)
+        .scalar_subquery()
+        .label("my_reaction")
+    )
 
 
 def post_columns() -> Select[tuple[Any, ...]]:
@@ -74,43 +77,67 @@ def newest_of(authors: Select[tuple[uuid.UUID]]) -> Select[tuple[Any, ...]]:
     `authors` must already exclude blocked users; followed authors' private posts are left out.
     """
     chosen = authors.subquery("authors")
-    per_author = (select(posts)
-                  .where(posts.c.author_id == chosen.c.author_id, LIVE_POST, OLDER_THAN_CURSOR,
-                         or_(posts.c.author_id == VIEWER,
-                             posts.c.visibility != Visibility.PRIVATE.value))
-                  .order_by(*NEWEST_FIRST).limit(LIMIT).lateral("per_author"))
-    top = (select(per_author).select_from(chosen).join(per_author, true())
-           .order_by(per_author.c.created_at.desc(), per_author.c.id.desc())
-           .limit(LIMIT).subquery("top"))
-    return (select(*top.c, my_reaction(top.c.id))
-            .order_by(top.c.created_at.desc(), top.c.id.desc()))
+    per_author = (
+        select(posts)
+        .where(
+            posts.c.author_id == chosen.c.author_id,
+            LIVE_POST,
+            OLDER_THAN_CURSOR,
+            or_(posts.c.author_id == VIEWER, posts.c.visibility != Visibility.PRIVATE.value),
+        )
+        .order_by(*NEWEST_FIRST)
+        .limit(LIMIT)
+        .lateral("per_author")
+    )
+    top = (
+        select(per_author)
+        .select_from(chosen)
+        .join(per_author, true())
+        .order_by(per_author.c.created_at.desc(), per_author.c.id.desc())
+        .limit(LIMIT)
+        .subquery("top")
+    )
+    return select(*top.c, my_reaction(top.c.id)).order_by(top.c.created_at.desc(), top.c.id.desc())
 
 
-def blocked_between(a: ColumnElement[uuid.UUID],
-                    b: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
+def blocked_between(
+    a: ColumnElement[uuid.UUID], b: ColumnElement[uuid.UUID]
+) -> ColumnElement[bool]:
     """A block between a and b, in either direction."""
-    return exists().where(blocks.c.active, or_(
-        and_(blocks.c.blocker_id == a, blocks.c.blocked_id == b),
-        and_(blocks.c.blocker_id == b, blocks.c.blocked_id == a)))
+    return exists().where(
+        blocks.c.active,
+        or_(
+            and_(blocks.c.blocker_id == a, blocks.c.blocked_id == b),
+            and_(blocks.c.blocker_id == b, blocks.c.blocked_id == a),
+        ),
+    )
 
 
 def follows_author(author: ColumnElement[uuid.UUID]) -> ColumnElement[bool]:
-    return exists().where(follows.c.follower_id == VIEWER, follows.c.following_id == author,
-                          follows.c.active)
+    return exists().where(
+        follows.c.follower_id == VIEWER, follows.c.following_id == author, follows.c.active
+    )
 
 
 def visible_to_viewer() -> ColumnElement[bool]:
     """The visibility rules as a filter on `posts`."""
     author = posts.c.author_id
-    return or_(author == VIEWER, and_(
-        ~blocked_between(VIEWER, author),
-        or_(posts.c.visibility == Visibility.PUBLIC.value,
-            and_(posts.c.visibility == Visibility.FOLLOWERS.value, follows_author(author)))))
+    return or_(
+        author == VIEWER,
+        and_(
+            ~blocked_between(VIEWER, author),
+            or_(
+                posts.c.visibility == Visibility.PUBLIC.value,
+                and_(posts.c.visibility == Visibility.FOLLOWERS.value, follows_author(author)),
+            ),
+        ),
+    )
 
 
 def followed_authors() -> Select[tuple[uuid.UUID]]:
     return select(follows.c.following_id.label("author_id")).where(
-        follows.c.follower_id == VIEWER, follows.c.active)
+        follows.c.follower_id == VIEWER, follows.c.active
+    )
 
 
 def unblocked(authors: Select[tuple[uuid.UUID]]) -> Select[tuple[uuid.UUID]]:
@@ -123,15 +150,25 @@ def with_viewer(authors: Select[tuple[uuid.UUID]]) -> Select[tuple[uuid.UUID]]:
 
 def fanned_out_on_read() -> Select[tuple[uuid.UUID]]:
     """Followed authors with so many followers that their posts are merged in at read time."""
-    return followed_authors().join(
-        follower_counts, follower_counts.c.user_id == follows.c.following_id,
-    ).where(follower_counts.c.followers >= THRESHOLD)
+    return (
+        followed_authors()
+        .join(
+            follower_counts,
+            follower_counts.c.user_id == follows.c.following_id,
+        )
+        .where(follower_counts.c.followers >= THRESHOLD)
+    )
 
 
 def fanned_out_on_write() -> Select[tuple[uuid.UUID]]:
-    return followed_authors().outerjoin(
-        follower_counts, follower_counts.c.user_id == follows.c.following_id,
-    ).where(or_(follower_counts.c.followers.is_(None), follower_counts.c.followers < THRESHOLD))
+    return (
+        followed_authors()
+        .outerjoin(
+            follower_counts,
+            follower_counts.c.user_id == follows.c.following_id,
+        )
+        .where(or_(follower_counts.c.followers.is_(None), follower_counts.c.followers < THRESHOLD))
+    )
 
 
 def shared_by_followed(authors: Select[tuple[uuid.UUID]]) -> ColumnElement[bool]:
@@ -139,9 +176,11 @@ def shared_by_followed(authors: Select[tuple[uuid.UUID]]) -> ColumnElement[bool]
 
     Following implies `public` and `followers` posts are both visible, short of a block.
     """
-    return and_(posts.c.author_id.in_(authors),
-                posts.c.visibility != Visibility.PRIVATE.value,
-                ~blocked_between(VIEWER, posts.c.author_id))
+    return and_(
+        posts.c.author_id.in_(authors),
+        posts.c.visibility != Visibility.PRIVATE.value,
+        ~blocked_between(VIEWER, posts.c.author_id),
+    )
 
 
 def in_home_feed() -> ColumnElement[bool]:
@@ -155,21 +194,30 @@ VISIBLE_POST = post_columns().where(posts.c.id == POST_ID, LIVE_POST, visible_to
 VISIBLE_POST_FOR_UPDATE = VISIBLE_POST.with_for_update(of=posts)
 BY_IDEMPOTENCY_KEY = post_columns().where(
     posts.c.author_id == VIEWER,
-    posts.c.idempotency_key == bindparam("idempotency_key", type_=String()))
+    posts.c.idempotency_key == bindparam("idempotency_key", type_=String()),
+)
 
-RELATION = select(follows_author(AUTHOR).label("follows"),
-                  blocked_between(VIEWER, AUTHOR).label("blocked"))
-TIMELINE = (post_columns()
-            .where(posts.c.author_id == AUTHOR, LIVE_POST,
-                   posts.c.visibility.in_(bindparam("allowed", expanding=True)),
-                   OLDER_THAN_CURSOR)
-            .order_by(*NEWEST_FIRST).limit(LIMIT))
+RELATION = select(
+    follows_author(AUTHOR).label("follows"), blocked_between(VIEWER, AUTHOR).label("blocked")
+)
+TIMELINE = (
+    post_columns()
+    .where(
+        posts.c.author_id == AUTHOR,
+        LIVE_POST,
+        posts.c.visibility.in_(bindparam("allowed", expanding=True)),
+        OLDER_THAN_CURSOR,
+    )
+    .order_by(*NEWEST_FIRST)
+    .limit(LIMIT)
+)
 
 HOME_FEED = newest_of(with_viewer(unblocked(followed_authors())))
 # The part of a feed read at read time: own posts and big accounts' posts.
 FEED_ON_READ = newest_of(with_viewer(unblocked(fanned_out_on_read())))
 # Cached ids, checked against the rules as they are now.
 FEED_VISIBLE = post_columns().where(
-    posts.c.id.in_(bindparam("ids", expanding=True)), LIVE_POST, in_home_feed())
+    posts.c.id.in_(bindparam("ids", expanding=True)), LIVE_POST, in_home_feed()
+)
 # Every followed author's posts, blocked ones included: reads filter blocks as they are then.
 FEED_REBUILD = newest_of(fanned_out_on_write())

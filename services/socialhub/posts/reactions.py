@@ -42,10 +42,15 @@ CURRENT = select(reactions.c.kind).where(MINE)
 ADD = insert(reactions)
 REMOVE = delete(reactions).where(MINE)
 SWITCH = update(reactions).where(MINE).values(kind=bindparam("new_kind", type_=String()))
-COUNT = (update(posts).where(posts.c.id == POST)
-         .values(like_count=posts.c.like_count + bindparam("likes", type_=Integer()),
-                 dislike_count=posts.c.dislike_count + bindparam("dislikes", type_=Integer()))
-         .returning(posts.c.like_count, posts.c.dislike_count))
+COUNT = (
+    update(posts)
+    .where(posts.c.id == POST)
+    .values(
+        like_count=posts.c.like_count + bindparam("likes", type_=Integer()),
+        dislike_count=posts.c.dislike_count + bindparam("dislikes", type_=Integer()),
+    )
+    .returning(posts.c.like_count, posts.c.dislike_count)
+)
 
 
 class ReactionService:
@@ -53,26 +58,50 @@ class ReactionService:
         self.posts = posts
         self.outbox = outbox
 
-    async def toggle(self, session: AsyncSession, user: Principal, post_id: uuid.UUID,
-                     kind: ReactionKind) -> ReactionOut:
+    async def toggle(
+        self, session: AsyncSession, user: Principal, post_id: uuid.UUID, kind: ReactionKind
+    ) -> ReactionOut:
         """None -> kind; kind -> None; the other kind -> kind."""
         post = await self.posts.visible_post(session, user.id, post_id)
         deltas = {ReactionKind.LIKE: 0, ReactionKind.DISLIKE: 0}
         current = await self._toggle_row(session, user.id, post_id, kind, deltas)
         if current is ReactionKind.LIKE:
-            await self.outbox.emit(session, PostLiked(
-                post_id=post_id, post_author_id=post.author_id, user_id=user.id,
-                username=user.username, timestamp=to_ms(datetime.now(UTC))))
+            await self.outbox.emit(
+                session,
+                PostLiked(
+                    post_id=post_id,
+                    post_author_id=post.author_id,
+                    user_id=user.id,
+                    username=user.username,
+                    timestamp=to_ms(datetime.now(UTC)),
+                ),
+            )
         # Last, so the post row stays locked only until the commit right after.
-        counts = (await session.execute(COUNT, {
-            "pair_post": post_id, "likes": deltas[ReactionKind.LIKE],
-            "dislikes": deltas[ReactionKind.DISLIKE]})).one()
-        return ReactionOut(post_id=post_id, reaction=current, like_count=counts.like_count,
-                           dislike_count=counts.dislike_count)
+        counts = (
+            await session.execute(
+                COUNT,
+                {
+                    "pair_post": post_id,
+                    "likes": deltas[ReactionKind.LIKE],
+                    "dislikes": deltas[ReactionKind.DISLIKE],
+                },
+            )
+        ).one()
+        return ReactionOut(
+            post_id=post_id,
+            reaction=current,
+            like_count=counts.like_count,
+            dislike_count=counts.dislike_count,
+        )
 
-    async def _toggle_row(self, session: AsyncSession, user: uuid.UUID, post_id: uuid.UUID,
-                          kind: ReactionKind, deltas: dict[ReactionKind, int],
-                          ) -> ReactionKind | None:
+    async def _toggle_row(
+        self,
+        session: AsyncSession,
+        user: uuid.UUID,
+        post_id: uuid.UUID,
+        kind: ReactionKind,
+        deltas: dict[ReactionKind, int],
+    ) -> ReactionKind | None:
         """The user's toggles on this post take turns (a transaction-scoped advisory lock), so
         what is read next is what the change applies to."""
         pair = {"pair_post": post_id, "pair_user": user}

@@ -17,12 +17,19 @@ from socialhub.posts.models import ReactionKind, Visibility
 POST_MAX_CHARS = 5000
 COMMENT_MAX_CHARS = 2000
 
-PostText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=POST_MAX_CHARS),
-                     MULTILINE]
-CommentText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=COMMENT_MAX_CHARS), NONBLANK_TEXT]
-SuggestText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=POST_MAX_CHARS), NONBLANK_TEXT]
+PostText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=POST_MAX_CHARS), MULTILINE
+]
+CommentText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX_CHARS),
+    NONBLANK_TEXT,
+]
+SuggestText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=POST_MAX_CHARS),
+    NONBLANK_TEXT,
+]
 
 
 class ApiModel(BaseModel):
@@ -85,12 +92,20 @@ class PostOut(OutModel):
 
     @classmethod
     def from_values(cls, row: Mapping[Any, Any]) -> "PostOut":
-        return cls(id=row["id"], user_id=row["author_id"], username=row["author_username"],
-                   content=row["content"], visibility=row["visibility"],
-                   media=[MediaOut.model_validate(m) for m in row["media"]],
-                   like_count=row["like_count"], dislike_count=row["dislike_count"],
-                   comment_count=row["comment_count"], my_reaction=row["my_reaction"],
-                   created_at=row["created_at"], updated_at=row["updated_at"])
+        return cls(
+            id=row["id"],
+            user_id=row["author_id"],
+            username=row["author_username"],
+            content=row["content"],
+            visibility=row["visibility"],
+            media=[MediaOut.model_validate(m) for m in row["media"]],
+            like_count=row["like_count"],
+            dislike_count=row["dislike_count"],
+            comment_count=row["comment_count"],
+            my_reaction=row["my_reaction"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
 
 
 PostPage = Page[PostOut]

@@ -37,9 +37,14 @@ from socialhub.posts.schemas import PostOut, UpdatePostRequest
 log = logging.getLogger(__name__)
 
 # A retry racing the first request with the same Idempotency-Key inserts nothing.
-INSERT_POST = insert(posts).on_conflict_do_nothing(
-    index_elements=[posts.c.author_id, posts.c.idempotency_key],
-    index_where=posts.c.idempotency_key.is_not(None)).returning(posts.c.id)
+INSERT_POST = (
+    insert(posts)
+    .on_conflict_do_nothing(
+        index_elements=[posts.c.author_id, posts.c.idempotency_key],
+        index_where=posts.c.idempotency_key.is_not(None),
+    )
+    .returning(posts.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,9 @@ class Created:
 
 
 class PostService:
-    def __init__(self, database: Database, outbox: Outbox, storage: MediaStorage,
-                 feed: FeedReader) -> None:
+    def __init__(
+        self, database: Database, outbox: Outbox, storage: MediaStorage, feed: FeedReader
+    ) -> None:
         self.database = database
         self.outbox = outbox
         self.storage = storage
@@ -58,8 +64,13 @@ class PostService:
 
     # -- create ----------------------------------------------------------------------------
 
-    async def create(self, session: AsyncSession, author: Principal, draft: PostDraft,
-                     idempotency_key: str | None) -> Created:
+    async def create(
+        self,
+        session: AsyncSession,
+        author: Principal,
+        draft: PostDraft,
+        idempotency_key: str | None,
+    ) -> Created:
         fingerprint = draft.fingerprint() if idempotency_key else None
         if idempotency_key:
             # A short transaction of its own: the request's stays unopened (no pooled
@@ -70,23 +81,38 @@ class PostService:
                 return earlier
         stored = await self.storage.store(draft.media) if draft.media else []
         try:
-            return await self._insert(session, author, draft, stored, idempotency_key,
-                                      fingerprint)
+            return await self._insert(session, author, draft, stored, idempotency_key, fingerprint)
         except BaseException:
             await self.storage.remove(stored)
             raise
 
-    async def _insert(self, session: AsyncSession, author: Principal, draft: PostDraft,
-                      stored: list[StoredMedia], idempotency_key: str | None,
-                      fingerprint: str | None) -> Created:
+    async def _insert(
+        self,
+        session: AsyncSession,
+        author: Principal,
+        draft: PostDraft,
+        stored: list[StoredMedia],
+        idempotency_key: str | None,
+        fingerprint: str | None,
+    ) -> Created:
         now = now_ms_precision()
         post_id = uuid.uuid4()
         values: dict[str, Any] = {
-            "id": post_id, "author_id": author.id, "author_username": author.username,
-            "content": draft.content, "visibility": draft.visibility.value,
-            "media": [m.to_json() for m in stored], "like_count": 0, "dislike_count": 0,
-            "comment_count": 0, "created_at": now, "updated_at": now, "deleted_at": None,
-            "idempotency_key": idempotency_key, "request_fingerprint": fingerprint}
+            "id": post_id,
+            "author_id": author.id,
+            "author_username": author.username,
+            "content": draft.content,
+            "visibility": draft.visibility.value,
+            "media": [m.to_json() for m in stored],
+            "like_count": 0,
+            "dislike_count": 0,
+            "comment_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+        }
         inserted = (await session.execute(INSERT_POST, values)).first()
         if inserted is None:  # a concurrent request with the same key won
             assert idempotency_key is not None
@@ -94,34 +120,52 @@ class PostService:
             assert winner is not None
             await self.storage.remove(stored)
             return winner
-        await self.outbox.emit(session, PostCreated(
-            post_id=post_id, user_id=author.id, username=author.username,
-            content=draft.content, timestamp=to_ms(now), visibility=draft.visibility.value,
-            media_count=len(stored)))
+        await self.outbox.emit(
+            session,
+            PostCreated(
+                post_id=post_id,
+                user_id=author.id,
+                username=author.username,
+                content=draft.content,
+                timestamp=to_ms(now),
+                visibility=draft.visibility.value,
+                media_count=len(stored),
+            ),
+        )
         return Created(PostOut.from_values({**values, "my_reaction": None}), replayed=False)
 
-    async def _replay(self, session: AsyncSession, author: Principal, key: str,
-                      fingerprint: str | None) -> Created | None:
-        row = (await session.execute(BY_IDEMPOTENCY_KEY, {
-            "viewer": author.id, "idempotency_key": key})).first()
+    async def _replay(
+        self, session: AsyncSession, author: Principal, key: str, fingerprint: str | None
+    ) -> Created | None:
+        row = (
+            await session.execute(BY_IDEMPOTENCY_KEY, {"viewer": author.id, "idempotency_key": key})
+        ).first()
         if row is None:
             return None
         if row.request_fingerprint != fingerprint:
-            raise ApiError(422, "idempotency_key_reused",
-                           "this Idempotency-Key was already used for a different post; "
-                           "use a new key for a new post",
-                           fields={"Idempotency-Key": "used for a different request"})
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different post; "
+                "use a new key for a new post",
+                fields={"Idempotency-Key": "used for a different request"},
+            )
         if row.deleted_at is not None:
             raise conflict("the post created with this Idempotency-Key has been deleted")
         return Created(PostOut.from_row(row), replayed=True)
 
     # -- read --------------------------------------------------------------------------------
 
-    async def visible_post(self, session: AsyncSession, viewer: uuid.UUID, post_id: uuid.UUID,
-                           ) -> Row[Any]:
+    async def visible_post(
+        self,
+        session: AsyncSession,
+        viewer: uuid.UUID,
+        post_id: uuid.UUID,
+    ) -> Row[Any]:
         """The post with the viewer's reaction, or 404 if it is gone or not theirs to see."""
-        row: Row[Any] | None = (await session.execute(
-            VISIBLE_POST, {"viewer": viewer, "post_id": post_id})).first()
+        row: Row[Any] | None = (
+            await session.execute(VISIBLE_POST, {"viewer": viewer, "post_id": post_id})
+        ).first()
         if row is None:
             raise not_found("post")
         return row
@@ -129,44 +173,62 @@ class PostService:
     async def get(self, session: AsyncSession, viewer: uuid.UUID, post_id: uuid.UUID) -> PostOut:
         return PostOut.from_row(await self.visible_post(session, viewer, post_id))
 
-    async def timeline(self, session: AsyncSession, viewer: uuid.UUID, author: uuid.UUID,
-                       position: Position | None, limit: int) -> list[PostOut]:
+    async def timeline(
+        self,
+        session: AsyncSession,
+        viewer: uuid.UUID,
+        author: uuid.UUID,
+        position: Position | None,
+        limit: int,
+    ) -> list[PostOut]:
         """An author's posts the viewer may see, newest first (limit + 1 to detect more)."""
         if viewer == author:
             allowed = [v.value for v in Visibility]
         else:
-            relation = (await session.execute(RELATION, {"viewer": viewer, "author": author})
-                        ).one()
+            relation = (await session.execute(RELATION, {"viewer": viewer, "author": author})).one()
             if relation.blocked:
                 return []
             allowed = [Visibility.PUBLIC.value]
             if relation.follows:
                 allowed.append(Visibility.FOLLOWERS.value)
-        rows = (await session.execute(TIMELINE, {
-            "viewer": viewer, "author": author, "allowed": allowed, "limit": limit + 1,
-            **after(position)})).all()
+        rows = (
+            await session.execute(
+                TIMELINE,
+                {
+                    "viewer": viewer,
+                    "author": author,
+                    "allowed": allowed,
+                    "limit": limit + 1,
+                    **after(position),
+                },
+            )
+        ).all()
         return [PostOut.from_row(row) for row in rows]
 
-    async def home_feed(self, session: AsyncSession, viewer: uuid.UUID,
-                        position: Position | None, limit: int) -> list[PostOut]:
+    async def home_feed(
+        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, limit: int
+    ) -> list[PostOut]:
         rows = await self.feed.page(session, viewer, position, limit + 1)
         return [PostOut.from_row(row) for row in rows]
 
     # -- change ------------------------------------------------------------------------------
 
-    async def _own_post(self, session: AsyncSession, user: uuid.UUID, post_id: uuid.UUID,
-                        action: str) -> Row[Any]:
+    async def _own_post(
+        self, session: AsyncSession, user: uuid.UUID, post_id: uuid.UUID, action: str
+    ) -> Row[Any]:
         """The caller's own live post, locked for the change; 404 or 403 otherwise."""
-        row: Row[Any] | None = (await session.execute(VISIBLE_POST_FOR_UPDATE, {
-            "viewer": user, "post_id": post_id})).first()
+        row: Row[Any] | None = (
+            await session.execute(VISIBLE_POST_FOR_UPDATE, {"viewer": user, "post_id": post_id})
+        ).first()
         if row is None:
             raise not_found("post")
         if row.author_id != user:
             raise forbidden(f"only the author can {action} this post")
         return row
 
-    async def update(self, session: AsyncSession, user: Principal, post_id: uuid.UUID,
-                     change: UpdatePostRequest) -> PostOut:
+    async def update(
+        self, session: AsyncSession, user: Principal, post_id: uuid.UUID, change: UpdatePostRequest
+    ) -> PostOut:
         row = await self._own_post(session, user.id, post_id, "edit")
         values: dict[str, Any] = {"updated_at": now_ms_precision()}
         if change.content is not None:
@@ -177,19 +239,22 @@ class PostService:
             values["visibility"] = change.visibility.value
         await session.execute(update(posts).where(posts.c.id == post_id).values(values))
         visibility = values.get("visibility", row.visibility)
-        await self.outbox.emit(session, PostUpdated(post_id=post_id, user_id=user.id,
-                                                    visibility=visibility))
+        await self.outbox.emit(
+            session, PostUpdated(post_id=post_id, user_id=user.id, visibility=visibility)
+        )
         return PostOut.from_values({**row._asdict(), **values})
 
     async def delete(self, session: AsyncSession, user: Principal, post_id: uuid.UUID) -> None:
         """Soft delete: the post and its comments are marked deleted, its reactions removed."""
         await self._own_post(session, user.id, post_id, "delete")
         now = now_ms_precision()
-        await session.execute(update(posts).where(posts.c.id == post_id)
-                              .values(deleted_at=now, updated_at=now))
-        await session.execute(update(comments).where(
-            and_(comments.c.post_id == post_id, comments.c.deleted_at.is_(None)))
-            .values(deleted_at=now))
+        await session.execute(
+            update(posts).where(posts.c.id == post_id).values(deleted_at=now, updated_at=now)
+        )
+        await session.execute(
+            update(comments)
+            .where(and_(comments.c.post_id == post_id, comments.c.deleted_at.is_(None)))
+            .values(deleted_at=now)
+        )
         await session.execute(delete(reactions).where(reactions.c.post_id == post_id))
         await self.outbox.emit(session, PostDeleted(post_id=post_id, user_id=user.id))
-

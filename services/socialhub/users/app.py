@@ -31,16 +31,23 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             redis = await res.redis(settings, fail_fast_seconds=settings.redis_timeout_seconds)
             cache = ProfileCache(redis, settings)
             app.state.profile_cache = cache
-            app.state.users = UsersService(cache, Outbox(settings),
-                                           new_user_wait_seconds=settings.new_user_wait_seconds)
+            app.state.users = UsersService(
+                cache, Outbox(settings), new_user_wait_seconds=settings.new_user_wait_seconds
+            )
             res.background("outbox-relay", OutboxRelay(database, settings).run)
-            consumer = BatchConsumer(settings, topics=[USER_TOPIC, POST_TOPIC],
-                                     group=CONSUMER_GROUP, handler=EventHandler(database, cache))
+            consumer = BatchConsumer(
+                settings,
+                topics=[USER_TOPIC, POST_TOPIC],
+                group=CONSUMER_GROUP,
+                handler=EventHandler(database, cache),
+            )
             res.background("event-consumer", consumer.run)
             retention = timedelta(days=settings.processed_events_retention_days)
-            res.periodic("processed-events-pruner",
-                         lambda: prune_processed_events(database, retention),
-                         every_seconds=PRUNE_EVERY_SECONDS)
+            res.periodic(
+                "processed-events-pruner",
+                lambda: prune_processed_events(database, retention),
+                every_seconds=PRUNE_EVERY_SECONDS,
+            )
             yield
 
     return create_service_app("users", settings, lifespan=lifespan, routers=[router])

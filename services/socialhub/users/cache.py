@@ -72,7 +72,8 @@ class ProfileCache:
         try:
             await self._set_if_unchanged(
                 keys=[self.key(user_id), self.version_key(user_id)],
-                args=[version, profile, self.ttl])
+                args=[version, profile, self.ttl],
+            )
         except RedisError as exc:
             self._failed("fill", exc)
 
@@ -116,6 +117,10 @@ class ProfileCache:
 
     def _failed(self, what: str, exc: RedisError) -> None:
         if time.monotonic() >= self._unavailable_until:
-            log.warning("profile cache %s failed, using PostgreSQL for %.1fs: %r", what,
-                        self.retry_after, exc)
+            log.warning(
+                "profile cache %s failed, using PostgreSQL for %.1fs: %r",
+                what,
+                self.retry_after,
+                exc,
+            )
         self._unavailable_until = time.monotonic() + self.retry_after

@@ -47,8 +47,9 @@ class PostCreated(contract.PostCreated):
     username: str = Field(min_length=1, max_length=USERNAME_MAX)
 
 
-HANDLED = frozenset({UserCreated.event_type, PostCreated.event_type,
-                     contract.PostDeleted.event_type})
+HANDLED = frozenset(
+    {UserCreated.event_type, PostCreated.event_type, contract.PostDeleted.event_type}
+)
 
 
 @dataclass
@@ -95,9 +96,16 @@ class EventHandler:
         rejected: list[Rejected] = []
         changed: set[uuid.UUID] = set()
         async with self.database.transaction() as session:
-            fresh = set((await session.scalars(
-                pg_insert(ProcessedEvent).values([{"event_id": e.event_id} for e in ours])
-                .on_conflict_do_nothing().returning(ProcessedEvent.event_id))).all())
+            fresh = set(
+                (
+                    await session.scalars(
+                        pg_insert(ProcessedEvent)
+                        .values([{"event_id": e.event_id} for e in ours])
+                        .on_conflict_do_nothing()
+                        .returning(ProcessedEvent.event_id)
+                    )
+                ).all()
+            )
             await _lock_profiles(session, [e for e in ours if e.event_id in fresh])
             post_counts: defaultdict[uuid.UUID, PostCountChange] = defaultdict(PostCountChange)
             authors: dict[uuid.UUID, str] = {}
@@ -119,8 +127,9 @@ class EventHandler:
                         deleted = contract.PostDeleted.of(event.data)
                         post_counts[deleted.user_id].step(-1)
                 except ValidationError as exc:
-                    rejected.append(Rejected(event, f"invalid {event.event_type} data: "
-                                                    f"{_first_error(exc)}"))
+                    rejected.append(
+                        Rejected(event, f"invalid {event.event_type} data: {_first_error(exc)}")
+                    )
             await _apply_post_counts(session, post_counts, authors)
             changed.update(post_counts)
         await self.cache.invalidate(changed)
@@ -132,8 +141,12 @@ async def _lock_profiles(session: AsyncSession, events: Sequence[Event]) -> None
     theirs in, so a batch and a concurrent follow can never wait on each other in a cycle."""
     ids = sorted({user_id for event in events if (user_id := _user_id(event)) is not None})
     if ids:
-        await session.execute(select(Profile.id).where(Profile.id.in_(ids))
-                              .order_by(Profile.id).with_for_update(key_share=True))
+        await session.execute(
+            select(Profile.id)
+            .where(Profile.id.in_(ids))
+            .order_by(Profile.id)
+            .with_for_update(key_share=True)
+        )
 
 
 def _user_id(event: Event) -> uuid.UUID | None:
@@ -145,43 +158,66 @@ def _user_id(event: Event) -> uuid.UUID | None:
 
 async def _store_user(session: AsyncSession, user: UserCreated) -> bool:
     """Create the profile or complete a provisional one; False if the username is taken."""
-    values = {"id": user.user_id, "username": user.username, "name": user.name,
-              "provisional": False, "created_at": user.created_at}
+    values = {
+        "id": user.user_id,
+        "username": user.username,
+        "name": user.name,
+        "provisional": False,
+        "created_at": user.created_at,
+    }
     stmt = pg_insert(Profile).values(values)
     try:
         async with session.begin_nested():
-            await session.execute(stmt.on_conflict_do_update(
-                index_elements=[Profile.id],
-                set_={"name": stmt.excluded.name, "created_at": stmt.excluded.created_at,
-                      "provisional": False, "updated_at": func.now()},
-                where=Profile.provisional.is_(True)))
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[Profile.id],
+                    set_={
+                        "name": stmt.excluded.name,
+                        "created_at": stmt.excluded.created_at,
+                        "provisional": False,
+                        "updated_at": func.now(),
+                    },
+                    where=Profile.provisional.is_(True),
+                )
+            )
     except IntegrityError:
         return False
     return True
 
 
-async def _apply_post_counts(session: AsyncSession, changes: dict[uuid.UUID, PostCountChange],
-                             authors: dict[uuid.UUID, str]) -> None:
+async def _apply_post_counts(
+    session: AsyncSession, changes: dict[uuid.UUID, PostCountChange], authors: dict[uuid.UUID, str]
+) -> None:
     """Move post counts; an author without a profile yet gets a provisional one."""
     for user_id, change in sorted(changes.items()):
         if not change.moves_anything:
             continue
         updated = await session.scalar(
-            sql_update(Profile).where(Profile.id == user_id)
+            sql_update(Profile)
+            .where(Profile.id == user_id)
             .values(posts_count=change.new_count)
-            .returning(Profile.id))
+            .returning(Profile.id)
+        )
         if updated is None and user_id in authors:
             username = authors[user_id]
-            stmt = pg_insert(Profile).values(id=user_id, username=username, name=username,
-                                             provisional=True, posts_count=change.from_zero)
+            stmt = pg_insert(Profile).values(
+                id=user_id,
+                username=username,
+                name=username,
+                provisional=True,
+                posts_count=change.from_zero,
+            )
             try:
                 async with session.begin_nested():  # a racing just-in-time insert may win
-                    await session.execute(stmt.on_conflict_do_update(
-                        index_elements=[Profile.id],
-                        set_={"posts_count": change.new_count}))
+                    await session.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=[Profile.id], set_={"posts_count": change.new_count}
+                        )
+                    )
             except IntegrityError:
-                log.warning("post count of %s lost: username %r belongs to another user",
-                            user_id, username)
+                log.warning(
+                    "post count of %s lost: username %r belongs to another user", user_id, username
+                )
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -195,7 +231,8 @@ async def prune_processed_events(database: Database, retention: timedelta) -> No
     async with database.transaction() as session:
         cutoff = select(func.now() - retention).scalar_subquery()
         result = await session.execute(
-            delete(ProcessedEvent).where(ProcessedEvent.processed_at < cutoff))
+            delete(ProcessedEvent).where(ProcessedEvent.processed_at < cutoff)
+        )
         removed = getattr(result, "rowcount", 0)
     if removed:
         log.info("forgot %d processed event ids", removed)

@@ -35,10 +35,16 @@ class Profile(Base):
     __table_args__ = (
         # text_pattern_ops: equality for uniqueness and lookups, and `LIKE 'prefix%'` for search
         # (the cluster's C.UTF-8 collation is not "C" to the planner).
-        Index("idx_profiles_username", "username", unique=True,
-              postgresql_ops={"username": "text_pattern_ops"}),
-        CheckConstraint("followers_count >= 0 AND following_count >= 0 AND posts_count >= 0",
-                        name="ck_profiles_counts_not_negative"),
+        Index(
+            "idx_profiles_username",
+            "username",
+            unique=True,
+            postgresql_ops={"username": "text_pattern_ops"},
+        ),
+        CheckConstraint(
+            "followers_count >= 0 AND following_count >= 0 AND posts_count >= 0",
+            name="ck_profiles_counts_not_negative",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -56,8 +62,11 @@ class Profile(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-Index("idx_profiles_name_prefix", func.lower(Profile.name).label("name_lower"),
-      postgresql_ops={"name_lower": "text_pattern_ops"})
+Index(
+    "idx_profiles_name_prefix",
+    func.lower(Profile.name).label("name_lower"),
+    postgresql_ops={"name_lower": "text_pattern_ops"},
+)
 
 
 class Follow(Base):
@@ -69,10 +78,22 @@ class Follow(Base):
         CheckConstraint("follower_id <> following_id", name="ck_follows_not_self"),
         # The design document's two indexes, extended with the keyset (followed_at, id) and the
         # listed user's id, so a page of a list is one index-only range scan.
-        Index("idx_follows_follower", "follower_id", "is_active", "followed_at", "id",
-              postgresql_include=["following_id"]),
-        Index("idx_follows_following", "following_id", "is_active", "followed_at", "id",
-              postgresql_include=["follower_id"]),
+        Index(
+            "idx_follows_follower",
+            "follower_id",
+            "is_active",
+            "followed_at",
+            "id",
+            postgresql_include=["following_id"],
+        ),
+        Index(
+            "idx_follows_following",
+            "following_id",
+            "is_active",
+            "followed_at",
+            "id",
+            postgresql_include=["follower_id"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -80,8 +101,9 @@ class Follow(Base):
     following_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id"))
     is_active: Mapped[bool] = mapped_column(Boolean)
     # When the follow (last) became active: lists are ordered by it, newest first.
-    followed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                  server_default=func.now())
+    followed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -106,5 +128,6 @@ class ProcessedEvent(Base):
     __table_args__ = (Index("idx_processed_events_at", "processed_at"),)
 
     event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
-                                                   server_default=func.now())
+    processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -27,6 +27,7 @@ class FollowCursor:
             if kind != "f" or not 0 < int(follow_id) <= MAX_BIGINT:
                 raise ValueError(kind)
             return cls(EPOCH + timedelta(microseconds=int(micros)), int(follow_id))
+
         return decode_cursor(cursor, parse)
 
 
@@ -42,8 +43,8 @@ class SearchCursor:
     @classmethod
     def decode(cls, cursor: str) -> "SearchCursor":
         def parse(kind: str, username: str) -> SearchCursor:
-            if (kind != "s" or not 0 < len(username) <= USERNAME_MAX
-                    or not username.isprintable()):
+            if kind != "s" or not 0 < len(username) <= USERNAME_MAX or not username.isprintable():
                 raise ValueError(kind)
             return cls(username)
+
         return decode_cursor(cursor, parse)

@@ -35,8 +35,7 @@ class Prepared:
         self._defaults = dict(compiled.params)  # values bound at build time (literals)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] if name in params else self._defaults[name]
-                for name in self._order]
+        return [params[name] if name in params else self._defaults[name] for name in self._order]
 
     async def begin_with(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Record]:
         """Run as the transaction's first statement, through SQLAlchemy's connection."""
@@ -44,14 +43,16 @@ class Prepared:
         result = await connection.exec_driver_sql(self.sql, tuple(self.arguments(params)))
         return [dict(row._mapping) for row in result.all()]
 
-    async def fetch(self, session: AsyncSession, params: Mapping[str, Any], *,
-                    write: bool = False) -> list[Record]:
+    async def fetch(
+        self, session: AsyncSession, params: Mapping[str, Any], *, write: bool = False
+    ) -> list[Record]:
         connection = await _driver_connection(session, write=write)
         rows: list[Record] = await connection.fetch(self.sql, *self.arguments(params))
         return rows
 
-    async def fetchrow(self, session: AsyncSession, params: Mapping[str, Any], *,
-                       write: bool = False) -> Record | None:
+    async def fetchrow(
+        self, session: AsyncSession, params: Mapping[str, Any], *, write: bool = False
+    ) -> Record | None:
         connection = await _driver_connection(session, write=write)
         row: Record | None = await connection.fetchrow(self.sql, *self.arguments(params))
         return row
@@ -62,6 +63,8 @@ async def _driver_connection(session: AsyncSession, *, write: bool) -> Any:
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
     if write and not raw.is_in_transaction():
-        raise RuntimeError("a prepared write needs the session's transaction to have begun "
-                           "(run an ordinary session statement first)")
+        raise RuntimeError(
+            "a prepared write needs the session's transaction to have begun "
+            "(run an ordinary session statement first)"
+        )
     return raw

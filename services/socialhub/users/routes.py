@@ -55,8 +55,10 @@ async def _changed_profiles(request: Request) -> AsyncIterator[set[uuid.UUID]]:
     await cache.invalidate(changed)
 
 
-async def _write(changed: Annotated[set[uuid.UUID], Depends(_changed_profiles, scope="function")],
-                 session: SessionDep) -> Write:
+async def _write(
+    changed: Annotated[set[uuid.UUID], Depends(_changed_profiles, scope="function")],
+    session: SessionDep,
+) -> Write:
     return Write(session, changed)
 
 
@@ -72,15 +74,22 @@ async def get_me(me: CurrentUser, session: SessionDep, users: Users) -> Response
 
 
 @router.patch("/me", response_model=ProfileOut, responses=errors(NEW_PROFILE_TAKEN))
-async def update_me(body: ProfileUpdate, me: CurrentUser, write: WriteDep,
-                    users: Users) -> Response:
+async def update_me(
+    body: ProfileUpdate, me: CurrentUser, write: WriteDep, users: Users
+) -> Response:
     return JsonText(await users.update_me(write, me, body))
 
 
 @router.get("/search", response_model=SearchPage, responses=errors(INVALID_CURSOR))
-async def search(me: CurrentUser, session: SessionDep, users: Users, request: Request,
-                 q: Annotated[SearchQuery, Query()], limit: LimitQuery = DEFAULT_LIMIT,
-                 cursor: CursorQuery = None) -> Response:
+async def search(
+    me: CurrentUser,
+    session: SessionDep,
+    users: Users,
+    request: Request,
+    q: Annotated[SearchQuery, Query()],
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Response:
     """Users whose username or name starts with `q` (case-insensitive), by username."""
     after = SearchCursor.decode(cursor) if cursor is not None else None
     items, last = await users.search(session, me.id, q, after, limit)
@@ -89,13 +98,19 @@ async def search(me: CurrentUser, session: SessionDep, users: Users, request: Re
 
 @router.get("/by-username/{username}", response_model=ProfileOut, responses=errors(404))
 async def get_by_username(
-        me: CurrentUser, session: SessionDep, users: Users,
-        username: Annotated[str, Path(pattern=USERNAME_PATTERN)]) -> Response:
+    me: CurrentUser,
+    session: SessionDep,
+    users: Users,
+    username: Annotated[str, Path(pattern=USERNAME_PATTERN)],
+) -> Response:
     return JsonText(await users.profile_by_username(session, username.lower()))
 
 
-@router.post("/follow/{user_id}", response_model=FollowState, responses=errors(
-    SELF, (403, "a block between the two users, either way"), 404))
+@router.post(
+    "/follow/{user_id}",
+    response_model=FollowState,
+    responses=errors(SELF, (403, "a block between the two users, either way"), 404),
+)
 async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Follow a user; following again is not an error and changes nothing."""
     return _model(await users.follow(write, me, user_id))
@@ -117,22 +132,36 @@ async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: User
     return _model(await users.unblock(write, me, user_id))
 
 
-@router.get("/{user_id}/followers", response_model=FollowPage,
-            responses=errors(INVALID_CURSOR, 404))
-async def followers(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
-                    request: Request, limit: LimitQuery = DEFAULT_LIMIT,
-                    cursor: CursorQuery = None) -> Response:
+@router.get(
+    "/{user_id}/followers", response_model=FollowPage, responses=errors(INVALID_CURSOR, 404)
+)
+async def followers(
+    user_id: UserId,
+    me: CurrentUser,
+    session: SessionDep,
+    users: Users,
+    request: Request,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Response:
     """Who follows the user, newest first."""
     after = FollowCursor.decode(cursor) if cursor is not None else None
     items, last = await users.followers(session, me.id, user_id, after, limit)
     return _page(request, items, last.encode() if last else None)
 
 
-@router.get("/{user_id}/following", response_model=FollowPage,
-            responses=errors(INVALID_CURSOR, 404))
-async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users,
-                    request: Request, limit: LimitQuery = DEFAULT_LIMIT,
-                    cursor: CursorQuery = None) -> Response:
+@router.get(
+    "/{user_id}/following", response_model=FollowPage, responses=errors(INVALID_CURSOR, 404)
+)
+async def following(
+    user_id: UserId,
+    me: CurrentUser,
+    session: SessionDep,
+    users: Users,
+    request: Request,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Response:
     """Whom the user follows, newest first."""
     after = FollowCursor.decode(cursor) if cursor is not None else None
     items, last = await users.following(session, me.id, user_id, after, limit)
@@ -140,13 +169,13 @@ async def following(user_id: UserId, me: CurrentUser, session: SessionDep, users
 
 
 @router.get("/{user_id}", response_model=ProfileOut, responses=errors(404))
-async def get_user(user_id: UserId, me: CurrentUser, session: SessionDep,
-                   users: Users) -> Response:
+async def get_user(user_id: UserId, me: CurrentUser, session: SessionDep, users: Users) -> Response:
     return JsonText(await users.profile(session, user_id))
 
 
 # Answers are serialised here, once: `response_model` only documents them (FastAPI does not
 # validate a returned Response again), which keeps a second validation pass off the hot paths.
+
 
 class JsonText(Response):
     media_type = "application/json"

@@ -31,16 +31,23 @@ def _fits_the_column(url: HttpUrl) -> HttpUrl:
     return url
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
-                 NONBLANK_LINE]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX), NONBLANK_LINE
+]
 Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=BIO_MAX), MULTILINE]
-AvatarUrl = Annotated[HttpUrl, UrlConstraints(max_length=AVATAR_URL_MAX,
-                                              allowed_schemes=["http", "https"]),
-                      AfterValidator(_fits_the_column)]
-SearchQuery = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
-                                               max_length=SEARCH_MAX), NONBLANK_LINE]
-Username = Annotated[str, StringConstraints(to_lower=True, max_length=USERNAME_MAX,
-                                            pattern=USERNAME_PATTERN)]
+AvatarUrl = Annotated[
+    HttpUrl,
+    UrlConstraints(max_length=AVATAR_URL_MAX, allowed_schemes=["http", "https"]),
+    AfterValidator(_fits_the_column),
+]
+SearchQuery = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=SEARCH_MAX),
+    NONBLANK_LINE,
+]
+Username = Annotated[
+    str, StringConstraints(to_lower=True, max_length=USERNAME_MAX, pattern=USERNAME_PATTERN)
+]
 
 
 class ApiModel(BaseModel):

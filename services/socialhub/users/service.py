@@ -65,8 +65,14 @@ def _like_prefix(text: str) -> str:
 
 
 class UsersService:
-    def __init__(self, cache: ProfileCache, outbox: Outbox, *,
-                 new_user_wait_seconds: float = 2.0, max_waiting: int = 4) -> None:
+    def __init__(
+        self,
+        cache: ProfileCache,
+        outbox: Outbox,
+        *,
+        new_user_wait_seconds: float = 2.0,
+        max_waiting: int = 4,
+    ) -> None:
         self.cache = cache
         self.outbox = outbox
         self.new_user_wait_seconds = new_user_wait_seconds
@@ -113,27 +119,48 @@ class UsersService:
             return after
         profile.updated_at = datetime.now(UTC)
         await session.flush()
-        await self.outbox.emit(session, UserUpdated(
-            user_id=me.id, username=profile.username, name=profile.name, bio=profile.bio,
-            avatar_url=profile.avatar_url))
+        await self.outbox.emit(
+            session,
+            UserUpdated(
+                user_id=me.id,
+                username=profile.username,
+                name=profile.name,
+                bio=profile.bio,
+                avatar_url=profile.avatar_url,
+            ),
+        )
         write.changed.add(me.id)
         return after
 
-    async def search(self, session: AsyncSession, viewer: uuid.UUID, query: str,
-                     cursor: SearchCursor | None, limit: int
-                     ) -> tuple[list[ListItem], SearchCursor | None]:
+    async def search(
+        self,
+        session: AsyncSession,
+        viewer: uuid.UUID,
+        query: str,
+        cursor: SearchCursor | None,
+        limit: int,
+    ) -> tuple[list[ListItem], SearchCursor | None]:
         """Username or name starting with `query` (case-insensitive), by username."""
         pattern = _like_prefix(query)
-        stmt = (select(Profile.id, Profile.username, Profile.name, Profile.avatar_url)
-                .where(or_(Profile.username.like(pattern, escape="\\"),
-                           func.lower(Profile.name).like(pattern, escape="\\")),
-                       ~queries.blocked_between(viewer, Profile.id))
-                .order_by(Profile.username).limit(limit + 1))
+        stmt = (
+            select(Profile.id, Profile.username, Profile.name, Profile.avatar_url)
+            .where(
+                or_(
+                    Profile.username.like(pattern, escape="\\"),
+                    func.lower(Profile.name).like(pattern, escape="\\"),
+                ),
+                ~queries.blocked_between(viewer, Profile.id),
+            )
+            .order_by(Profile.username)
+            .limit(limit + 1)
+        )
         if cursor is not None:
             stmt = stmt.where(Profile.username > cursor.username)
         rows = (await session.execute(stmt)).all()
-        items = [{"id": r.id, "username": r.username, "name": r.name, "avatarUrl": r.avatar_url}
-                 for r in rows[:limit]]
+        items = [
+            {"id": r.id, "username": r.username, "name": r.name, "avatarUrl": r.avatar_url}
+            for r in rows[:limit]
+        ]
         more = len(rows) > limit
         return items, SearchCursor(rows[limit - 1].username) if more else None
 
@@ -153,10 +180,16 @@ class UsersService:
             if blocker is not None:
                 raise forbidden("you have blocked this user; unblock them to follow")
             return FollowState(follower_id=me.id, following_id=target, is_following=True)
-        await self.outbox.emit(session, UserFollowed(
-            follower_id=me.id, follower_username=me.username, following_id=target,
-            following_username=target_username,
-            timestamp=int(followed["followed_at"].timestamp() * 1000)))
+        await self.outbox.emit(
+            session,
+            UserFollowed(
+                follower_id=me.id,
+                follower_username=me.username,
+                following_id=target,
+                following_username=target_username,
+                timestamp=int(followed["followed_at"].timestamp() * 1000),
+            ),
+        )
         write.changed.update((me.id, target))
         return FollowState(follower_id=me.id, following_id=target, is_following=True)
 
@@ -165,22 +198,33 @@ class UsersService:
         if target == me.id:
             raise bad_request("you cannot unfollow yourself", userId="is your own id")
         await self._lock_pair(session, me, target)
-        ended = await queries.UNFOLLOW.fetchrow(session, {"me": me.id, "target": target},
-                                                write=True)
+        ended = await queries.UNFOLLOW.fetchrow(
+            session, {"me": me.id, "target": target}, write=True
+        )
         if ended is not None:
             await self._unfollowed(write, me.id, target)
         return FollowState(follower_id=me.id, following_id=target, is_following=False)
 
-    async def followers(self, session: AsyncSession, viewer: uuid.UUID, user_id: uuid.UUID,
-                        cursor: FollowCursor | None, limit: int
-                        ) -> tuple[list[ListItem], FollowCursor | None]:
+    async def followers(
+        self,
+        session: AsyncSession,
+        viewer: uuid.UUID,
+        user_id: uuid.UUID,
+        cursor: FollowCursor | None,
+        limit: int,
+    ) -> tuple[list[ListItem], FollowCursor | None]:
         """Who follows `user_id`, newest first."""
         page = queries.FOLLOWERS_AFTER if cursor else queries.FOLLOWERS_FIRST
         return await self._follow_page(session, page, viewer, user_id, cursor, limit)
 
-    async def following(self, session: AsyncSession, viewer: uuid.UUID, user_id: uuid.UUID,
-                        cursor: FollowCursor | None, limit: int
-                        ) -> tuple[list[ListItem], FollowCursor | None]:
+    async def following(
+        self,
+        session: AsyncSession,
+        viewer: uuid.UUID,
+        user_id: uuid.UUID,
+        cursor: FollowCursor | None,
+        limit: int,
+    ) -> tuple[list[ListItem], FollowCursor | None]:
         """Whom `user_id` follows, newest first."""
         page = queries.FOLLOWING_AFTER if cursor else queries.FOLLOWING_FIRST
         return await self._follow_page(session, page, viewer, user_id, cursor, limit)
@@ -194,17 +238,24 @@ class UsersService:
             raise bad_request("you cannot block yourself", userId="is your own id")
         await self._lock_pair(session, me, target, wait_for_new_user=True)
         created = await session.scalar(
-            pg_insert(Block).values(blocker_id=me.id, blocked_id=target)
-            .on_conflict_do_nothing().returning(Block.created_at))
+            pg_insert(Block)
+            .values(blocker_id=me.id, blocked_id=target)
+            .on_conflict_do_nothing()
+            .returning(Block.created_at)
+        )
         if created is not None:
             for follower, followed in ((me.id, target), (target, me.id)):
                 ended = await queries.UNFOLLOW.fetchrow(
-                    session, {"me": follower, "target": followed}, write=True)
+                    session, {"me": follower, "target": followed}, write=True
+                )
                 if ended is not None:
                     await self._unfollowed(write, follower, followed)
-            await self.outbox.emit(session, UserBlocked(
-                blocker_id=me.id, blocked_id=target,
-                timestamp=int(created.timestamp() * 1000)))
+            await self.outbox.emit(
+                session,
+                UserBlocked(
+                    blocker_id=me.id, blocked_id=target, timestamp=int(created.timestamp() * 1000)
+                ),
+            )
         return BlockState(blocker_id=me.id, blocked_id=target, is_blocking=True)
 
     async def unblock(self, write: Write, me: Principal, target: uuid.UUID) -> BlockState:
@@ -215,11 +266,14 @@ class UsersService:
         if await session.get(Profile, target) is None:
             raise not_found("user")
         removed = await session.scalar(
-            delete(Block).where(Block.blocker_id == me.id, Block.blocked_id == target)
-            .returning(Block.blocker_id))
+            delete(Block)
+            .where(Block.blocker_id == me.id, Block.blocked_id == target)
+            .returning(Block.blocker_id)
+        )
         if removed is not None:
-            await self.outbox.emit(session, UserUnblocked(
-                blocker_id=me.id, blocked_id=target, timestamp=now_ms()))
+            await self.outbox.emit(
+                session, UserUnblocked(blocker_id=me.id, blocked_id=target, timestamp=now_ms())
+            )
         return BlockState(blocker_id=me.id, blocked_id=target, is_blocking=False)
 
     # -- internals ---------------------------------------------------------------------------
@@ -243,14 +297,21 @@ class UsersService:
         await session.execute(
             pg_insert(Profile)
             .values(id=me.id, username=me.username, name=me.username, provisional=True)
-            .on_conflict_do_nothing())
+            .on_conflict_do_nothing()
+        )
         profile = await session.get(Profile, me.id, populate_existing=True)
         if profile is None:  # another account holds that username: auth would never allow it
             raise conflict("a different account already has this username")
         return profile
 
-    async def _lock_pair(self, session: AsyncSession, me: Principal, other: uuid.UUID, *,
-                         wait_for_new_user: bool = False) -> str:
+    async def _lock_pair(
+        self,
+        session: AsyncSession,
+        me: Principal,
+        other: uuid.UUID,
+        *,
+        wait_for_new_user: bool = False,
+    ) -> str:
         """Lock both profiles (creating the caller's if needed); returns the other's username.
 
         With `wait_for_new_user`, an unknown other user gets a short grace period: an account
@@ -266,8 +327,9 @@ class UsersService:
             await self._create_provisional(session, me)
         return usernames[other]
 
-    async def _lock_profiles(self, session: AsyncSession, me: uuid.UUID, other: uuid.UUID
-                             ) -> dict[uuid.UUID, str]:
+    async def _lock_profiles(
+        self, session: AsyncSession, me: uuid.UUID, other: uuid.UUID
+    ) -> dict[uuid.UUID, str]:
         rows = await queries.LOCK_PAIR.begin_with(session, {"me": me, "target": other})
         return {row["id"]: row["username"] for row in rows}
 
@@ -283,22 +345,37 @@ class UsersService:
         return False
 
     async def _unfollowed(self, write: Write, follower: uuid.UUID, followed: uuid.UUID) -> None:
-        await self.outbox.emit(write.session, UserUnfollowed(
-            follower_id=follower, following_id=followed, timestamp=now_ms()))
+        await self.outbox.emit(
+            write.session,
+            UserUnfollowed(follower_id=follower, following_id=followed, timestamp=now_ms()),
+        )
         write.changed.update((follower, followed))
 
-    async def _follow_page(self, session: AsyncSession, page: Prepared, viewer: uuid.UUID,
-                           user_id: uuid.UUID, cursor: FollowCursor | None, limit: int
-                           ) -> tuple[list[ListItem], FollowCursor | None]:
+    async def _follow_page(
+        self,
+        session: AsyncSession,
+        page: Prepared,
+        viewer: uuid.UUID,
+        user_id: uuid.UUID,
+        cursor: FollowCursor | None,
+        limit: int,
+    ) -> tuple[list[ListItem], FollowCursor | None]:
         params: dict[str, Any] = {"user_id": user_id, "viewer": viewer, "limit": limit + 1}
         if cursor is not None:
             params.update(after_at=cursor.followed_at, after_id=cursor.follow_id)
         rows = await page.fetch(session, params)
         if not rows and await queries.PROFILE_BY_ID.fetchrow(session, {"user_id": user_id}) is None:
             raise not_found("user")
-        items = [{"id": r["id"], "username": r["username"], "name": r["name"],
-                  "avatarUrl": r["avatar_url"], "followedAt": r["followed_at"]}
-                 for r in rows[:limit]]
+        items = [
+            {
+                "id": r["id"],
+                "username": r["username"],
+                "name": r["name"],
+                "avatarUrl": r["avatar_url"],
+                "followedAt": r["followed_at"],
+            }
+            for r in rows[:limit]
+        ]
         if len(rows) <= limit:
             return items, None
         last = rows[limit - 1]

@@ -40,7 +40,8 @@ from tests.support import settings_for
 RUNNING = ("auth", "users", "posts", "notifications")
 PROFILE_ENV = (
     # every request comes from 127.0.0.1
-    ("SIGNUP_LIMIT_PER_IP", "100000"), ("LOGIN_LIMIT_PER_IP", "100000"),
+    ("SIGNUP_LIMIT_PER_IP", "100000"),
+    ("LOGIN_LIMIT_PER_IP", "100000"),
     # no mail server runs here (the MailSink below is never started)
     ("MAIL_BACKEND", "log"),
     # the cheapest bcrypt: signups are set-up here, not what is under test
@@ -136,14 +137,23 @@ def in_parallel(*calls: Callable[[], object]) -> None:
 def stack() -> Iterator[Stack]:
     directory = Path(tempfile.mkdtemp(prefix="socialhub-stack-"))
     directory.chmod(0o755)  # initdb runs as `postgres` when we are root
-    infra = Infra(postgres=Postgres(port=free_port(), state_dir=directory),
-                  redis=Redis(port=free_port(), state_dir=directory),
-                  kafka=Kafka(port=free_port(), controller_port=free_port(),
-                              state_dir=directory, node_port=None),
-                  mongo=Mongo(port=free_port(), state_dir=directory),
-                  mail=MailSink(port=free_port()))
-    profile = Profile("faults", port_offset=free_offset(), gateway_port=free_port(),
-                      redis_db=0, env=PROFILE_ENV, gateway_rate=(1_000_000, 1_000_000))
+    infra = Infra(
+        postgres=Postgres(port=free_port(), state_dir=directory),
+        redis=Redis(port=free_port(), state_dir=directory),
+        kafka=Kafka(
+            port=free_port(), controller_port=free_port(), state_dir=directory, node_port=None
+        ),
+        mongo=Mongo(port=free_port(), state_dir=directory),
+        mail=MailSink(port=free_port()),
+    )
+    profile = Profile(
+        "faults",
+        port_offset=free_offset(),
+        gateway_port=free_port(),
+        redis_db=0,
+        env=PROFILE_ENV,
+        gateway_rate=(1_000_000, 1_000_000),
+    )
     platform = PrivatePlatform(profile, infra, directory)
     servers: list[Server] = [infra.postgres, infra.redis, infra.kafka, infra.mongo]
     services = [platform.service_process(service(name)) for name in RUNNING]

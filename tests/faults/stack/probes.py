@@ -48,8 +48,10 @@ async def new_account(api: httpx.AsyncClient, prefix: str) -> Account:
 
 async def known_to_users(api: httpx.AsyncClient, who: Account) -> None:
     """The users service has the profile (it arrives by `user.created`): following needs it."""
+
     async def known() -> bool:
         return (await api.get(f"/users/{who.id}", headers=who.headers)).status_code == 200
+
     await eventually(known, within=30, what=f"the users service knowing {who.username}")
 
 
@@ -99,8 +101,9 @@ async def outbox_rows(stack: Stack) -> dict[str, int]:
         engine = create_async_engine(stack.postgres.url(stack.database(name)))
         try:
             async with engine.connect() as connection:
-                counts[name] = (await connection.execute(
-                    text("SELECT count(*) FROM outbox"))).scalar_one()
+                counts[name] = (
+                    await connection.execute(text("SELECT count(*) FROM outbox"))
+                ).scalar_one()
         finally:
             await engine.dispose()
     return counts

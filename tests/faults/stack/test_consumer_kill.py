@@ -45,15 +45,20 @@ COMMENTERS = 3
 DELETED = 5
 
 
-async def write_burst(api: httpx.AsyncClient, tally: Tally, post: str,
-                      commenters: list[Account]) -> list[str]:
+async def write_burst(
+    api: httpx.AsyncClient, tally: Tally, post: str, commenters: list[Account]
+) -> list[str]:
     """BURST comments, the commenters writing side by side; the accepted comments' ids."""
     accepted: list[str] = []
 
     async def comment_as(who: Account) -> None:
         for i in range(BURST // len(commenters)):
-            response = await tally.send("comment", api.post(
-                f"/posts/{post}/comments", headers=who.headers, json={"content": f"burst {i}"}))
+            response = await tally.send(
+                "comment",
+                api.post(
+                    f"/posts/{post}/comments", headers=who.headers, json={"content": f"burst {i}"}
+                ),
+            )
             if response.status_code == 201:
                 accepted.append(response.json()["id"])
 
@@ -69,6 +74,7 @@ async def first_batch(stack: Stack, author: Account) -> list[Document]:
         nonlocal found
         found = [d for d in await stored(stack, author) if d["type"] == "comment"]
         return bool(found)
+
     await eventually(arrived, within=60, what="the first batch stored")
     return found
 
@@ -84,7 +90,8 @@ async def soft_delete(stack: Stack, owner: Account, notification_ids: list[str])
 
 
 async def test_a_consumer_killed_mid_batch_notifies_every_event_exactly_once(
-        stack: Stack, api: httpx.AsyncClient) -> None:
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
     author = await new_account(api, "ca")
     commenters = [await new_account(api, f"cc{i}") for i in range(COMMENTERS)]
     post = await create_post(api, author, "about to be commented on a lot")
@@ -99,6 +106,7 @@ async def test_a_consumer_killed_mid_batch_notifies_every_event_exactly_once(
 
         async def relayed() -> bool:
             return not any((await outbox_rows(stack)).values())
+
         await eventually(relayed, within=60, what="the burst relayed to Kafka")
 
         async with pushes_to(stack, author) as pushes:
@@ -146,11 +154,15 @@ async def test_a_consumer_killed_mid_batch_notifies_every_event_exactly_once(
     # process, and a redelivered event is never pushed again; every other one was pushed once.
     held_ids = {d["_id"] for d in held}
     assert pushes.of(d["_id"] for d in documents) == {
-        d["_id"]: 0 if d["_id"] in held_ids else 1 for d in documents}
+        d["_id"]: 0 if d["_id"] in held_ids else 1 for d in documents
+    }
     assert sum(pushes.received.values()) == BURST - len(held)
-    print(f"consumer killed mid-batch: {BURST} comments written while the notification service "
-          f"was stopped; SIGKILL with a batch of {len(held)} stored and uncommitted; "
-          f"supervised back in {back_after:.1f}s; the batch's {redelivered} events came again "
-          f"and were refused as duplicates; all settled {drained_in:.1f}s later: {BURST} "
-          f"stored once each, {BURST - len(held)} pushes (the held batch's none), "
-          f"{len(deleted)} deleted meanwhile stayed deleted", flush=True)
+    print(
+        f"consumer killed mid-batch: {BURST} comments written while the notification service "
+        f"was stopped; SIGKILL with a batch of {len(held)} stored and uncommitted; "
+        f"supervised back in {back_after:.1f}s; the batch's {redelivered} events came again "
+        f"and were refused as duplicates; all settled {drained_in:.1f}s later: {BURST} "
+        f"stored once each, {BURST - len(held)} pushes (the held batch's none), "
+        f"{len(deleted)} deleted meanwhile stayed deleted",
+        flush=True,
+    )

@@ -58,8 +58,9 @@ class Accepted:
 class Writer:
     """One user creating POSTS_EACH posts, each retried (same key) until it is accepted."""
 
-    def __init__(self, api: httpx.AsyncClient, tally: Tally, who: Account,
-                 progress: Accepted) -> None:
+    def __init__(
+        self, api: httpx.AsyncClient, tally: Tally, who: Account, progress: Accepted
+    ) -> None:
         self.api, self.tally, self.who, self.progress = api, tally, who, progress
         self.accepted: list[str] = []
         self.replayed = 0
@@ -71,9 +72,14 @@ class Writer:
             while True:
                 assert time.monotonic() < deadline, f"post {i} of {self.who.username} refused"
                 try:
-                    response = await self.tally.send("create post", self.api.post(
-                        "/posts/", headers={**self.who.headers, "Idempotency-Key": key},
-                        json={"content": f"under load {i}"}))
+                    response = await self.tally.send(
+                        "create post",
+                        self.api.post(
+                            "/posts/",
+                            headers={**self.who.headers, "Idempotency-Key": key},
+                            json={"content": f"under load {i}"},
+                        ),
+                    )
                 except httpx.RemoteProtocolError as error:  # cut off by the kill (module doc)
                     self.cut_off.append(f"create post: {error}")
                     continue
@@ -109,7 +115,8 @@ async def timeline(api: httpx.AsyncClient, who: Account) -> list[str]:
 
 
 async def test_a_killed_service_comes_back_by_itself_and_keeps_every_accepted_write(
-        stack: Stack, api: httpx.AsyncClient) -> None:
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
     writers_accounts = [await new_account(api, f"sk{i}") for i in range(WRITERS)]
     reader = await new_account(api, "skr")
     probe_post = await create_post(api, reader, "read while the service is away")
@@ -132,8 +139,9 @@ async def test_a_killed_service_comes_back_by_itself_and_keeps_every_accepted_wr
             # the first answer from a posts process again (a read, so it counts nothing)
             while True:
                 try:
-                    response = await tally.send("read post", api.get(
-                        f"/posts/{probe_post}", headers=reader.headers))
+                    response = await tally.send(
+                        "read post", api.get(f"/posts/{probe_post}", headers=reader.headers)
+                    )
                 except httpx.RemoteProtocolError as error:  # cut off by the kill (module doc)
                     cut_off.append(f"read post: {error}")
                     continue
@@ -170,10 +178,13 @@ async def test_a_killed_service_comes_back_by_itself_and_keeps_every_accepted_wr
     assert set(pushes.of(n["id"] for n in notified).values()) == {1}
     assert sum(pushes.received.values()) == WRITERS * POSTS_EACH
     replayed = sum(writer.replayed for writer in writers)
-    print(f"service killed under load: posts SIGKILLed after {KILL_AFTER} accepted posts; "
-          f"supervised back, answering again {answered_after:.1f}s after the kill; "
-          f"{outage} requests answered 502/503 meanwhile, no 500, {len(cut_off)} cut off "
-          f"mid-answer by the kill {cut_off}; {len(notified)} posts "
-          f"accepted ({replayed} of them on a retry that found the post already made), each "
-          f"on its author's timeline once and notified and pushed once, "
-          f"{drained_in:.1f}s to settle", flush=True)
+    print(
+        f"service killed under load: posts SIGKILLed after {KILL_AFTER} accepted posts; "
+        f"supervised back, answering again {answered_after:.1f}s after the kill; "
+        f"{outage} requests answered 502/503 meanwhile, no 500, {len(cut_off)} cut off "
+        f"mid-answer by the kill {cut_off}; {len(notified)} posts "
+        f"accepted ({replayed} of them on a retry that found the post already made), each "
+        f"on its author's timeline once and notified and pushed once, "
+        f"{drained_in:.1f}s to settle",
+        flush=True,
+    )

@@ -23,13 +23,24 @@ def write_kubeconfig() -> Path:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "socialhub-local", "cluster": {
-            "server": api_url(), "certificate-authority": str(PKI / "ca.crt")}}],
-        "users": [{"name": "admin", "user": {
-            "client-certificate": str(PKI / "admin.crt"),
-            "client-key": str(PKI / "admin.key")}}],
-        "contexts": [{"name": "socialhub-local",
-                      "context": {"cluster": "socialhub-local", "user": "admin"}}],
+        "clusters": [
+            {
+                "name": "socialhub-local",
+                "cluster": {"server": api_url(), "certificate-authority": str(PKI / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate": str(PKI / "admin.crt"),
+                    "client-key": str(PKI / "admin.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "socialhub-local", "context": {"cluster": "socialhub-local", "user": "admin"}}
+        ],
         "current-context": "socialhub-local",
     }
     KUBECONFIG.write_text(json.dumps(config, indent=2) + "\n")
@@ -46,8 +57,11 @@ def kubectl(*args: str, stdin: str | None = None) -> str:
 
 
 def https_ok(url: str, *, verify: bool) -> bool:
-    context = ssl.create_default_context(cafile=str(PKI / "ca.crt")) if verify \
-        else ssl._create_unverified_context()  # the controllers serve self-signed health ports
+    context = (
+        ssl.create_default_context(cafile=str(PKI / "ca.crt"))
+        if verify
+        else ssl._create_unverified_context()
+    )  # the controllers serve self-signed health ports
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
             return bool(response.status == 200)
@@ -58,8 +72,9 @@ def https_ok(url: str, *, verify: bool) -> bool:
 def node_ready(name: str) -> bool:
     """Whether the node has registered and reports Ready."""
     try:
-        status = kubectl("get", "node", name, "-o",
-                         "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+        status = kubectl(
+            "get", "node", name, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        )
     except RuntimeError:
         return False
     return status.strip() == "True"

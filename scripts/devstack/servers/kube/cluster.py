@@ -25,8 +25,13 @@ class KubeCluster:
     """
 
     def __init__(self, node: Sequence[Server] = ()) -> None:
-        self.control_plane: list[Server] = [Kine(), KubeApiserver(), KubeControllerManager(),
-                                            KubeScheduler(), Kwok()]
+        self.control_plane: list[Server] = [
+            Kine(),
+            KubeApiserver(),
+            KubeControllerManager(),
+            KubeScheduler(),
+            Kwok(),
+        ]
         self.servers: list[Server] = [*self.control_plane, *node]
 
     @property

@@ -26,8 +26,9 @@ class KubeServer(Server):
         kube_build.build()
 
     def _process(self, binary: str, args: list[str]) -> ManagedProcess:
-        return ManagedProcess(name=self.name, argv=[str(kube_build.binary(binary)), *args],
-                              run_dir=RUN_DIR)
+        return ManagedProcess(
+            name=self.name, argv=[str(kube_build.binary(binary)), *args], run_dir=RUN_DIR
+        )
 
 
 class _KubeController(KubeServer):
@@ -67,11 +68,17 @@ class Kine(KubeServer):
 
     def process(self) -> ManagedProcess:
         database = KUBE_STATE / "kine" / "state.db"
-        return self._process("kine", [
-            "--endpoint", f"sqlite://{database}?_journal=WAL&cache=shared&_busy_timeout=30000",
-            "--listen-address", f"{INFRA.host}:{INFRA.kube_etcd_port}",
-            "--metrics-bind-address", "0",
-        ])
+        return self._process(
+            "kine",
+            [
+                "--endpoint",
+                f"sqlite://{database}?_journal=WAL&cache=shared&_busy_timeout=30000",
+                "--listen-address",
+                f"{INFRA.host}:{INFRA.kube_etcd_port}",
+                "--metrics-bind-address",
+                "0",
+            ],
+        )
 
     def ready(self) -> bool:
         # kine speaks only gRPC; an accepting port means the schema is in place.
@@ -92,42 +99,45 @@ class KubeApiserver(KubeServer):
 
     def process(self) -> ManagedProcess:
         net = NODE_NETWORK
-        return self._process("kube-apiserver", [
-            f"--etcd-servers=http://{INFRA.host}:{INFRA.kube_etcd_port}",
-            # The bridge's address: this machine and its pods reach it, nothing else does.
-            f"--bind-address={net.node_ip}",
-            f"--advertise-address={net.node_ip}",
-            f"--secure-port={INFRA.kube_apiserver_port}",
-            f"--cert-dir={PKI}",
-            f"--tls-cert-file={PKI / 'apiserver.crt'}",
-            f"--tls-private-key-file={PKI / 'apiserver.key'}",
-            f"--client-ca-file={PKI / 'ca.crt'}",
-            f"--service-account-key-file={PKI / 'sa.pub'}",
-            f"--service-account-signing-key-file={PKI / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={net.service_cidr}",
-            "--authorization-mode=RBAC",
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-            # logs, exec and port-forward: the API server calls the kubelet as admin.
-            f"--kubelet-client-certificate={PKI / 'admin.crt'}",
-            f"--kubelet-client-key={PKI / 'admin.key'}",
-            "--kubelet-preferred-address-types=InternalIP",
-            # Aggregation, for metrics-server (the HPAs' CPU metrics).
-            f"--requestheader-client-ca-file={PKI / 'ca.crt'}",
-            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
-            "--requestheader-username-headers=X-Remote-User",
-            "--requestheader-group-headers=X-Remote-Group",
-            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-            f"--proxy-client-cert-file={PKI / 'front-proxy-client.crt'}",
-            f"--proxy-client-key-file={PKI / 'front-proxy-client.key'}",
-            "--enable-aggregator-routing=true",
-            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
-            # Nodes would start tainted not-ready until the node lifecycle controller, which
-            # judges kubelet heartbeats, clears it; kwok's fake node has no kubelet to judge.
-            "--disable-admission-plugins=TaintNodesByCondition",
-        ])
+        return self._process(
+            "kube-apiserver",
+            [
+                f"--etcd-servers=http://{INFRA.host}:{INFRA.kube_etcd_port}",
+                # The bridge's address: this machine and its pods reach it, nothing else does.
+                f"--bind-address={net.node_ip}",
+                f"--advertise-address={net.node_ip}",
+                f"--secure-port={INFRA.kube_apiserver_port}",
+                f"--cert-dir={PKI}",
+                f"--tls-cert-file={PKI / 'apiserver.crt'}",
+                f"--tls-private-key-file={PKI / 'apiserver.key'}",
+                f"--client-ca-file={PKI / 'ca.crt'}",
+                f"--service-account-key-file={PKI / 'sa.pub'}",
+                f"--service-account-signing-key-file={PKI / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={net.service_cidr}",
+                "--authorization-mode=RBAC",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                # logs, exec and port-forward: the API server calls the kubelet as admin.
+                f"--kubelet-client-certificate={PKI / 'admin.crt'}",
+                f"--kubelet-client-key={PKI / 'admin.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # Aggregation, for metrics-server (the HPAs' CPU metrics).
+                f"--requestheader-client-ca-file={PKI / 'ca.crt'}",
+                f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={PKI / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={PKI / 'front-proxy-client.key'}",
+                "--enable-aggregator-routing=true",
+                "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
+                # Nodes would start tainted not-ready until the node lifecycle controller, which
+                # judges kubelet heartbeats, clears it; kwok's fake node has no kubelet to judge.
+                "--disable-admission-plugins=TaintNodesByCondition",
+            ],
+        )
 
     def ready(self) -> bool:
         return https_ok(f"{self.address}/readyz", verify=True)
@@ -138,18 +148,21 @@ class KubeControllerManager(_KubeController):
     port = INFRA.kube_controller_manager_port
 
     def process(self) -> ManagedProcess:
-        return self._process("kube-controller-manager", [
-            *self._component_flags("controller-manager"),
-            f"--service-account-private-key-file={PKI / 'sa.key'}",
-            f"--root-ca-file={PKI / 'ca.crt'}",
-            f"--service-cluster-ip-range={NODE_NETWORK.service_cidr}",
-            "--use-service-account-credentials=false",
-            # No node heartbeats to judge here (kwok's node never dies); the rest are defaults.
-            "--controllers=*,-nodelifecycle",
-            # Shorter loops than production so the tests see HPAs and GC act promptly.
-            "--horizontal-pod-autoscaler-sync-period=2s",
-            "--concurrent-gc-syncs=20",
-        ])
+        return self._process(
+            "kube-controller-manager",
+            [
+                *self._component_flags("controller-manager"),
+                f"--service-account-private-key-file={PKI / 'sa.key'}",
+                f"--root-ca-file={PKI / 'ca.crt'}",
+                f"--service-cluster-ip-range={NODE_NETWORK.service_cidr}",
+                "--use-service-account-credentials=false",
+                # No node heartbeats to judge here (kwok's node never dies); the rest are defaults.
+                "--controllers=*,-nodelifecycle",
+                # Shorter loops than production so the tests see HPAs and GC act promptly.
+                "--horizontal-pod-autoscaler-sync-period=2s",
+                "--concurrent-gc-syncs=20",
+            ],
+        )
 
 
 class KubeScheduler(_KubeController):

@@ -30,7 +30,8 @@ SIMULATED_NAMESPACE_PREFIX = "op-"
 SIMULATED_NAMESPACE_ANNOTATIONS = {
     "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
     "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
-        [{**SIMULATED_TAINT, "operator": "Equal"}]),
+        [{**SIMULATED_TAINT, "operator": "Equal"}]
+    ),
 }
 
 FAKE_NODE_MANIFEST = {
@@ -39,12 +40,18 @@ FAKE_NODE_MANIFEST = {
     "metadata": {
         "name": FAKE_NODE,
         "annotations": {"kwok.x-k8s.io/node": "fake"},
-        "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux",
-                   "kubernetes.io/arch": "amd64", "type": "kwok"},
+        "labels": {
+            "kubernetes.io/hostname": FAKE_NODE,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "type": "kwok",
+        },
     },
     "spec": {"taints": [SIMULATED_TAINT]},
-    "status": {"allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
-               "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"}},
+    "status": {
+        "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+        "capacity": {"cpu": "64", "memory": "256Gi", "pods": "500"},
+    },
 }
 
 
@@ -70,20 +77,29 @@ class Kwok(KubeServer):
         stages = sorted((kube_build.kube_dir() / "kwok-stages").glob("*.yaml"))
         documents = [fail_stages(), *(path.read_text() for path in stages)]
         self.config.write_text("\n---\n".join(doc.strip() for doc in documents) + "\n")
-        kubectl("apply", "--server-side", "--field-manager=socialhub-devstack", "-f", "-",
-                stdin=json.dumps(FAKE_NODE_MANIFEST))
+        kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=socialhub-devstack",
+            "-f",
+            "-",
+            stdin=json.dumps(FAKE_NODE_MANIFEST),
+        )
 
     def process(self) -> ManagedProcess:
-        return self._process("kwok", [
-            f"--kubeconfig={KUBECONFIG}",
-            f"--config={self.config}",
-            "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--server-address={INFRA.host}:{INFRA.kwok_port}",
-            # Fake addresses outside the real node's pod network.
-            "--node-ip=10.245.0.1",
-            "--cidr=10.245.0.0/16",
-        ])
+        return self._process(
+            "kwok",
+            [
+                f"--kubeconfig={KUBECONFIG}",
+                f"--config={self.config}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--server-address={INFRA.host}:{INFRA.kwok_port}",
+                # Fake addresses outside the real node's pod network.
+                "--node-ip=10.245.0.1",
+                "--cidr=10.245.0.0/16",
+            ],
+        )
 
     def ready(self) -> bool:
         return node_ready(FAKE_NODE)

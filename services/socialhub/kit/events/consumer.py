@@ -23,10 +23,12 @@ from socialhub.kit.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 CONSUMED = Counter("events_consumed_total", "Events handed to a handler", ["group", "topic"])
-DEAD_LETTERED = Counter("events_dead_lettered_total", "Messages sent to the dead-letter topic",
-                        ["group", "topic"])
-HANDLER_FAILURES = Counter("event_handler_failures_total", "Batches retried after a failure",
-                           ["group"])
+DEAD_LETTERED = Counter(
+    "events_dead_lettered_total", "Messages sent to the dead-letter topic", ["group", "topic"]
+)
+HANDLER_FAILURES = Counter(
+    "event_handler_failures_total", "Batches retried after a failure", ["group"]
+)
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,17 @@ Handler = Callable[[Sequence[Event]], Awaitable[Sequence[Rejected]]]
 
 
 class BatchConsumer:
-    def __init__(self, kafka: KafkaSettings, *, topics: Sequence[str], group: str,
-                 handler: Handler, batch_size: int = 500, poll_timeout_ms: int = 200,
-                 max_backoff_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        topics: Sequence[str],
+        group: str,
+        handler: Handler,
+        batch_size: int = 500,
+        poll_timeout_ms: int = 200,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
         self.kafka = kafka
         self.topics = [kafka.topic(name) for name in topics]
         self.group = kafka.group(group)
@@ -66,17 +76,25 @@ class BatchConsumer:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.kafka.kafka_bootstrap_servers,
-            group_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=self.batch_size)
-        dead_letters = AIOKafkaProducer(bootstrap_servers=self.kafka.kafka_bootstrap_servers,
-                                        enable_idempotence=True, acks="all")
+            *self.topics,
+            bootstrap_servers=self.kafka.kafka_bootstrap_servers,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_size,
+        )
+        dead_letters = AIOKafkaProducer(
+            bootstrap_servers=self.kafka.kafka_bootstrap_servers,
+            enable_idempotence=True,
+            acks="all",
+        )
         await consumer.start()
         try:
             await dead_letters.start()
             while True:
-                batch = await consumer.getmany(timeout_ms=self.poll_timeout_ms,
-                                               max_records=self.batch_size)
+                batch = await consumer.getmany(
+                    timeout_ms=self.poll_timeout_ms, max_records=self.batch_size
+                )
                 if batch:
                     await self._process(consumer, dead_letters, batch)
         finally:
@@ -85,8 +103,12 @@ class BatchConsumer:
             with suppress(Exception):
                 await consumer.stop()
 
-    async def _process(self, consumer: AIOKafkaConsumer, dead_letters: AIOKafkaProducer,
-                       batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _process(
+        self,
+        consumer: AIOKafkaConsumer,
+        dead_letters: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[ConsumerRecord]],
+    ) -> None:
         events: list[Event] = []
         origin: dict[str, ConsumerRecord] = {}
         for records in batch.values():
@@ -108,8 +130,9 @@ class BatchConsumer:
                 raise
             except Exception as exc:
                 HANDLER_FAILURES.labels(self.group).inc()
-                log.warning("handler failed for %d events, retrying in %.1fs: %r",
-                            len(events), backoff, exc)
+                log.warning(
+                    "handler failed for %d events, retrying in %.1fs: %r", len(events), backoff, exc
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_seconds)
         for item in rejected:
@@ -118,12 +141,20 @@ class BatchConsumer:
             CONSUMED.labels(self.group, origin[event.event_id].topic).inc()
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
-    async def _dead_letter(self, producer: AIOKafkaProducer, record: ConsumerRecord,
-                           reason: str) -> None:
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, record: ConsumerRecord, reason: str
+    ) -> None:
         DEAD_LETTERED.labels(self.group, record.topic).inc()
-        log.warning("dead-lettering %s[%d]@%d: %s", record.topic, record.partition,
-                    record.offset, reason)
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+        )
         await producer.send_and_wait(
-            self.kafka.topic(DEAD_LETTER_TOPIC), value=record.value, key=record.key,
-            headers=[("reason", reason.encode()), ("group", self.group.encode()),
-                     ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())])
+            self.kafka.topic(DEAD_LETTER_TOPIC),
+            value=record.value,
+            key=record.key,
+            headers=[
+                ("reason", reason.encode()),
+                ("group", self.group.encode()),
+                ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ],
+        )

@@ -1,7 +1,7 @@
 """The one event envelope every service publishes and consumes.
 
-    {"eventId": "…uuid…", "eventType": "post.created", "occurredAt": "2026-…Z",
-     "producer": "posts", "data": {...}}
+{"eventId": "…uuid…", "eventType": "post.created", "occurredAt": "2026-…Z",
+ "producer": "posts", "data": {...}}
 """
 
 import json
@@ -20,8 +20,9 @@ def _now() -> datetime:
 
 
 class Event(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True,
-                              extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore"
+    )
 
     event_type: str = Field(min_length=1, max_length=100)
     producer: str = Field(min_length=1, max_length=50)
@@ -32,8 +33,9 @@ class Event(BaseModel):
     @classmethod
     def of(cls, data: EventData, **envelope: Any) -> "Event":
         """The envelope of a contract event (`envelope`: eventId or occurredAt to set)."""
-        return cls(event_type=data.event_type, producer=data.producer, data=data.to_data(),
-                   **envelope)
+        return cls(
+            event_type=data.event_type, producer=data.producer, data=data.to_data(), **envelope
+        )
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

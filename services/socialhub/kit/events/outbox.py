@@ -43,8 +43,9 @@ outbox = Table(
 
 _INSERT = outbox.insert()
 
-PUBLISHED = Counter("outbox_published_total", "Events the outbox relay delivered to Kafka",
-                    ["topic"])
+PUBLISHED = Counter(
+    "outbox_published_total", "Events the outbox relay delivered to Kafka", ["topic"]
+)
 RELAY_FAILURES = Counter("outbox_relay_failures_total", "Relay attempts that failed and will retry")
 
 
@@ -57,14 +58,23 @@ class Outbox:
 
     async def emit(self, session: AsyncSession, data: EventData) -> Event:
         event = Event.of(data)
-        await session.execute(_INSERT, {"topic": self.kafka.topic(data.topic), "key": data.key,
-                                        "payload": event.to_json()})
+        await session.execute(
+            _INSERT,
+            {"topic": self.kafka.topic(data.topic), "key": data.key, "payload": event.to_json()},
+        )
         return event
 
 
 class OutboxRelay:
-    def __init__(self, database: Database, kafka: KafkaSettings, *, batch_size: int = 500,
-                 idle_poll_seconds: float = 1.0, max_backoff_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        database: Database,
+        kafka: KafkaSettings,
+        *,
+        batch_size: int = 500,
+        idle_poll_seconds: float = 1.0,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
         self.database = database
         self.kafka = kafka
         self.batch_size = batch_size
@@ -99,7 +109,11 @@ class OutboxRelay:
                 await raw.add_listener(NOTIFY_CHANNEL, self._on_notify)
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.kafka.kafka_bootstrap_servers,
-                    enable_idempotence=True, acks="all", linger_ms=5, request_timeout_ms=10_000)
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=5,
+                    request_timeout_ms=10_000,
+                )
                 try:
                     await producer.start()
                     while True:
@@ -116,15 +130,22 @@ class OutboxRelay:
 
     async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
         async with self.database.transaction() as session:
-            rows = (await session.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
-                .order_by(outbox.c.id).limit(self.batch_size)
-                .with_for_update(skip_locked=True))).all()
+            rows = (
+                await session.execute(
+                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
             if not rows:
                 return 0
             deliveries = [
-                await producer.send(row.topic, value=json.dumps(row.payload).encode(),
-                                    key=row.key.encode() if row.key else None)
+                await producer.send(
+                    row.topic,
+                    value=json.dumps(row.payload).encode(),
+                    key=row.key.encode() if row.key else None,
+                )
                 for row in rows
             ]
             await asyncio.gather(*deliveries)

@@ -27,12 +27,17 @@ async def ensure_topics(settings: KafkaSettings, names: tuple[str, ...] = ALL_TO
         missing = [name for name in wanted if name not in existing]
         if missing:
             try:
-                await admin.create_topics([
-                    NewTopic(name, num_partitions=settings.kafka_topic_partitions,
-                             replication_factor=settings.kafka_topic_replication,
-                             topic_configs={"retention.ms": str(retention_ms)})
-                    for name in missing
-                ])
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name,
+                            num_partitions=settings.kafka_topic_partitions,
+                            replication_factor=settings.kafka_topic_replication,
+                            topic_configs={"retention.ms": str(retention_ms)},
+                        )
+                        for name in missing
+                    ]
+                )
             except TopicAlreadyExistsError:
                 log.info("topics created concurrently by another process")
         return missing

@@ -24,8 +24,9 @@ def upgrade() -> None:
         sa.Column("username", sa.String(30), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
         sa.Column("password_hash", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("token_version", sa.Integer(), server_default="0", nullable=False),
     )
     op.create_index("idx_users_email", "users", ["email"], unique=True)

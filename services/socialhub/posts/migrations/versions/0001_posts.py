@@ -40,16 +40,29 @@ def upgrade() -> None:
         _time("deleted_at", nullable=True),
         sa.Column("idempotency_key", sa.String(255), nullable=True),
         sa.Column("request_fingerprint", sa.String(64), nullable=True),
-        sa.CheckConstraint("visibility IN ('public', 'followers', 'private')",
-                           name="ck_posts_visibility"),
+        sa.CheckConstraint(
+            "visibility IN ('public', 'followers', 'private')", name="ck_posts_visibility"
+        ),
     )
-    op.create_index("idx_posts_user_created", "posts",
-                    ["author_id", sa.text("created_at DESC"), sa.text("id DESC")],
-                    postgresql_where=LIVE)
-    op.create_index("idx_posts_visibility", "posts", ["visibility", sa.text("created_at DESC")],
-                    postgresql_where=LIVE)
-    op.create_index("uq_posts_idempotency_key", "posts", ["author_id", "idempotency_key"],
-                    unique=True, postgresql_where=sa.text("idempotency_key IS NOT NULL"))
+    op.create_index(
+        "idx_posts_user_created",
+        "posts",
+        ["author_id", sa.text("created_at DESC"), sa.text("id DESC")],
+        postgresql_where=LIVE,
+    )
+    op.create_index(
+        "idx_posts_visibility",
+        "posts",
+        ["visibility", sa.text("created_at DESC")],
+        postgresql_where=LIVE,
+    )
+    op.create_index(
+        "uq_posts_idempotency_key",
+        "posts",
+        ["author_id", "idempotency_key"],
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+    )
 
     op.create_table(
         "comments",
@@ -64,20 +77,30 @@ def upgrade() -> None:
         _time("created_at"),
         _time("deleted_at", nullable=True),
     )
-    op.create_index("idx_comments_post_top", "comments", ["post_id", "created_at", "id"],
-                    postgresql_where=sa.text("parent_id IS NULL AND deleted_at IS NULL"))
-    op.create_index("idx_comments_parent", "comments", ["parent_id", "created_at", "id"],
-                    postgresql_where=LIVE)
-    op.create_index("idx_comments_root", "comments", ["root_id", "created_at", "id"],
-                    postgresql_where=LIVE)
+    op.create_index(
+        "idx_comments_post_top",
+        "comments",
+        ["post_id", "created_at", "id"],
+        postgresql_where=sa.text("parent_id IS NULL AND deleted_at IS NULL"),
+    )
+    op.create_index(
+        "idx_comments_parent", "comments", ["parent_id", "created_at", "id"], postgresql_where=LIVE
+    )
+    op.create_index(
+        "idx_comments_root", "comments", ["root_id", "created_at", "id"], postgresql_where=LIVE
+    )
 
     op.create_table(
         "reactions",
         sa.Column("post_id", sa.Uuid(), sa.ForeignKey("posts.id"), primary_key=True),
         sa.Column("user_id", sa.Uuid(), primary_key=True),
         sa.Column("kind", sa.String(8), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.CheckConstraint("kind IN ('like', 'dislike')", name="ck_reactions_kind"),
     )
 
@@ -89,8 +112,12 @@ def upgrade() -> None:
         sa.Column("event_ms", sa.BigInteger(), nullable=False),
         _time("event_at"),
     )
-    op.create_index("idx_follows_following", "follows", ["following_id", "follower_id"],
-                    postgresql_where=sa.text("active"))
+    op.create_index(
+        "idx_follows_following",
+        "follows",
+        ["following_id", "follower_id"],
+        postgresql_where=sa.text("active"),
+    )
 
     op.create_table(
         "blocks",
@@ -100,8 +127,12 @@ def upgrade() -> None:
         sa.Column("event_ms", sa.BigInteger(), nullable=False),
         _time("event_at"),
     )
-    op.create_index("idx_blocks_blocked", "blocks", ["blocked_id", "blocker_id"],
-                    postgresql_where=sa.text("active"))
+    op.create_index(
+        "idx_blocks_blocked",
+        "blocks",
+        ["blocked_id", "blocker_id"],
+        postgresql_where=sa.text("active"),
+    )
 
     op.create_table(
         "follower_counts",

@@ -15,8 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("idx_posts_media_to_purge", "posts", ["deleted_at"],
-                    postgresql_where=sa.text("deleted_at IS NOT NULL AND media <> '[]'::jsonb"))
+    op.create_index(
+        "idx_posts_media_to_purge",
+        "posts",
+        ["deleted_at"],
+        postgresql_where=sa.text("deleted_at IS NOT NULL AND media <> '[]'::jsonb"),
+    )
 
 
 def downgrade() -> None:

@@ -19,8 +19,7 @@ depends_on = None
 
 
 def _timestamp(name: str) -> "sa.Column[datetime]":
-    return sa.Column(name, sa.DateTime(timezone=True), server_default=sa.func.now(),
-                     nullable=False)
+    return sa.Column(name, sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False)
 
 
 def upgrade() -> None:
@@ -37,11 +36,18 @@ def upgrade() -> None:
         sa.Column("posts_count", sa.Integer(), server_default="0", nullable=False),
         _timestamp("created_at"),
         _timestamp("updated_at"),
-        sa.CheckConstraint("followers_count >= 0 AND following_count >= 0 AND posts_count >= 0",
-                           name="ck_profiles_counts_not_negative"),
+        sa.CheckConstraint(
+            "followers_count >= 0 AND following_count >= 0 AND posts_count >= 0",
+            name="ck_profiles_counts_not_negative",
+        ),
     )
-    op.create_index("idx_profiles_username", "profiles", ["username"], unique=True,
-                    postgresql_ops={"username": "text_pattern_ops"})
+    op.create_index(
+        "idx_profiles_username",
+        "profiles",
+        ["username"],
+        unique=True,
+        postgresql_ops={"username": "text_pattern_ops"},
+    )
     op.execute("CREATE INDEX idx_profiles_name_prefix ON profiles (lower(name) text_pattern_ops)")
 
     op.create_table(
@@ -56,12 +62,18 @@ def upgrade() -> None:
         sa.UniqueConstraint("follower_id", "following_id", name="uq_follows_pair"),
         sa.CheckConstraint("follower_id <> following_id", name="ck_follows_not_self"),
     )
-    op.create_index("idx_follows_follower", "follows",
-                    ["follower_id", "is_active", "followed_at", "id"],
-                    postgresql_include=["following_id"])
-    op.create_index("idx_follows_following", "follows",
-                    ["following_id", "is_active", "followed_at", "id"],
-                    postgresql_include=["follower_id"])
+    op.create_index(
+        "idx_follows_follower",
+        "follows",
+        ["follower_id", "is_active", "followed_at", "id"],
+        postgresql_include=["following_id"],
+    )
+    op.create_index(
+        "idx_follows_following",
+        "follows",
+        ["following_id", "is_active", "followed_at", "id"],
+        postgresql_include=["follower_id"],
+    )
 
     op.create_table(
         "blocks",
