@@ -19,6 +19,7 @@ from devstack.servers.mailsink import MailSink
 from devstack.servers.mongo import Mongo
 from devstack.servers.postgres import Postgres
 from devstack.servers.redis import Redis
+from socialhub.contracts.topology import SERVICES
 from tests import unit
 
 S = TypeVar("S", bound=Server)
@@ -114,15 +115,18 @@ def platform(
 def running_platform(platform: Platform, mongo_server: Mongo) -> Iterator[Platform]:
     """Every service as a real process behind the real nginx gateway.
 
-    Stops them afterwards only if this session started them (a developer may have started the
-    test profile by hand to debug).
+    Stops afterwards exactly the processes this session started: a developer may have started
+    the test profile by hand to debug, and earlier tests may run extra instances of a service
+    in the same run directory (those stop themselves), which must not keep the profile's own
+    processes running after the session.
     """
-    started_here = not any(p.running() for p in platform.service_processes())
+    own = [*(platform.service_process(service) for service in SERVICES), platform.gateway_process()]
+    started_here = [process for process in own if not process.running()]
     platform.start_services()
     platform.start_gateway()
     yield platform
-    if started_here:
-        platform.down(infra=False)
+    for process in started_here:
+        process.stop()
 
 
 @pytest.fixture(scope="module")
