@@ -3,6 +3,7 @@
 import asyncio
 import ipaddress
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -190,3 +191,17 @@ def escaped_json(body: Any, headers: dict[str, str] | None = None) -> dict[str, 
         "content": json.dumps(body).encode(),
         "headers": {**(headers or {}), "content-type": "application/json"},
     }
+
+
+def raw_http(port: int, request: bytes, host: str = "127.0.0.1") -> httpx.Response:
+    """Bytes no HTTP client would send, over a plain socket; the answer read until the server
+    closes (send `Connection: close`)."""
+    with socket.create_connection((host, port), timeout=15) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [(name, value) for name, value in (line.split(": ", 1) for line in header_lines)]
+    return httpx.Response(int(status_line.split(" ")[1]), headers=headers, content=body)

@@ -2,7 +2,6 @@
 operation of each OpenAPI document, each parameter replaced by an escape attempt, sent over a
 plain socket (an HTTP client would normalise the dots away). Every answer is a JSON 4xx."""
 
-import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,7 +9,7 @@ import httpx
 
 from devstack.platform import Platform
 from socialhub.contracts.topology import SERVICE_NAMES
-from tests.support import sign_up
+from tests.support import raw_http, sign_up
 
 ESCAPES = (
     b"..",
@@ -21,20 +20,6 @@ ESCAPES = (
     b"....%2F%2Fetc",
 )
 WRITES = {"post", "put", "patch", "delete"}
-
-
-def send(host: str, port: int, request: bytes) -> tuple[int, str, bytes]:
-    with socket.create_connection((host, port), timeout=15) as connection:
-        connection.sendall(request)
-        received = b""
-        while chunk := connection.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = {
-        name.lower(): value for name, value in (line.split(": ", 1) for line in header_lines)
-    }
-    return int(status_line.split(" ")[1]), headers.get("content-type", ""), body
 
 
 def requests(documents: dict[str, dict[str, Any]]) -> list[tuple[str, bytes]]:
@@ -75,10 +60,11 @@ async def test_every_path_parameter_refuses_traversal_with_a_json_4xx(
             + body
             + b"\r\n"
         )
-        status, content_type, content = send(url.hostname, url.port, request)
+        response = raw_http(url.port, request, host=url.hostname)
+        status, content = response.status_code, response.content
         answers[(method, path)] = status
         assert 400 <= status < 500, (method, path, status, content[:200])
-        assert content_type.startswith("application/json"), (method, path, content[:200])
+        assert response.headers["content-type"].startswith("application/json"), (method, path)
         assert b'"error"' in content, (method, path, content[:200])
     assert len(answers) >= 10 * len(ESCAPES), sorted(answers)
     print(f"\n{len(answers)} traversal attempts, statuses {sorted(set(answers.values()))}")

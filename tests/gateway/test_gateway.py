@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -17,7 +16,7 @@ from websockets.sync.client import connect
 from devstack.waiting import free_port, wait_until
 from socialhub.gateway import api_documents
 from tests.gateway.conftest import MEDIA_BYTES, MEDIA_FILE, Gateway, start_gateway
-from tests.support import PASSWORD
+from tests.support import PASSWORD, raw_http
 
 SPOOFED = '{"id":"00000000-0000-0000-0000-000000000000","username":"admin"}'
 
@@ -272,20 +271,6 @@ def test_media_is_public_and_cacheable(client: httpx.Client) -> None:
     assert refused.headers["allow"] == "GET, HEAD"
 
 
-def raw_request(gateway: Gateway, request: bytes) -> httpx.Response:
-    """Bytes no HTTP client would send, over a plain socket; the answer read until nginx closes."""
-    port = gateway.config.listen_port
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
-        connection.sendall(request)
-        received = b""
-        while chunk := connection.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    headers = [(name, value) for name, value in (line.split(": ", 1) for line in header_lines)]
-    return httpx.Response(int(status_line.split(" ")[1]), headers=headers, content=body)
-
-
 CLOSE = b"Host: gateway\r\nConnection: close\r\n"
 
 
@@ -358,7 +343,7 @@ def test_malformed_requests_answer_the_json_envelope(
     gateway: Gateway, request_bytes: bytes, status: int, code: str
 ) -> None:
     """Even a request line nginx cannot parse, which gives its error page no URI to start from."""
-    assert_error(raw_request(gateway, request_bytes + b"\r\n"), status, code)
+    assert_error(raw_http(gateway.config.listen_port, request_bytes + b"\r\n"), status, code)
 
 
 def test_socketio_upgrade_reaches_chat_without_a_gateway_token_check(gateway: Gateway) -> None:
