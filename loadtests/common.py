@@ -10,21 +10,32 @@ Environment:
   later runs (the first run signs them up: bcrypt, a minute or so for a few hundred).
 - `BENCH_THINK_SECONDS`: pause between a user's requests (default 0: closed-loop load).
 - `BENCH_RESULT_JSON`: where the report also writes its numbers (the `make bench` runner).
+- `BENCH_PROFILE` (default `bench`): the devstack profile whose processes' CPU time is measured;
+  `BENCH_CPU_PIDS=name=pid,...` adds processes of its own (the floor app), `BENCH_CPU=0` none.
+
+The measured window starts once every user has finished `prepare()` (sign-up, logins, setup
+posts and follows): Locust's statistics are reset then and each process's CPU time read, so the
+figures, CPU per request included, are the scenario's requests alone.
 """
 
 import itertools
 import json
 import os
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import gevent  # type: ignore[import-untyped]  # Locust's own; no stubs
 from locust import between, events
 from locust.contrib.fasthttp import FastHttpUser
 from locust.env import Environment
 from locust.stats import StatsEntry
+from processes import CpuMeter, CpuSnapshot, platform_roles
+
+from devstack.config import PROFILES
 
 PASSWORD = "BenchPass123!"
 DIRECT = os.environ.get("BENCH_DIRECT", "") == "1"
@@ -58,6 +69,69 @@ class AccountPool:
         return f"{self.prefix}_{index:05d}"
 
 
+class MeasuredWindow:
+    """From the moment every user is ready to the end of the run: the statistics and the CPU
+    time of each process over that span."""
+
+    READY_TIMEOUT_SECONDS = 300.0
+
+    def __init__(self) -> None:
+        self.ready_users = 0
+        self.meter: CpuMeter | None = None
+        self.started: CpuSnapshot | None = None
+        self.ended: CpuSnapshot | None = None
+        self.started_at = self.ended_at = 0.0
+
+    def user_ready(self) -> None:
+        self.ready_users += 1
+
+    def install(self) -> None:
+        events.spawning_complete.add_listener(self._on_spawned)  # type: ignore[no-untyped-call]
+        events.test_stop.add_listener(self._on_stop)  # type: ignore[no-untyped-call]
+
+    def _on_spawned(self, user_count: int, **_: Any) -> None:
+        environment = _ENVIRONMENT[0] if _ENVIRONMENT else None
+        gevent.spawn(self._start_when_ready, environment, user_count)
+
+    def _start_when_ready(self, environment: Environment | None, user_count: int) -> None:
+        deadline = time.monotonic() + self.READY_TIMEOUT_SECONDS
+        while self.ready_users < user_count and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if environment is not None and environment.stats is not None:
+            environment.stats.reset_all()
+        self.meter = _cpu_meter()
+        self.started = self.meter.snapshot() if self.meter else None
+        self.started_at = time.monotonic()
+
+    def _on_stop(self, **_: Any) -> None:
+        if self.meter is not None:
+            self.ended = self.meter.snapshot()
+        self.ended_at = time.monotonic()
+
+    def cpu_per_request_us(self, requests: int) -> dict[str, float]:
+        """Each process's CPU microseconds per request over the window ({} when not measured)."""
+        if self.started is None or self.ended is None or requests == 0:
+            return {}
+        spent = self.ended.minus(self.started)
+        return {role: round(1e6 * seconds / requests, 1) for role, seconds in spent.items()}
+
+
+def _cpu_meter() -> CpuMeter | None:
+    if os.environ.get("BENCH_CPU", "1") == "0":
+        return None
+    roles = platform_roles(PROFILES[os.environ.get("BENCH_PROFILE", "bench")])
+    for pair in filter(None, os.environ.get("BENCH_CPU_PIDS", "").split(",")):
+        name, pid = pair.split("=")
+        roles[name] = int(pid)
+    return CpuMeter(roles)
+
+
+WINDOW = MeasuredWindow()
+WINDOW.install()
+_ENVIRONMENT: list[Environment] = []
+events.init.add_listener(lambda environment, **_: _ENVIRONMENT.append(environment))  # type: ignore[no-untyped-call]
+
+
 def direct_identity(username: str) -> tuple[str, dict[str, str]]:
     """A stable made-up id and the header the gateway would send for it."""
     user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"socialhub-bench:{username}"))
@@ -78,16 +152,28 @@ class SignedInUser(FastHttpUser):
     headers: dict[str, str]
 
     def on_start(self) -> None:
+        """Sign in, then the suite's own `prepare()`; subclasses override that, not this."""
+        try:
+            if self._sign_in():
+                self.prepare()
+        finally:
+            WINDOW.user_ready()
+
+    def prepare(self) -> None:
+        """Setup before the measured requests (posts to react to, accounts to follow)."""
+
+    def _sign_in(self) -> bool:
         self.username = self.accounts.name()
         if DIRECT:
             self.user_id, self.headers = direct_identity(self.username)
-            return
+            return True
         body = self.login() or self._signup()
         if body is None:
             self.stop()
-            return
+            return False
         self.token, self.user_id = body["token"], body["user"]["id"]
         self.headers = {"Authorization": f"Bearer {self.token}"}
+        return True
 
     def login(self, name: str = "setup: login") -> dict[str, Any] | None:
         with self.client.post(
@@ -189,13 +275,21 @@ def report_against(targets: dict[str, Target]) -> None:
                 missed.append(f"{entry.name}: {row.per_second:.0f}/s < {target.per_second:.0f}/s")
             if entry.fail_ratio > FAILURE_BUDGET:
                 missed.append(f"{entry.name}: {row.failed_percent}% failed")
+        measured = sum(r.count for r in rows if r.target_p95_ms is not None)
+        cpu = WINDOW.cpu_per_request_us(measured)
         print(format_rows(rows), flush=True)
+        if cpu:
+            print(format_cpu(cpu, measured, WINDOW.ended_at - WINDOW.started_at), flush=True)
         for reason in missed:
             print(f"MISSED {reason}", flush=True)
         if destination := os.environ.get("BENCH_RESULT_JSON"):
-            Path(destination).write_text(
-                json.dumps({"rows": [asdict(r) for r in rows], "missed": missed}, indent=2)
-            )
+            result = {
+                "rows": [asdict(r) for r in rows],
+                "missed": missed,
+                "window_seconds": round(WINDOW.ended_at - WINDOW.started_at, 2),
+                "cpu_per_request_us": cpu,
+            }
+            Path(destination).write_text(json.dumps(result, indent=2))
         if missed:
             environment.process_exit_code = 1
 
@@ -219,3 +313,11 @@ def format_rows(rows: list[Row]) -> str:
             f"{r.p50_ms:>7.0f}{r.p95_ms:>7.0f}{r.p99_ms:>7.0f}   {design}"
         )
     return "\n".join(lines)
+
+
+def format_cpu(per_request_us: dict[str, float], requests: int, seconds: float) -> str:
+    busy = {role: us for role, us in per_request_us.items() if us >= 1}
+    by_cost = sorted(busy.items(), key=lambda item: -item[1])
+    return f"CPU per request over {requests} requests in {seconds:.1f} s: " + ", ".join(
+        f"{role} {us:,.0f} µs" for role, us in by_cost
+    )

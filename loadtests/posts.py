@@ -58,8 +58,8 @@ class _PostsUser(SignedInUser):
     abstract = True
     accounts = AccountPool("bench_posts", 50)
 
-    def on_start(self) -> None:
-        super().on_start()
+    def prepare(self) -> None:
+        super().prepare()
         KNOWN_USERS[self.username] = self.user_id
 
     def create_text_post(self, name: str) -> str | None:
@@ -94,8 +94,8 @@ class MediaPostUser(_PostsUser):
 
 
 class ReactionUser(_PostsUser):
-    def on_start(self) -> None:
-        super().on_start()
+    def prepare(self) -> None:
+        super().prepare()
         if post_id := self.create_text_post("setup: create post"):
             POST_POOL.append(post_id)
 
@@ -107,8 +107,8 @@ class ReactionUser(_PostsUser):
 
 
 class FeedUser(_PostsUser):
-    def on_start(self) -> None:
-        super().on_start()
+    def prepare(self) -> None:
+        super().prepare()
         for _ in range(FEED_POSTS):
             self.create_text_post("setup: create post")
         if DIRECT:

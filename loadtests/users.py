@@ -117,8 +117,8 @@ class _UsersUser(SignedInUser):
     abstract = True
     accounts = ACCOUNTS
 
-    def on_start(self) -> None:
-        super().on_start()
+    def prepare(self) -> None:
+        super().prepare()
         # the profile at once, if auth's user.created has not arrived yet
         self.expect("GET", "/users/me", "setup: profile")
 
@@ -132,8 +132,8 @@ class FollowUser(_UsersUser):
 
 
 class FollowingListUser(_UsersUser):
-    def on_start(self) -> None:
-        super().on_start()
+    def prepare(self) -> None:
+        super().prepare()
         for _ in range(FOLLOWING):
             self.expect("POST", f"/users/follow/{someone_else(self.user_id)}", "setup: follow")
         listed_ids.append(self.user_id)
