@@ -23,7 +23,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             database = await res.postgres(settings)
             redis = await res.redis(settings, timeout_seconds=settings.redis_timeout_seconds)
             res.background("outbox-relay", OutboxRelay(database, settings).run)
-            auth = AuthService(settings, redis, Outbox(settings), create_mailer(settings))
+            auth = AuthService(settings, database, redis, Outbox(settings), create_mailer(settings))
             app.state.auth = auth
             # the local denylist copy the token check falls back on while Redis is down
             res.periodic(

@@ -4,9 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 
-from socialhub.auth.models import User
 from socialhub.auth.schemas import (
     AuthResponse,
     ForgotPasswordRequest,
@@ -94,11 +92,11 @@ async def verify_user(claims: Claims, response: Response) -> VerifiedUser:
     response_model=UserOut,
     responses=errors((404, "the token's account no longer exists")),
 )
-async def me(claims: Claims, session: SessionDep) -> UserOut:
-    user = (await session.execute(select(User).where(User.id == claims.user_id))).scalar()
-    if user is None:
+async def me(claims: Claims, auth: Auth) -> UserOut:
+    account = await auth.account(claims.user_id)
+    if account is None:
         raise not_found("user")
-    return UserOut.model_validate(user)
+    return UserOut.model_validate(dict(account))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)

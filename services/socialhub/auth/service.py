@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import or_, select, update
+from sqlalchemy import Uuid, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,13 +30,20 @@ from socialhub.auth.schemas import ResetPasswordRequest, SignupRequest
 from socialhub.auth.settings import AuthSettings
 from socialhub.auth.tokens import InvalidTokenError, TokenClaims, TokenCodec
 from socialhub.contracts.events import UserCreated
+from socialhub.kit.database import Database
 from socialhub.kit.errors import ApiError, conflict, unauthorized
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.outages import REDIS_DOWN, Breaker, degraded
 from socialhub.kit.ratelimit import Limit, RateLimiter
+from socialhub.kit.sql import Record, Statement
 
 INVALID_CREDENTIALS = "invalid credentials"
 INVALID_RESET_CODE = "invalid or expired reset code"
+ACCOUNT = Statement(
+    select(User.id, User.email, User.username, User.name, User.created_at).where(
+        User.id == bindparam("user_id", type_=Uuid)
+    )
+)
 UNIQUE_FIELDS = {"idx_users_email": "email", "idx_users_username": "username"}
 
 
@@ -71,9 +78,15 @@ class Limits:
 
 class AuthService:
     def __init__(
-        self, settings: AuthSettings, redis: Redis, outbox: Outbox, mailer: Mailer
+        self,
+        settings: AuthSettings,
+        database: Database,
+        redis: Redis,
+        outbox: Outbox,
+        mailer: Mailer,
     ) -> None:
         self.settings = settings
+        self.database = database
         self.redis = redis
         self.outbox = outbox
         self.mailer = mailer
@@ -88,6 +101,11 @@ class AuthService:
         )
         self.limits = Limits.from_settings(settings)
         self._code_key = settings.jwt_secret.get_secret_value().encode()
+
+    async def account(self, user_id: uuid.UUID) -> Record | None:
+        """The account a token names (`GET /auth/me`: one statement, no session)."""
+        async with self.database.connection() as connection:
+            return await ACCOUNT.fetchrow(connection, {"user_id": user_id})
 
     async def signup(
         self, session: AsyncSession, request: SignupRequest, client_ip: str

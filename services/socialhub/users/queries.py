@@ -2,9 +2,9 @@
 
 Building and executing a SQLAlchemy statement costs more Python time than PostgreSQL spends
 running these (index-only scans, single-row upserts), so the follow path, list pages and profile
-reads are compiled here once and run through `Prepared` (plain asyncpg calls). `LOCK_PAIR` is
-the first statement of every write: it runs through SQLAlchemy's connection, which begins the
-transaction the prepared writes then join.
+reads are compiled here once and run as plain asyncpg calls (`socialhub.kit.sql.Statement`).
+`LOCK_PAIR` is the first statement of every write: it runs through SQLAlchemy's connection,
+which begins the transaction the other statements then join.
 """
 
 from typing import Any
@@ -14,8 +14,8 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import DateTime, Uuid
 
+from socialhub.kit.sql import Statement
 from socialhub.users.models import Block, Follow, Profile
-from socialhub.users.prepared import Prepared
 
 ME = bindparam("me", type_=Uuid)
 TARGET = bindparam("target", type_=Uuid)
@@ -46,7 +46,7 @@ def _counts_moved(by: int, changed: Any) -> Any:
 
 # Both profiles, locked in id order (no deadlock between A->B and B->A); FOR NO KEY UPDATE does
 # not conflict with the foreign-key checks of concurrent follow inserts.
-LOCK_PAIR = Prepared(
+LOCK_PAIR = Statement(
     select(Profile.id, Profile.username)
     .where(Profile.id.in_([ME, TARGET]))
     .order_by(Profile.id)
@@ -69,7 +69,7 @@ _followed = (
     .returning(Follow.followed_at)
     .cte("followed")
 )
-FOLLOW = Prepared(select(_followed.c.followed_at).add_cte(_counts_moved(1, _followed)))
+FOLLOW = Statement(select(_followed.c.followed_at).add_cte(_counts_moved(1, _followed)))
 
 _ended = (
     sql_update(Follow)
@@ -78,9 +78,9 @@ _ended = (
     .returning(Follow.id)
     .cte("ended")
 )
-UNFOLLOW = Prepared(select(_ended.c.id).add_cte(_counts_moved(-1, _ended)))
+UNFOLLOW = Statement(select(_ended.c.id).add_cte(_counts_moved(-1, _ended)))
 
-BLOCKER = Prepared(
+BLOCKER = Statement(
     select(Block.blocker_id)
     .where(
         or_(
@@ -92,7 +92,7 @@ BLOCKER = Prepared(
 )
 
 
-def _follow_page(owner: Any, listed: Any, *, after_cursor: bool) -> Prepared:
+def _follow_page(owner: Any, listed: Any, *, after_cursor: bool) -> Statement:
     """A page of one user's followers or followings, newest first, without users blocked
     either way by the viewer. An index-only range scan on (owner, is_active, followed_at, id)."""
     stmt = (
@@ -118,7 +118,7 @@ def _follow_page(owner: Any, listed: Any, *, after_cursor: bool) -> Prepared:
             tuple_(Follow.followed_at, Follow.id)
             < tuple_(bindparam("after_at", type_=DateTime(timezone=True)), bindparam("after_id"))
         )
-    return Prepared(stmt)
+    return Statement(stmt)
 
 
 FOLLOWERS_FIRST = _follow_page(Follow.following_id, Follow.follower_id, after_cursor=False)
@@ -126,7 +126,7 @@ FOLLOWERS_AFTER = _follow_page(Follow.following_id, Follow.follower_id, after_cu
 FOLLOWING_FIRST = _follow_page(Follow.follower_id, Follow.following_id, after_cursor=False)
 FOLLOWING_AFTER = _follow_page(Follow.follower_id, Follow.following_id, after_cursor=True)
 
-PROFILE_BY_ID = Prepared(
+PROFILE_BY_ID = Statement(
     select(
         Profile.id,
         Profile.username,
@@ -139,4 +139,4 @@ PROFILE_BY_ID = Prepared(
         Profile.created_at,
     ).where(Profile.id == bindparam("user_id", type_=Uuid))
 )
-ID_BY_USERNAME = Prepared(select(Profile.id).where(Profile.username == bindparam("username")))
+ID_BY_USERNAME = Statement(select(Profile.id).where(Profile.username == bindparam("username")))

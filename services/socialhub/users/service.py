@@ -32,11 +32,11 @@ from socialhub.contracts.events import (
 from socialhub.kit.errors import bad_request, conflict, forbidden, not_found, unauthorized
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.identity import Principal
+from socialhub.kit.sql import Statement
 from socialhub.users import queries
 from socialhub.users.cache import ProfileCache
 from socialhub.users.models import USERNAME_MAX, Block, Profile
 from socialhub.users.pagination import FollowCursor, SearchCursor
-from socialhub.users.prepared import Prepared
 from socialhub.users.schemas import BlockState, FollowState, ProfileOut, ProfileUpdate
 
 NEW_USER_POLL_SECONDS = 0.05
@@ -354,7 +354,7 @@ class UsersService:
     async def _follow_page(
         self,
         session: AsyncSession,
-        page: Prepared,
+        page: Statement,
         viewer: uuid.UUID,
         user_id: uuid.UUID,
         cursor: FollowCursor | None,

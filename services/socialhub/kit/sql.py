@@ -1,15 +1,17 @@
-"""Hot statements run straight on the session's asyncpg connection.
+"""Hot statements: built with SQLAlchemy once, run as plain asyncpg calls per request.
 
-SQLAlchemy builds and compiles them once (`queries.py`); each request then costs one asyncpg
-call: about 60 us of CPU for a page of a following list, against about 450 us through
-`AsyncSession.execute` (measured here), on the same connection and in the same transaction as
-the rest of the request.
+Building and executing a statement through SQLAlchemy costs far more Python time than
+PostgreSQL spends on these (about 1 ms of CPU per statement through `AsyncSession.execute`,
+against 0.1-0.3 ms through asyncpg: loadtests/REPORT.md), so a route on a published rate
+compiles its statements at import (`Statement(...)` module constants) and runs them here, on
 
-SQLAlchemy begins a transaction lazily, with the first statement that goes through it. A write
-through `Prepared` must therefore follow one: `begin_with` runs a statement through SQLAlchemy's
-connection (which begins the transaction, still without the ORM's per-statement cost), and
-`write=True` checks that a transaction is open, so a write never runs outside the request's
-transaction unnoticed.
+- a connection of its own from `Database.connection()` (autocommit: one round trip for a
+  read) or `Database.transaction()`'s asyncpg transaction, or
+- the request session's connection (`AsyncSession`), joining its transaction, where the rest
+  of the route uses the ORM. SQLAlchemy begins that transaction lazily, with the first statement
+  that goes through it, so a write here must follow one (`write=True` checks).
+
+docs/decisions/0001-data-access.md says when to use which.
 """
 
 from collections.abc import Mapping, Sequence
@@ -24,9 +26,11 @@ _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leav
 
 # asyncpg ships no type information: its Record is a read-only mapping, its Connection opaque.
 Record = Mapping[str, Any]
+Connection = Any
+Runner = AsyncSession | Connection
 
 
-class Prepared:
+class Statement:
     def __init__(self, statement: ClauseElement) -> None:
         compiled = statement.compile(dialect=_DIALECT)
         assert isinstance(compiled, SQLCompiler)
@@ -38,33 +42,39 @@ class Prepared:
         return [params[name] if name in params else self._defaults[name] for name in self._order]
 
     async def begin_with(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Record]:
-        """Run as the transaction's first statement, through SQLAlchemy's connection."""
+        """Run as the session transaction's first statement, through SQLAlchemy's connection."""
         connection = await session.connection()
         result = await connection.exec_driver_sql(self.sql, tuple(self.arguments(params)))
         return [dict(row._mapping) for row in result.all()]
 
     async def fetch(
-        self, session: AsyncSession, params: Mapping[str, Any], *, write: bool = False
+        self, on: Runner, params: Mapping[str, Any], *, write: bool = False
     ) -> list[Record]:
-        connection = await _driver_connection(session, write=write)
+        connection = await _driver_connection(on, write=write)
         rows: list[Record] = await connection.fetch(self.sql, *self.arguments(params))
         return rows
 
     async def fetchrow(
-        self, session: AsyncSession, params: Mapping[str, Any], *, write: bool = False
+        self, on: Runner, params: Mapping[str, Any], *, write: bool = False
     ) -> Record | None:
-        connection = await _driver_connection(session, write=write)
+        connection = await _driver_connection(on, write=write)
         row: Record | None = await connection.fetchrow(self.sql, *self.arguments(params))
         return row
 
+    async def fetchval(self, on: Runner, params: Mapping[str, Any], *, write: bool = False) -> Any:
+        connection = await _driver_connection(on, write=write)
+        return await connection.fetchval(self.sql, *self.arguments(params))
 
-async def _driver_connection(session: AsyncSession, *, write: bool) -> Any:
-    connection = await session.connection()
+
+async def _driver_connection(on: Runner, *, write: bool) -> Connection:
+    if not isinstance(on, AsyncSession):
+        return on
+    connection = await on.connection()
     raw = (await connection.get_raw_connection()).driver_connection
     assert raw is not None
     if write and not raw.is_in_transaction():
         raise RuntimeError(
-            "a prepared write needs the session's transaction to have begun "
+            "a write on the session's connection needs its transaction to have begun "
             "(run an ordinary session statement first)"
         )
     return raw
