@@ -241,6 +241,18 @@ def measured_rate(entry: StatsEntry) -> float:
     return entry.num_requests / elapsed if elapsed > 0 else 0.0
 
 
+def measured_total(environment: Environment, entries: list[StatsEntry]) -> Row:
+    """All of a run's measured request types as one row: the scenario's own req/s and
+    percentiles, setup requests left out."""
+    total = StatsEntry(environment.stats, "measured", "", use_response_times_cache=False)
+    for entry in entries:
+        total.extend(entry)
+    p50, p95, p99 = (total.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99))
+    failed = round(100 * total.fail_ratio, 2)
+    rate = round(measured_rate(total), 1) if entries else 0.0
+    return Row("measured", total.num_requests, failed, rate, p50, p95, p99, None, None)
+
+
 def report_against(targets: dict[str, Target]) -> None:
     """At the end of a run, print p50/p95/p99 and req/s next to `targets`, write them to
     BENCH_RESULT_JSON, and exit 1 when a p95, a rate or the failure budget is missed."""
@@ -250,9 +262,8 @@ def report_against(targets: dict[str, Target]) -> None:
             return
         rows: list[Row] = []
         missed: list[str] = []
-        for entry in sorted(environment.stats.entries.values(), key=lambda e: e.name):
-            if entry.num_requests == 0:
-                continue
+        entries = [e for e in environment.stats.entries.values() if e.num_requests]
+        for entry in sorted(entries, key=lambda e: e.name):
             target = targets.get(entry.name)
             p50, p95, p99 = (entry.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99))
             row = Row(
@@ -276,6 +287,7 @@ def report_against(targets: dict[str, Target]) -> None:
             if entry.fail_ratio > FAILURE_BUDGET:
                 missed.append(f"{entry.name}: {row.failed_percent}% failed")
         measured = sum(r.count for r in rows if r.target_p95_ms is not None)
+        total = measured_total(environment, [e for e in entries if e.name in targets])
         cpu = WINDOW.cpu_per_request_us(measured)
         print(format_rows(rows), flush=True)
         if cpu:
@@ -286,6 +298,7 @@ def report_against(targets: dict[str, Target]) -> None:
             result = {
                 "rows": [asdict(r) for r in rows],
                 "missed": missed,
+                "measured": asdict(total),
                 "window_seconds": round(WINDOW.ended_at - WINDOW.started_at, 2),
                 "cpu_per_request_us": cpu,
             }
