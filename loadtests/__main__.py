@@ -1,15 +1,15 @@
 """`make bench`: every benchmark against a local platform, its figures, and the report.
 
-    python -m loadtests [--users 1,4,16,32] [--seconds 15]
+    python -m loadtests [--users 1,4,16,32] [--seconds 12]
                         [--only floor,auth,users,posts,gateway,notifications,chat] [--strict]
 
 Starts the `bench` profile (devstack: its own databases and ports, per-IP limits raised because
 all load comes from 127.0.0.1, no access logs) and the floor app (`floor_app.py`: the least a
 FastAPI + asyncpg request costs, measured in the same run), measures the bcrypt ceiling, runs
-each Locust scenario headless for `--seconds` at every concurrency of `--users` (each run's
-req/s, p50/p95/p99, failures and every process's CPU per request), then the gateway's token
-check with wrk (installed if missing) and the notification and chat benchmarks (they start their
-own service processes). Writes `loadtests/results/<time>/`: `results.json` (every figure),
+each Locust scenario headless at every concurrency of `--users`, each run measuring `--seconds`
+once every user finished its setup (req/s, p50/p95/p99, failures, every process's CPU per
+request), then the gateway's token check with wrk (installed if missing) and the notification
+and chat benchmarks (they start their own service processes). Writes `loadtests/results/<time>/`: `results.json` (every figure),
 `report.md` (each run next to the design's figures) and each run's full output; then
 `report.py` turns results.json into plots and REPORT.md: `loadtests/REPORT.md` when every suite
 ran, the results directory otherwise. The load generator shares the machine's cores with the
@@ -96,7 +96,9 @@ SCRIPTS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", default="1,4,16,32", help="the concurrency sweep")
-    parser.add_argument("--seconds", type=int, default=15, help="length of each Locust run")
+    parser.add_argument(
+        "--seconds", type=int, default=12, help="each Locust run's measured span, after setup"
+    )
     parser.add_argument("--only", default=",".join(SUITES))
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
@@ -269,11 +271,15 @@ def _locust(
         str(users),
         "-r",
         str(users),
-        "-t",
-        f"{args.seconds}s",
+        "-t",  # a safety net: the run ends BENCH_WINDOW_SECONDS after every user's setup
+        f"{args.seconds + 600}s",
         scenario.user_class,
     ]
-    env = {**os.environ, "BENCH_RESULT_JSON": str(result_file)}
+    env = {
+        **os.environ,
+        "BENCH_RESULT_JSON": str(result_file),
+        "BENCH_WINDOW_SECONDS": str(args.seconds),
+    }
     if on_floor:
         env["BENCH_CPU_PIDS"] = f"floor={floor_pid}"
     print(f"running {name} ({users} users, {args.seconds}s) ...", flush=True)

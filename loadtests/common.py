@@ -12,6 +12,8 @@ Environment:
 - `BENCH_RESULT_JSON`: where the report also writes its numbers (the `make bench` runner).
 - `BENCH_PROFILE` (default `bench`): the devstack profile whose processes' CPU time is measured;
   `BENCH_CPU_PIDS=name=pid,...` adds processes of its own (the floor app), `BENCH_CPU=0` none.
+- `BENCH_WINDOW_SECONDS`: end the run that long after the measured window starts (`make bench`:
+  every run measures the same span however long its setup took; `-t` is then only a safety net).
 
 The measured window starts once every user has finished `prepare()` (sign-up, logins, setup
 posts and follows): Locust's statistics are reset then and each process's CPU time read, so the
@@ -102,6 +104,10 @@ class MeasuredWindow:
         self.meter = _cpu_meter()
         self.started = self.meter.snapshot() if self.meter else None
         self.started_at = time.monotonic()
+        if (seconds := os.environ.get("BENCH_WINDOW_SECONDS")) and environment is not None:
+            gevent.sleep(float(seconds))
+            if environment.runner is not None:
+                environment.runner.quit()
 
     def _on_stop(self, **_: Any) -> None:
         if self.meter is not None:
