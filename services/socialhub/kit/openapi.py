@@ -25,7 +25,17 @@ from socialhub.kit.identity import CurrentUser
 Responses = dict[int | str, dict[str, Any]]
 
 BEARER = "HTTPBearer"  # the name FastAPI's HTTPBearer gives the scheme (the auth service's own)
-_CALLER = get_args(CurrentUser)[1].dependency
+# Dependencies that identify the caller: an operation using one answers 401 without a token.
+_CALLERS: set[Any] = {get_args(CurrentUser)[1].dependency}
+
+
+def identifies_caller(dependency: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a dependency as the caller's identity check (the auth service's own token check):
+    its operations are documented with the bearer scheme and a 401."""
+    _CALLERS.add(dependency)
+    return dependency
+
+
 _REF = "#/components/schemas/{model}"
 
 _WHY = {
@@ -97,7 +107,7 @@ def _add_shared_errors(schema: dict[str, Any], app: FastAPI) -> None:
             continue
         for method in route.methods or ():
             operation = schema["paths"][route.path_format][method.lower()]
-            if _CALLER in _calls(route.dependant):
+            if _CALLERS.intersection(_calls(route.dependant)):
                 operation.setdefault("security", [{BEARER: []}])
                 components.setdefault("securitySchemes", {})[BEARER] = {
                     "type": "http",

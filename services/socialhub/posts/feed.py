@@ -21,18 +21,19 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Row, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from socialhub.contracts.events import PostCreated, PostUpdated
 from socialhub.kit.database import Database
 from socialhub.kit.events.consumer import Rejected
 from socialhub.kit.events.envelope import Event
+from socialhub.kit.sql import Connection, Record
 from socialhub.posts.models import Visibility, follower_counts, follows, posts
 from socialhub.posts.pagination import Position, to_ms
 from socialhub.posts.queries import (
@@ -149,28 +150,34 @@ class FeedCache:
 
     async def window(
         self, user: uuid.UUID, before: Position | None, offset: int, count: int
-    ) -> tuple[bool, list[tuple[int, uuid.UUID]]]:
-        """(ready, entries): up to `count` entries from `offset` at or below `before`'s time,
-        newest first. Reading a feed keeps it alive for another TTL."""
+    ) -> "Window":
+        """Up to `count` entries from `offset` at or below `before`'s time, newest first, and
+        the set's tail, in one round trip. Reading a feed keeps it alive for another TTL."""
         key = self.key(user)
         top: float | str = before.ms if before else "+inf"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zscore(key, READY)
             pipe.zrevrangebyscore(key, top, 0, start=offset, num=count, withscores=True)
+            pipe.zcount(key, 0, "+inf")
+            pipe.zrangebyscore(key, 0, "+inf", start=0, num=1, withscores=True)
             pipe.expire(key, self.ttl)
-            ready, found, _ = await pipe.execute()
-        entries = [(int(score), uuid.UUID(member)) for member, score in found]
-        return ready is not None, entries
+            ready, found, held, oldest, _ = await pipe.execute()
+        return Window(
+            ready=ready is not None,
+            entries=[(int(score), uuid.UUID(member)) for member, score in found],
+            # a set holding fewer posts than its cap was never trimmed since it was built, so
+            # nothing older than its oldest entry is missing from it
+            complete=held < self.size,
+            oldest=Position(int(oldest[0][1]), uuid.UUID(oldest[0][0])) if oldest else None,
+        )
 
-    async def tail(self, user: uuid.UUID) -> tuple[bool, Position | None]:
-        """(complete, oldest entry): a set holding fewer posts than its cap was never trimmed
-        since it was built, so nothing older than its oldest entry is missing from it."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcount(self.key(user), 0, "+inf")
-            pipe.zrangebyscore(self.key(user), 0, "+inf", start=0, num=1, withscores=True)
-            held, oldest = await pipe.execute()
-        floor = Position(int(oldest[0][1]), uuid.UUID(oldest[0][0])) if oldest else None
-        return held < self.size, floor
+
+@dataclass(frozen=True)
+class Window:
+    ready: bool
+    entries: list[tuple[int, uuid.UUID]]
+    complete: bool
+    oldest: Position | None
 
 
 class FanOut:
@@ -245,113 +252,98 @@ class FeedReader:
         self.threshold = settings.fanout_read_threshold
 
     async def page(
-        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, count: int
-    ) -> list[Row[Any]]:
+        self, connection: Connection, viewer: uuid.UUID, position: Position | None, count: int
+    ) -> list[Record]:
         """Up to `count` posts after `position`, newest first."""
         guard = self.cache.guard
         if guard.available:
             try:
-                rows = await self._cached_page(session, viewer, position, count)
+                rows = await self._cached_page(connection, viewer, position, count)
             except CACHE_ERRORS as exc:
                 guard.failed(exc)
             else:
                 guard.succeeded()
                 if rows is not None:
                     return rows
-        return await self._database_page(session, viewer, position, count)
+        return await self._database_page(connection, viewer, position, count)
 
     async def _database_page(
-        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, count: int
-    ) -> list[Row[Any]]:
-        return list(
-            (
-                await session.execute(
-                    HOME_FEED, {"viewer": viewer, "limit": count, **after(position)}
-                )
-            ).all()
+        self, connection: Connection, viewer: uuid.UUID, position: Position | None, count: int
+    ) -> list[Record]:
+        return await HOME_FEED.fetch(
+            connection, {"viewer": viewer, "limit": count, **after(position)}
         )
 
     async def _cached_page(
-        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, count: int
-    ) -> list[Row[Any]] | None:
+        self, connection: Connection, viewer: uuid.UUID, position: Position | None, count: int
+    ) -> list[Record] | None:
         """None when the feed is not in the cache even after a rebuild (evicted meanwhile)."""
-        found = await self._from_cache(session, viewer, position, count)
+        found = await self._from_cache(connection, viewer, position, count)
         if found is None:
-            await self._rebuild(session, viewer)
-            found = await self._from_cache(session, viewer, position, count)
+            await self._rebuild(connection, viewer)
+            found = await self._from_cache(connection, viewer, position, count)
             if found is None:
                 return None
-        cached, exhausted = found
+        cached, last = found
         # The viewer's own posts and big accounts' posts: fan-out on read.
-        rows = cached + list(
-            (
-                await session.execute(
-                    FEED_ON_READ,
-                    {
-                        "viewer": viewer,
-                        "threshold": self.threshold,
-                        "limit": count,
-                        **after(position),
-                    },
-                )
-            ).all()
+        rows = cached + await FEED_ON_READ.fetch(
+            connection,
+            {"viewer": viewer, "threshold": self.threshold, "limit": count, **after(position)},
         )
-        if exhausted:
-            complete, floor = await self.cache.tail(viewer)
-            if not complete:
-                # Older than the oldest cached post (the set is capped): from the database.
-                below = min(position, floor) if position and floor else (floor or position)
-                rows += await self._database_page(session, viewer, below, count)
-        unique = {row.id: row for row in rows}
+        if last is not None and not last.complete:
+            # Older than the oldest cached post (the set is capped): from the database.
+            floor = last.oldest
+            below = min(position, floor) if position and floor else (floor or position)
+            rows += await self._database_page(connection, viewer, below, count)
+        unique = {row["id"]: row for row in rows}
         return sorted(unique.values(), key=Position.of, reverse=True)[:count]
 
     async def _from_cache(
         self,
-        session: AsyncSession,
+        connection: Connection,
         viewer: uuid.UUID,
         position: Position | None,
         count: int,
-    ) -> tuple[list[Row[Any]], bool] | None:
-        """(visible posts, whether the cached set ran out), or None if there is no feed."""
-        collected: list[Row[Any]] = []
+    ) -> tuple[list[Record], Window | None] | None:
+        """(visible posts, the cache's window that ran out of entries, or None when the page
+        filled first), or None if there is no feed."""
+        collected: list[Record] = []
         offset, chunk = 0, max(2 * count, 40)
         while len(collected) < count:
-            ready, entries = await self.cache.window(viewer, position, offset, chunk)
-            if not ready:
+            window = await self.cache.window(viewer, position, offset, chunk)
+            if not window.ready:
                 return None
-            offset += len(entries)
+            offset += len(window.entries)
             ids = [
                 post_id
-                for ms, post_id in entries
+                for ms, post_id in window.entries
                 if position is None or Position(ms, post_id) < position
             ]
-            collected += await self._visible(session, viewer, ids)
-            if len(entries) < chunk:
-                return collected, True
-        return collected, False
+            collected += await self._visible(connection, viewer, ids)
+            if len(window.entries) < chunk:
+                return collected, window
+        return collected, None
 
     async def _visible(
-        self, session: AsyncSession, viewer: uuid.UUID, ids: list[uuid.UUID]
-    ) -> list[Row[Any]]:
+        self, connection: Connection, viewer: uuid.UUID, ids: list[uuid.UUID]
+    ) -> list[Record]:
         """The cached ids the viewer may still see, as full rows, in cache order."""
         if not ids:
             return []
-        rows = (await session.execute(FEED_VISIBLE, {"viewer": viewer, "ids": ids})).all()
-        by_id = {row.id: row for row in rows}
+        rows = await FEED_VISIBLE.fetch(connection, {"viewer": viewer, "ids": ids})
+        by_id = {row["id"]: row for row in rows}
         return [by_id[post_id] for post_id in ids if post_id in by_id]
 
-    async def _rebuild(self, session: AsyncSession, viewer: uuid.UUID) -> None:
+    async def _rebuild(self, connection: Connection, viewer: uuid.UUID) -> None:
         """Load the newest posts of the fanned-out authors the viewer follows."""
         await self.cache.begin_rebuild(viewer)
-        rows = (
-            await session.execute(
-                FEED_REBUILD,
-                {
-                    "viewer": viewer,
-                    "threshold": self.threshold,
-                    "limit": self.cache.size,
-                    **after(None),
-                },
-            )
-        ).all()
-        await self.cache.finish_rebuild(viewer, [(to_ms(r.created_at), r.id) for r in rows])
+        rows = await FEED_REBUILD.fetch(
+            connection,
+            {
+                "viewer": viewer,
+                "threshold": self.threshold,
+                "limit": self.cache.size,
+                **after(None),
+            },
+        )
+        await self.cache.finish_rebuild(viewer, [(to_ms(r["created_at"]), r["id"]) for r in rows])

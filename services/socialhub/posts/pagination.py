@@ -6,6 +6,7 @@ than the first page of a newest-first list) never shift, repeat or hide later pa
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,8 +44,8 @@ class Position:
         return from_ms(self.ms)
 
     @classmethod
-    def of(cls, row: Any) -> "Position":
-        return cls(to_ms(row.created_at), row.id)
+    def of(cls, row: Mapping[str, Any]) -> "Position":
+        return cls(to_ms(row["created_at"]), row["id"])
 
     def encode(self) -> str:
         return encode_cursor(self.ms, self.id.hex)

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     DateTime,
     Integer,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     String,
     Uuid,
     and_,
+    any_,
     bindparam,
     cast,
     exists,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from socialhub.kit.sql import Statement
 from socialhub.posts.models import Visibility, blocks, follower_counts, follows, posts, reactions
 from socialhub.posts.pagination import Position
 
@@ -212,12 +215,16 @@ TIMELINE = (
     .limit(LIMIT)
 )
 
-HOME_FEED = newest_of(with_viewer(unblocked(followed_authors())))
+# The home feed's reads run as plain asyncpg calls (socialhub.kit.sql): through
+# `AsyncSession.execute` each cost about 1 ms of CPU more (loadtests/REPORT.md).
+HOME_FEED = Statement(newest_of(with_viewer(unblocked(followed_authors()))))
 # The part of a feed read at read time: own posts and big accounts' posts.
-FEED_ON_READ = newest_of(with_viewer(unblocked(fanned_out_on_read())))
+FEED_ON_READ = Statement(newest_of(with_viewer(unblocked(fanned_out_on_read()))))
 # Cached ids, checked against the rules as they are now.
-FEED_VISIBLE = post_columns().where(
-    posts.c.id.in_(bindparam("ids", expanding=True)), LIVE_POST, in_home_feed()
+FEED_VISIBLE = Statement(
+    post_columns().where(
+        posts.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))), LIVE_POST, in_home_feed()
+    )
 )
 # Every followed author's posts, blocked ones included: reads filter blocks as they are then.
-FEED_REBUILD = newest_of(fanned_out_on_write())
+FEED_REBUILD = Statement(newest_of(fanned_out_on_write()))

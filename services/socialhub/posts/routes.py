@@ -150,13 +150,12 @@ async def home_feed(
     request: Request,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
     api: Api,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> PostPage:
     """Your posts and those of the people you follow that you may see, newest first."""
-    items = await api.posts.home_feed(session, user.id, decode_optional(cursor), limit)
+    items = await api.posts.home_feed(user.id, decode_optional(cursor), limit)
     return _post_page(request, response, items, limit)
 
 

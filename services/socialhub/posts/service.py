@@ -206,10 +206,12 @@ class PostService:
         return [PostOut.from_row(row) for row in rows]
 
     async def home_feed(
-        self, session: AsyncSession, viewer: uuid.UUID, position: Position | None, limit: int
+        self, viewer: uuid.UUID, position: Position | None, limit: int
     ) -> list[PostOut]:
-        rows = await self.feed.page(session, viewer, position, limit + 1)
-        return [PostOut.from_row(row) for row in rows]
+        """Reads only, each statement on its own (autocommit): no session, no transaction."""
+        async with self.database.connection() as connection:
+            rows = await self.feed.page(connection, viewer, position, limit + 1)
+        return [PostOut.from_values(row) for row in rows]
 
     # -- change ------------------------------------------------------------------------------
 
