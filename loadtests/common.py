@@ -238,6 +238,7 @@ class Row:
     p99_ms: float
     target_p95_ms: float | None
     target_per_second: float | None
+    failures: int = 0  # exact, where failed_percent rounds a single failure in 10,000 to 0
 
 
 def measured_rate(entry: StatsEntry) -> float:
@@ -256,7 +257,9 @@ def measured_total(environment: Environment, entries: list[StatsEntry]) -> Row:
     p50, p95, p99 = (total.get_response_time_percentile(q) for q in (0.5, 0.95, 0.99))
     failed = round(100 * total.fail_ratio, 2)
     rate = round(measured_rate(total), 1) if entries else 0.0
-    return Row("measured", total.num_requests, failed, rate, p50, p95, p99, None, None)
+    return Row(
+        "measured", total.num_requests, failed, rate, p50, p95, p99, None, None, total.num_failures
+    )
 
 
 def report_against(targets: dict[str, Target]) -> None:
@@ -282,6 +285,7 @@ def report_against(targets: dict[str, Target]) -> None:
                 p99,
                 target.p95_ms if target else None,
                 target.per_second if target and target.per_second else None,
+                entry.num_failures,
             )
             rows.append(row)
             if target is None:

@@ -1,0 +1,123 @@
+"""The load gate's verdicts (loadtests/gate.py), on made-up Locust results: no server."""
+
+from typing import Any
+
+import gate
+import pytest
+
+
+def result(
+    *,
+    p95_ms: float = 4.0,
+    failures: int = 0,
+    setup_failures: int = 0,
+    cpu: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A result as a Locust suite writes it to BENCH_RESULT_JSON: one setup row, one measured."""
+
+    def row(name: str, count: int, failed: int, target: float | None) -> dict[str, Any]:
+        return {
+            "name": name,
+            "count": count,
+            "failed_percent": round(100 * failed / count, 2),
+            "per_second": 500.0,
+            "p50_ms": 2.0,
+            "p95_ms": p95_ms if target else 40.0,
+            "p99_ms": p95_ms,
+            "target_p95_ms": target,
+            "target_per_second": None,
+            "failures": failed,
+        }
+
+    return {
+        "rows": [row("setup: login", 4, setup_failures, None), row("auth/me", 20000, failures, 5)],
+        "missed": [],
+        "window_seconds": 8.0,
+        "cpu_per_request_us": {"auth": 1000.0, "gateway": 300.0} if cpu is None else cpu,
+    }
+
+
+BASELINE = {"auth": 1000.0, "gateway": 300.0}
+
+
+def test_the_same_figures_pass() -> None:
+    verdict = gate.judge("MeUser", result(), BASELINE)
+    assert verdict.failures == []
+    assert verdict.notes == []
+
+
+def test_a_cpu_regression_of_300_us_by_1_3x_fails() -> None:
+    verdict = gate.judge("MeUser", result(cpu={"auth": 1300.0, "gateway": 300.0}), BASELINE)
+    assert len(verdict.failures) == 1
+    assert "auth CPU 1,300 µs per request, baseline 1,000 µs" in verdict.failures[0]
+
+
+@pytest.mark.parametrize(
+    ("before", "now"),
+    [(333.0, 433.0), (100.0, 130.0)],
+    ids=["1.3x, +100 us", "1.3x of 100 us"],
+)
+def test_a_cpu_growth_by_1_3x_under_the_200_us_floor_passes(before: float, now: float) -> None:
+    verdict = gate.judge(
+        "MeUser", result(cpu={"auth": 1000.0, "gateway": now}), {**BASELINE, "gateway": before}
+    )
+    assert verdict.failures == []
+
+
+def test_a_cpu_growth_of_300_us_under_1_25x_passes() -> None:
+    verdict = gate.judge(
+        "MeUser", result(cpu={"auth": 1240.0, "gateway": 300.0}), {**BASELINE, "auth": 1000.0}
+    )
+    assert verdict.failures == []
+
+
+def test_one_failed_request_in_20000_fails_though_its_percentage_rounds_to_0() -> None:
+    verdict = gate.judge("MeUser", result(failures=1), BASELINE)
+    assert verdict.failures == ["MeUser: 1 of 20000 'auth/me' requests failed"]
+
+
+def test_a_failed_setup_request_fails() -> None:
+    assert gate.judge("MeUser", result(setup_failures=1), BASELINE).failures
+
+
+def test_a_p95_over_twice_the_design_fails_and_under_it_passes() -> None:
+    assert gate.judge("MeUser", result(p95_ms=10.5), BASELINE).failures == [
+        "MeUser: 'auth/me' p95 10.5 ms > 10.0 ms (2 x the design's 5 ms)"
+    ]
+    assert gate.judge("MeUser", result(p95_ms=9.5), BASELINE).failures == []
+
+
+def test_a_role_absent_from_the_baseline_is_reported_not_failed() -> None:
+    verdict = gate.judge(
+        "MeUser", result(cpu={"auth": 1000.0, "gateway": 300.0, "chat": 5000.0}), BASELINE
+    )
+    assert verdict.failures == []
+    assert verdict.notes == ["MeUser: chat not in the baseline (5,000 µs)"]
+
+
+def test_a_baseline_role_not_measured_fails() -> None:
+    verdict = gate.judge("MeUser", result(cpu={"auth": 1000.0}), BASELINE)
+    assert verdict.failures == ["MeUser: gateway CPU not measured (is it running?)"]
+
+
+def test_a_run_without_result_or_measured_requests_fails() -> None:
+    assert gate.judge("MeUser", None, BASELINE).failures
+    empty = result()
+    empty["rows"][1]["count"] = 0
+    assert "MeUser: no measured request completed" in gate.judge("MeUser", empty, BASELINE).failures
+
+
+def test_the_baseline_is_the_median_of_the_runs_for_the_checked_roles() -> None:
+    runs = [result(cpu={"auth": us, "postgres": 50.0}) for us in (900.0, 1300.0, 1000.0)]
+    assert gate.median_cpu([*runs, None]) == {"auth": 1000.0}
+
+
+def test_the_report_names_each_failure_and_marks_its_figure() -> None:
+    regressed = result(cpu={"auth": 1300.0, "gateway": 300.0})
+    verdict = gate.judge("MeUser", regressed, BASELINE)
+    report = gate.render_report(
+        [verdict], {"MeUser": regressed}, {"cpu_per_request_us": {"MeUser": BASELINE}}, "context"
+    )
+    assert report.startswith("# Load gate: FAILED")
+    assert "| MeUser | 1,300 / 1,000 **!** | — / — |" in report
+    assert f"- {verdict.failures[0]}" in report
