@@ -37,9 +37,10 @@ lint: venv ## ruff (lint and format), mypy and the architecture contracts (impor
 	@$(VENV)/bin/mypy services scripts operator tests loadtests
 	@$(VENV)/bin/lint-imports --no-cache
 
-# A selection (PYTEST_ARGS) skips the two builds: once pytest has collected it, it builds only
-# what the selected tests need: the control plane for `kube` tests (tests/operator/conftest.py),
-# it and the images for `node` tests (tests/cluster/conftest.py); test_images builds its own.
+# A selection (PYTEST_ARGS) skips the two builds and the load gate: once pytest has collected it,
+# it builds only what the selected tests need: the control plane for `kube` tests
+# (tests/operator/conftest.py), it and the images for `node` tests (tests/cluster/conftest.py);
+# test_images builds its own.
 test: venv lint ## install, start the servers the tests need, run every test suite (or PYTEST_ARGS)
 	@$(PY) -m devstack install
 ifeq ($(strip $(PYTEST_ARGS)),)
@@ -47,6 +48,9 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 	@$(PY) -m devstack.images      # the real-node tests run the images built here (cold: 2 min)
 endif
 	@$(PY) -m pytest $(PYTEST_ARGS)
+ifeq ($(strip $(PYTEST_ARGS)),)
+	@$(PY) loadtests/gate.py  # a short Locust pass against baseline.json (3 min; loadtests/README.md)
+endif
 
 unit: venv ## the unit tests alone, in seconds, no server (tests/unit.py says which; PYTEST_ARGS)
 	@$(PY) -m pytest --unit -q $(PYTEST_ARGS)
@@ -64,4 +68,7 @@ cluster-down: venv ## stop the node and the control plane (data is kept, like ma
 bench: venv ## run the Locust load tests against a local platform and write the report
 	@$(PY) -m loadtests
 
-.PHONY: help venv up down status restart lint test unit bench image cluster cluster-down
+loadgate: venv ## a short Locust pass of every scenario: fails on errors, p95 or CPU regressions
+	@$(PY) loadtests/gate.py
+
+.PHONY: help venv up down status restart lint test unit bench loadgate image cluster cluster-down

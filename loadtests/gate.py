@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.config import PROFILES
-from devstack.paths import ROOT, STATE
+from devstack.paths import ROOT, STATE, ensure_dir
 from devstack.platform import Platform
 from socialhub.contracts.topology import SERVICE_NAMES, SERVICES
 
@@ -340,11 +340,13 @@ def main() -> int:
     passes: list[dict[str, dict[str, Any] | None]] = []
     with bench_platform() as platform:
         for run in range(args.runs if args.write_baseline else 1):
-            label = f"run {run + 1}/{args.runs} " if args.write_baseline else ""
-            passes.append(run_pass(scenarios, platform.gateway_url, out, label))
+            label, files = "", out
+            if args.write_baseline:
+                label, files = f"run {run + 1}/{args.runs} ", ensure_dir(out / f"run-{run + 1}")
+            passes.append(run_pass(scenarios, platform.gateway_url, files, label))
     minutes = (time.monotonic() - started) / 60
     if args.write_baseline:
-        return write_baseline(scenarios, passes, baseline, args.runs)
+        return write_baseline(scenarios, passes, baseline, f"before {load_before}, after {_load()}")
     results = passes[0]
     recorded = baseline.get("recorded", {})
     context = (
@@ -375,7 +377,7 @@ def write_baseline(
     scenarios: Sequence[Scenario],
     passes: Sequence[Mapping[str, Mapping[str, Any] | None]],
     previous: Mapping[str, Any],
-    runs: int,
+    load_average: str,
 ) -> int:
     """baseline.json from the median of each scenario's runs, unless a run failed requests."""
     broken = [
@@ -397,8 +399,8 @@ def write_baseline(
             "commit": git("rev-parse", "HEAD"),
             "uncommitted_changes": [line[3:] for line in changes],
             "machine": machine(),
-            "runs": runs,
-            "scenarios": [s.user_class for s in scenarios],
+            "load_average": load_average,  # a busy machine inflates every figure
+            "runs": len(passes),
         },
         "settings": SETTINGS,
         "cpu_per_request_us": cpu,
