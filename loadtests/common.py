@@ -138,6 +138,17 @@ _ENVIRONMENT: list[Environment] = []
 events.init.add_listener(lambda environment, **_: _ENVIRONMENT.append(environment))  # type: ignore[no-untyped-call]
 
 
+def _refresh_loop_time(**_: Any) -> None:
+    """gevent's loop caches the time, and a loop that has not turned since it was created at
+    import still holds that time when Locust starts its `--run-time` timer: after a slow start
+    (a busy machine: 10 s seen) the run ended within a second of starting. Locust fires `init`
+    just before it starts that timer."""
+    gevent.get_hub().loop.update_now()
+
+
+events.init.add_listener(_refresh_loop_time)  # type: ignore[no-untyped-call]
+
+
 def direct_identity(username: str) -> tuple[str, dict[str, str]]:
     """A stable made-up id and the header the gateway would send for it."""
     user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"socialhub-bench:{username}"))

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from processes import CpuMeter, platform_roles
+
 from devstack.config import PROFILES
 from devstack.paths import ROOT, STATE, ensure_dir
 from devstack.platform import Platform
@@ -296,6 +298,21 @@ def _summary(result: Mapping[str, Any] | None) -> str:
     return f"{figures}; {sum(r['failures'] for r in result['rows'])} failed"
 
 
+def background_cpu(platform: Platform, seconds: float = 3.0) -> dict[str, float]:
+    """Each checked process's share of a core while the gate sends nothing: someone else's load
+    on the platform, which the CPU per request figures then include."""
+    roles = platform_roles(platform.profile)
+    meter = CpuMeter({role: pid for role, pid in roles.items() if role in CHECKED_ROLES})
+    before = meter.snapshot()
+    time.sleep(seconds)
+    spent = meter.snapshot().minus(before)
+    return {role: round(100 * cpu / seconds, 1) for role, cpu in spent.items()}
+
+
+def _percents(busy: Mapping[str, float]) -> str:
+    return ", ".join(f"{role} {share:g}% of a core" for role, share in busy.items())
+
+
 def machine() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
@@ -339,6 +356,8 @@ def main() -> int:
     started, load_before = time.monotonic(), _load()
     passes: list[dict[str, dict[str, Any] | None]] = []
     with bench_platform() as platform:
+        busy = background_cpu(platform)
+        print(f"with no load from the gate, the platform used: {_percents(busy)}", flush=True)
         for run in range(args.runs if args.write_baseline else 1):
             label, files = "", out
             if args.write_baseline:
@@ -346,13 +365,19 @@ def main() -> int:
             passes.append(run_pass(scenarios, platform.gateway_url, files, label))
     minutes = (time.monotonic() - started) / 60
     if args.write_baseline:
-        return write_baseline(scenarios, passes, baseline, f"before {load_before}, after {_load()}")
+        conditions = {
+            "load_average": f"before {load_before}, after {_load()}",
+            "background_cpu_percent": busy,
+        }
+        return write_baseline(scenarios, passes, baseline, conditions)
     results = passes[0]
     recorded = baseline.get("recorded", {})
     context = (
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}, commit {git('rev-parse', '--short', 'HEAD')}, "
         f"{machine()['cores']} cores ({machine()['model']}), load average before {load_before}, "
-        f"after {_load()}; {minutes:.1f} minutes with setup. Each scenario: `locust` headless, "
+        f"after {_load()}; {minutes:.1f} minutes with setup. Before the run, with no load from "
+        f"the gate, the platform used {_percents(busy)}: other load, which the CPU figures "
+        f"below include. Each scenario: `locust` headless, "
         f"{SECONDS} s, setup included; the logs and JSON are in `{out}`. Baseline: "
         f"{recorded.get('at', '?')}, commit {recorded.get('commit', '?')}, "
         f"{recorded.get('machine', {}).get('cores', '?')} cores "
@@ -377,7 +402,7 @@ def write_baseline(
     scenarios: Sequence[Scenario],
     passes: Sequence[Mapping[str, Mapping[str, Any] | None]],
     previous: Mapping[str, Any],
-    load_average: str,
+    conditions: Mapping[str, Any],
 ) -> int:
     """baseline.json from the median of each scenario's runs, unless a run failed requests."""
     broken = [
@@ -399,7 +424,7 @@ def write_baseline(
             "commit": git("rev-parse", "HEAD"),
             "uncommitted_changes": [line[3:] for line in changes],
             "machine": machine(),
-            "load_average": load_average,  # a busy machine inflates every figure
+            **conditions,  # a busy machine or platform inflates every figure
             "runs": len(passes),
         },
         "settings": SETTINGS,
