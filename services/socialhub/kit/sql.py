@@ -65,6 +65,10 @@ class Statement:
         connection = await _driver_connection(on, write=write)
         return await connection.fetchval(self.sql, *self.arguments(params))
 
+    async def execute(self, on: Runner, params: Mapping[str, Any], *, write: bool = True) -> None:
+        connection = await _driver_connection(on, write=write)
+        await connection.execute(self.sql, *self.arguments(params))
+
 
 async def _driver_connection(on: Runner, *, write: bool) -> Connection:
     if not isinstance(on, AsyncSession):

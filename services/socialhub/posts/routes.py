@@ -214,17 +214,15 @@ async def delete_post(
 
 
 @router.post("/{post_id}/like", response_model=ReactionOut, responses=errors(NO_POST))
-async def like(post_id: uuid.UUID, user: CurrentUser, session: SessionDep, api: Api) -> ReactionOut:
+async def like(post_id: uuid.UUID, user: CurrentUser, api: Api) -> ReactionOut:
     """Toggle: like, or take the like back; replaces a dislike."""
-    return await api.reactions.toggle(session, user, post_id, ReactionKind.LIKE)
+    return await api.reactions.toggle(user, post_id, ReactionKind.LIKE)
 
 
 @router.post("/{post_id}/dislike", response_model=ReactionOut, responses=errors(NO_POST))
-async def dislike(
-    post_id: uuid.UUID, user: CurrentUser, session: SessionDep, api: Api
-) -> ReactionOut:
+async def dislike(post_id: uuid.UUID, user: CurrentUser, api: Api) -> ReactionOut:
     """Toggle: dislike, or take the dislike back; replaces a like."""
-    return await api.reactions.toggle(session, user, post_id, ReactionKind.DISLIKE)
+    return await api.reactions.toggle(user, post_id, ReactionKind.DISLIKE)
 
 
 @router.get(

@@ -16,7 +16,22 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from alembic import op
 from prometheus_client import Counter
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, Table, Text, delete, func, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +39,7 @@ from socialhub.contracts.events import EventData
 from socialhub.kit.database import Database
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.settings import KafkaSettings
+from socialhub.kit.sql import Connection, Runner, Statement
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +58,26 @@ outbox = Table(
 )
 
 _INSERT = outbox.insert()
+# One event row with bound values, for plain asyncpg connections (kit.sql): alone (`emit`), or
+# carried by a hot path's own statement as a data-modifying CTE
+# (`Statement(change.add_cte(EVENT_ROW.cte("event")))`, with `Outbox.row_params(data)`), so
+# the change and its event cost one round trip. The JSONB codec (SQLAlchemy's) takes JSON text.
+EVENT_ROW = outbox.insert().values(
+    topic=bindparam("event_topic", type_=Text()),
+    key=bindparam("event_key", type_=Text()),
+    payload=bindparam("event_payload", type_=JSONB()),
+)
+_INSERT_ROW = Statement(EVENT_ROW)
+
+_PENDING = Statement(
+    select(outbox.c.id, outbox.c.topic, outbox.c.key, cast(outbox.c.payload, Text).label("payload"))
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit", type_=Integer()))
+    .with_for_update(skip_locked=True)
+)
+_DELETE_SENT = Statement(
+    delete(outbox).where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger()))))
+)
 
 PUBLISHED = Counter(
     "outbox_published_total", "Events the outbox relay delivered to Kafka", ["topic"]
@@ -56,13 +92,30 @@ class Outbox:
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
 
-    async def emit(self, session: AsyncSession, data: EventData) -> Event:
-        event = Event.of(data)
-        await session.execute(
-            _INSERT,
-            {"topic": self.kafka.topic(data.topic), "key": data.key, "payload": event.to_json()},
-        )
-        return event
+    async def emit(self, on: Runner, data: EventData) -> None:
+        """Insert the event in `on`'s transaction: the request's session (after the ORM's
+        pending changes, which a session statement flushes first) or a plain asyncpg connection
+        inside its transaction (`Database.driver_transaction`)."""
+        if isinstance(on, AsyncSession):
+            event = Event.of(data)
+            await on.execute(
+                _INSERT,
+                {
+                    "topic": self.kafka.topic(data.topic),
+                    "key": data.key,
+                    "payload": event.to_json(),
+                },
+            )
+        else:
+            await _INSERT_ROW.execute(on, self.row_params(data))
+
+    def row_params(self, data: EventData) -> dict[str, Any]:
+        """The parameters of `EVENT_ROW` for this event."""
+        return {
+            "event_topic": self.kafka.topic(data.topic),
+            "event_key": data.key,
+            "event_payload": json.dumps(Event.of(data).to_json(), separators=(",", ":")),
+        }
 
 
 class OutboxRelay:
@@ -73,12 +126,14 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         idle_poll_seconds: float = 1.0,
+        linger_seconds: float = 0.005,
         max_backoff_seconds: float = 5.0,
     ) -> None:
         self.database = database
         self.kafka = kafka
         self.batch_size = batch_size
         self.idle_poll_seconds = idle_poll_seconds
+        self.linger_seconds = linger_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self._wakeup = asyncio.Event()
 
@@ -117,8 +172,11 @@ class OutboxRelay:
                 try:
                     await producer.start()
                     while True:
-                        if await self._publish_batch(producer) < self.batch_size:
+                        if await self._publish_batch(producer, raw) < self.batch_size:
                             await self._wait_for_rows(raw)
+                            # commits arriving together go out as one batch: under load a
+                            # batch's fixed cost (four round trips) is shared by many events
+                            await asyncio.sleep(self.linger_seconds)
                 finally:
                     with suppress(Exception):
                         await producer.stop()
@@ -128,30 +186,25 @@ class OutboxRelay:
                 with suppress(Exception):
                     await conn.invalidate()
 
-    async def _publish_batch(self, producer: AIOKafkaProducer) -> int:
-        async with self.database.transaction() as session:
-            rows = (
-                await session.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+    async def _publish_batch(self, producer: AIOKafkaProducer, raw: Connection) -> int:
+        """One batch on the relay's own connection, as plain asyncpg calls (kit.sql): the
+        payload is sent as PostgreSQL's JSON text, never decoded and encoded again here."""
+        async with raw.transaction():
+            rows = await _PENDING.fetch(raw, {"limit": self.batch_size})
             if not rows:
                 return 0
             deliveries = [
                 await producer.send(
-                    row.topic,
-                    value=json.dumps(row.payload).encode(),
-                    key=row.key.encode() if row.key else None,
+                    row["topic"],
+                    value=row["payload"].encode(),
+                    key=row["key"].encode() if row["key"] else None,
                 )
                 for row in rows
             ]
             await asyncio.gather(*deliveries)
-            await session.execute(delete(outbox).where(outbox.c.id.in_([r.id for r in rows])))
+            await _DELETE_SENT.execute(raw, {"ids": [row["id"] for row in rows]})
         for row in rows:
-            PUBLISHED.labels(row.topic).inc()
+            PUBLISHED.labels(row["topic"]).inc()
         return len(rows)
 
     async def _wait_for_rows(self, raw: Any) -> None:
