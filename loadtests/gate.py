@@ -10,6 +10,8 @@ A scenario fails when any request fails (setup included), when a p95 exceeds twi
 document's figure (the suite's `Target`; the margin is for shared machines), or when the CPU per
 request of a service or the gateway exceeds its figure in `baseline.json` by more than 25% and
 by more than 200 µs. Throughput is never asserted: it depends on the machine, not on the change.
+What the platform's processes use before the first run, with no load from the gate, is reported:
+someone else's load on the same profile counts in every CPU figure.
 
 Writes the report (Markdown) and each run's JSON and Locust output to
 `$SOCIALHUB_CI_ARTIFACTS/loadgate-<time>/` (`.state/loadgate/<time>/` without it), prints the
