@@ -419,12 +419,11 @@ def write_baseline(
     cpu = {
         s.user_class: median_cpu([results[s.user_class] for results in passes]) for s in scenarios
     }
-    changes = git("status", "--porcelain", "--untracked-files=no").splitlines()
     baseline = {
         "recorded": {
             "at": time.strftime("%Y-%m-%d %H:%M %Z"),
             "commit": git("rev-parse", "HEAD"),
-            "uncommitted_changes": [line[3:] for line in changes],
+            "uncommitted_changes": git("diff", "--name-only", "HEAD").splitlines(),
             "machine": machine(),
             **conditions,  # a busy machine or platform inflates every figure
             "runs": len(passes),
