@@ -195,9 +195,11 @@ OLDER_THAN_CURSOR = tuple_(posts.c.created_at, posts.c.id) < tuple_(CURSOR_AT, C
 
 VISIBLE_POST = post_columns().where(posts.c.id == POST_ID, LIVE_POST, visible_to_viewer())
 VISIBLE_POST_FOR_UPDATE = VISIBLE_POST.with_for_update(of=posts)
-BY_IDEMPOTENCY_KEY = post_columns().where(
-    posts.c.author_id == VIEWER,
-    posts.c.idempotency_key == bindparam("idempotency_key", type_=String()),
+BY_IDEMPOTENCY_KEY = Statement(
+    post_columns().where(
+        posts.c.author_id == VIEWER,
+        posts.c.idempotency_key == bindparam("idempotency_key", type_=String()),
+    )
 )
 
 RELATION = select(

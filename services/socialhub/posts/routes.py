@@ -133,13 +133,12 @@ async def create_post(
     request: Request,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
     api: Api,
     idempotency_key: IdempotencyKey = None,
 ) -> PostOut:
     """Text (1-5,000 characters), up to 10 images or videos, or both."""
     async with read_draft(request, api.media_policy) as draft:
-        created = await api.posts.create(session, user, draft, idempotency_key)
+        created = await api.posts.create(user, draft, idempotency_key)
     if created.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return created.post

@@ -5,20 +5,22 @@ Domain code never commits: the request's transaction (`SessionDep`) does, events
 a visible post the caller may not change answers 403.
 """
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, update
+from sqlalchemy import Row, and_, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialhub.contracts.events import PostCreated, PostDeleted, PostUpdated
 from socialhub.kit.database import Database
 from socialhub.kit.errors import ApiError, conflict, forbidden, invalid_input, not_found
-from socialhub.kit.events.outbox import Outbox
+from socialhub.kit.events.outbox import Outbox, event_row_after
 from socialhub.kit.identity import Principal
+from socialhub.kit.sql import Connection, Statement
 from socialhub.posts.drafts import PostDraft
 from socialhub.posts.feed import FeedReader
 from socialhub.posts.media import MediaStorage, StoredMedia
@@ -36,15 +38,19 @@ from socialhub.posts.schemas import PostOut, UpdatePostRequest
 
 log = logging.getLogger(__name__)
 
-# A retry racing the first request with the same Idempotency-Key inserts nothing.
-INSERT_POST = (
+# The post and its PostCreated event in one statement (one round trip, atomic on its own): a
+# retry racing the first request with the same Idempotency-Key inserts neither.
+_INSERTED = (
     insert(posts)
+    .values({column.name: bindparam(column.name, type_=column.type) for column in posts.c})
     .on_conflict_do_nothing(
         index_elements=[posts.c.author_id, posts.c.idempotency_key],
         index_where=posts.c.idempotency_key.is_not(None),
     )
     .returning(posts.c.id)
+    .cte("inserted")
 )
+INSERT_POST = Statement(select(_INSERTED.c.id).add_cte(event_row_after(_INSERTED).cte("event")))
 
 
 @dataclass(frozen=True)
@@ -65,30 +71,29 @@ class PostService:
     # -- create ----------------------------------------------------------------------------
 
     async def create(
-        self,
-        session: AsyncSession,
-        author: Principal,
-        draft: PostDraft,
-        idempotency_key: str | None,
+        self, author: Principal, draft: PostDraft, idempotency_key: str | None
     ) -> Created:
+        """Each statement on its own (autocommit): the insert carries its event, and no
+        pooled connection is held while the files upload."""
         fingerprint = draft.fingerprint() if idempotency_key else None
         if idempotency_key:
-            # A short transaction of its own: the request's stays unopened (no pooled
-            # connection held) while the files upload.
-            async with self.database.transaction() as lookup:
-                earlier = await self._replay(lookup, author, idempotency_key, fingerprint)
+            async with self.database.connection() as connection:
+                earlier = await self._replay(connection, author, idempotency_key, fingerprint)
             if earlier is not None:
                 return earlier
         stored = await self.storage.store(draft.media) if draft.media else []
         try:
-            return await self._insert(session, author, draft, stored, idempotency_key, fingerprint)
+            async with self.database.connection() as connection:
+                return await self._insert(
+                    connection, author, draft, stored, idempotency_key, fingerprint
+                )
         except BaseException:
             await self.storage.remove(stored)
             raise
 
     async def _insert(
         self,
-        session: AsyncSession,
+        connection: Connection,
         author: Principal,
         draft: PostDraft,
         stored: list[StoredMedia],
@@ -113,36 +118,36 @@ class PostService:
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,
         }
-        inserted = (await session.execute(INSERT_POST, values)).first()
+        event = PostCreated(
+            post_id=post_id,
+            user_id=author.id,
+            username=author.username,
+            content=draft.content,
+            timestamp=to_ms(now),
+            visibility=draft.visibility.value,
+            media_count=len(stored),
+        )
+        inserted = await INSERT_POST.fetchval(
+            connection,
+            {**values, "media": json.dumps(values["media"]), **self.outbox.row_params(event)},
+        )
         if inserted is None:  # a concurrent request with the same key won
             assert idempotency_key is not None
-            winner = await self._replay(session, author, idempotency_key, fingerprint)
+            winner = await self._replay(connection, author, idempotency_key, fingerprint)
             assert winner is not None
             await self.storage.remove(stored)
             return winner
-        await self.outbox.emit(
-            session,
-            PostCreated(
-                post_id=post_id,
-                user_id=author.id,
-                username=author.username,
-                content=draft.content,
-                timestamp=to_ms(now),
-                visibility=draft.visibility.value,
-                media_count=len(stored),
-            ),
-        )
         return Created(PostOut.from_values({**values, "my_reaction": None}), replayed=False)
 
     async def _replay(
-        self, session: AsyncSession, author: Principal, key: str, fingerprint: str | None
+        self, connection: Connection, author: Principal, key: str, fingerprint: str | None
     ) -> Created | None:
-        row = (
-            await session.execute(BY_IDEMPOTENCY_KEY, {"viewer": author.id, "idempotency_key": key})
-        ).first()
+        row = await BY_IDEMPOTENCY_KEY.fetchrow(
+            connection, {"viewer": author.id, "idempotency_key": key}
+        )
         if row is None:
             return None
-        if row.request_fingerprint != fingerprint:
+        if row["request_fingerprint"] != fingerprint:
             raise ApiError(
                 422,
                 "idempotency_key_reused",
@@ -150,9 +155,9 @@ class PostService:
                 "use a new key for a new post",
                 fields={"Idempotency-Key": "used for a different request"},
             )
-        if row.deleted_at is not None:
+        if row["deleted_at"] is not None:
             raise conflict("the post created with this Idempotency-Key has been deleted")
-        return Created(PostOut.from_row(row), replayed=True)
+        return Created(PostOut.from_values(row), replayed=True)
 
     # -- read --------------------------------------------------------------------------------
 

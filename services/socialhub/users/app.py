@@ -32,7 +32,10 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
             cache = ProfileCache(redis, settings)
             app.state.profile_cache = cache
             app.state.users = UsersService(
-                cache, Outbox(settings), new_user_wait_seconds=settings.new_user_wait_seconds
+                database,
+                cache,
+                Outbox(settings),
+                new_user_wait_seconds=settings.new_user_wait_seconds,
             )
             res.background("outbox-relay", OutboxRelay(database, settings).run)
             consumer = BatchConsumer(

@@ -138,7 +138,6 @@ async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: User
 async def followers(
     user_id: UserId,
     me: CurrentUser,
-    session: SessionDep,
     users: Users,
     request: Request,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -146,7 +145,7 @@ async def followers(
 ) -> Response:
     """Who follows the user, newest first."""
     after = FollowCursor.decode(cursor) if cursor is not None else None
-    items, last = await users.followers(session, me.id, user_id, after, limit)
+    items, last = await users.followers(me.id, user_id, after, limit)
     return _page(request, items, last.encode() if last else None)
 
 
@@ -156,7 +155,6 @@ async def followers(
 async def following(
     user_id: UserId,
     me: CurrentUser,
-    session: SessionDep,
     users: Users,
     request: Request,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -164,7 +162,7 @@ async def following(
 ) -> Response:
     """Whom the user follows, newest first."""
     after = FollowCursor.decode(cursor) if cursor is not None else None
-    items, last = await users.following(session, me.id, user_id, after, limit)
+    items, last = await users.following(me.id, user_id, after, limit)
     return _page(request, items, last.encode() if last else None)
 
 

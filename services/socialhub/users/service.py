@@ -29,6 +29,7 @@ from socialhub.contracts.events import (
     UserUnfollowed,
     UserUpdated,
 )
+from socialhub.kit.database import Database
 from socialhub.kit.errors import bad_request, conflict, forbidden, not_found, unauthorized
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.identity import Principal
@@ -67,12 +68,14 @@ def _like_prefix(text: str) -> str:
 class UsersService:
     def __init__(
         self,
+        database: Database,
         cache: ProfileCache,
         outbox: Outbox,
         *,
         new_user_wait_seconds: float = 2.0,
         max_waiting: int = 4,
     ) -> None:
+        self.database = database
         self.cache = cache
         self.outbox = outbox
         self.new_user_wait_seconds = new_user_wait_seconds
@@ -206,28 +209,18 @@ class UsersService:
         return FollowState(follower_id=me.id, following_id=target, is_following=False)
 
     async def followers(
-        self,
-        session: AsyncSession,
-        viewer: uuid.UUID,
-        user_id: uuid.UUID,
-        cursor: FollowCursor | None,
-        limit: int,
+        self, viewer: uuid.UUID, user_id: uuid.UUID, cursor: FollowCursor | None, limit: int
     ) -> tuple[list[ListItem], FollowCursor | None]:
         """Who follows `user_id`, newest first."""
         page = queries.FOLLOWERS_AFTER if cursor else queries.FOLLOWERS_FIRST
-        return await self._follow_page(session, page, viewer, user_id, cursor, limit)
+        return await self._follow_page(page, viewer, user_id, cursor, limit)
 
     async def following(
-        self,
-        session: AsyncSession,
-        viewer: uuid.UUID,
-        user_id: uuid.UUID,
-        cursor: FollowCursor | None,
-        limit: int,
+        self, viewer: uuid.UUID, user_id: uuid.UUID, cursor: FollowCursor | None, limit: int
     ) -> tuple[list[ListItem], FollowCursor | None]:
         """Whom `user_id` follows, newest first."""
         page = queries.FOLLOWING_AFTER if cursor else queries.FOLLOWING_FIRST
-        return await self._follow_page(session, page, viewer, user_id, cursor, limit)
+        return await self._follow_page(page, viewer, user_id, cursor, limit)
 
     # -- blocks ------------------------------------------------------------------------------
 
@@ -353,7 +346,6 @@ class UsersService:
 
     async def _follow_page(
         self,
-        session: AsyncSession,
         page: Statement,
         viewer: uuid.UUID,
         user_id: uuid.UUID,
@@ -363,9 +355,13 @@ class UsersService:
         params: dict[str, Any] = {"user_id": user_id, "viewer": viewer, "limit": limit + 1}
         if cursor is not None:
             params.update(after_at=cursor.followed_at, after_id=cursor.follow_id)
-        rows = await page.fetch(session, params)
-        if not rows and await queries.PROFILE_BY_ID.fetchrow(session, {"user_id": user_id}) is None:
-            raise not_found("user")
+        # reads only: each statement on its own (autocommit), no session
+        async with self.database.connection() as connection:
+            rows = await page.fetch(connection, params)
+            if not rows and not await queries.PROFILE_BY_ID.fetchrow(
+                connection, {"user_id": user_id}
+            ):
+                raise not_found("user")
         items = [
             {
                 "id": r["id"],

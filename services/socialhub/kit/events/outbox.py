@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import CTE
 
 from socialhub.contracts.events import EventData
 from socialhub.kit.database import Database
@@ -69,6 +71,20 @@ EVENT_ROW = outbox.insert().values(
 )
 _INSERT_ROW = Statement(EVENT_ROW)
 
+
+def event_row_after(source: CTE) -> Insert:
+    """`EVENT_ROW` inserted once per row `source` (a data-modifying CTE) returned: the event of
+    a change that may do nothing (an insert that lost an ON CONFLICT race)."""
+    columns = (
+        bindparam("event_topic", type_=Text()),
+        bindparam("event_key", type_=Text()),
+        bindparam("event_payload", type_=JSONB()),
+    )
+    return outbox.insert().from_select(
+        ["topic", "key", "payload"], select(*columns).select_from(source)
+    )
+
+
 _PENDING = Statement(
     select(outbox.c.id, outbox.c.topic, outbox.c.key, cast(outbox.c.payload, Text).label("payload"))
     .order_by(outbox.c.id)
@@ -93,21 +109,20 @@ class Outbox:
         self.kafka = kafka
 
     async def emit(self, on: Runner, data: EventData) -> None:
-        """Insert the event in `on`'s transaction: the request's session (after the ORM's
-        pending changes, which a session statement flushes first) or a plain asyncpg connection
-        inside its transaction (`Database.driver_transaction`)."""
+        """Insert the event in `on`'s transaction: the request's session or a plain asyncpg
+        connection inside its transaction (`Database.driver_transaction`). On a session whose
+        transaction has begun and that holds no unflushed ORM change, the row goes straight to
+        its asyncpg connection (kit.sql: ~1 ms of CPU less than `AsyncSession.execute`);
+        otherwise through the session, which begins the transaction or flushes those changes
+        first, so their errors surface here, where the caller handles them."""
         if isinstance(on, AsyncSession):
-            event = Event.of(data)
-            await on.execute(
-                _INSERT,
-                {
-                    "topic": self.kafka.topic(data.topic),
-                    "key": data.key,
-                    "payload": event.to_json(),
-                },
-            )
-        else:
-            await _INSERT_ROW.execute(on, self.row_params(data))
+            raw = (await (await on.connection()).get_raw_connection()).driver_connection
+            if on.new or on.dirty or on.deleted or raw is None or not raw.is_in_transaction():
+                topic, payload = self.kafka.topic(data.topic), Event.of(data).to_json()
+                await on.execute(_INSERT, {"topic": topic, "key": data.key, "payload": payload})
+                return
+            on = raw
+        await _INSERT_ROW.execute(on, self.row_params(data))
 
     def row_params(self, data: EventData) -> dict[str, Any]:
         """The parameters of `EVENT_ROW` for this event."""
