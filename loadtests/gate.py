@@ -49,6 +49,7 @@ P95_MARGIN = 2.0  # a p95 may reach twice the design's figure
 CPU_RATIO = 1.25  # CPU per request may grow by 25% ...
 CPU_FLOOR_US = 200.0  # ... or by 200 µs, whichever is more: small figures are noisy
 CHECKED_ROLES = (*SERVICE_NAMES, "gateway")  # the code a change touches; not the databases
+BUSY_PERCENT = 10.0  # of a core, with no load from the gate: someone else's load is running
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def render_report(
         for row in rows:
             lines.append(
                 f"| {verdict.scenario} | {mark} | {row['name']} | {row['count']} | "
-                f"{row['failed_percent']}% | {row['per_second']:.0f} | {row['p50_ms']:.0f} | "
+                f"{row['failures']} | {row['per_second']:.0f} | {row['p50_ms']:.0f} | "
                 f"{row['p95_ms']:.0f} | {row['target_p95_ms']:.0f} ms |"
             )
     lines += [
@@ -300,6 +301,36 @@ def _summary(result: Mapping[str, Any] | None) -> str:
     return f"{figures}; {sum(r['failures'] for r in result['rows'])} failed"
 
 
+def describe(
+    load_before: str,
+    minutes: float,
+    busy: Mapping[str, float],
+    out: Path,
+    recorded: Mapping[str, Any],
+) -> str:
+    """The report's first paragraph: when, where, on what, and how busy the platform was."""
+    cores, model = machine()["cores"], machine()["model"]
+    text = (
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, commit {git('rev-parse', '--short', 'HEAD')}, "
+        f"{cores} cores ({model}), load average before {load_before}, after {_load()}; "
+        f"{minutes:.1f} minutes with setup. "
+    )
+    if any(share > BUSY_PERCENT for share in busy.values()):
+        text += (
+            f"**Busy platform**: with no load from the gate it used {_percents(busy)}; every "
+            "CPU figure and p95 below includes that other load. "
+        )
+    else:
+        text += f"With no load from the gate the platform used {_percents(busy)}. "
+    then = recorded.get("machine", {})
+    return text + (
+        f"Each scenario: `locust` headless, {SECONDS} s, setup included; the logs and JSON are "
+        f"in `{out}`. Baseline: {recorded.get('at', '?')}, commit {recorded.get('commit', '?')}, "
+        f"{then.get('cores', '?')} cores ({then.get('model', '?')}), median of "
+        f"{recorded.get('runs', '?')} runs."
+    )
+
+
 def background_cpu(platform: Platform, seconds: float = 3.0) -> dict[str, float]:
     """Each checked process's share of a core while the gate sends nothing: someone else's load
     on the platform, which the CPU per request figures then include."""
@@ -373,18 +404,7 @@ def main() -> int:
         }
         return write_baseline(scenarios, passes, baseline, conditions)
     results = passes[0]
-    recorded = baseline.get("recorded", {})
-    context = (
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, commit {git('rev-parse', '--short', 'HEAD')}, "
-        f"{machine()['cores']} cores ({machine()['model']}), load average before {load_before}, "
-        f"after {_load()}; {minutes:.1f} minutes with setup. Before the run, with no load from "
-        f"the gate, the platform used {_percents(busy)}: other load, which the CPU figures "
-        f"below include. Each scenario: `locust` headless, "
-        f"{SECONDS} s, setup included; the logs and JSON are in `{out}`. Baseline: "
-        f"{recorded.get('at', '?')}, commit {recorded.get('commit', '?')}, "
-        f"{recorded.get('machine', {}).get('cores', '?')} cores "
-        f"({recorded.get('machine', {}).get('model', '?')}), median of {recorded.get('runs', '?')}."
-    )
+    context = describe(load_before, minutes, busy, out, baseline.get("recorded", {}))
     verdicts = [
         judge(s.user_class, results[s.user_class], baseline["cpu_per_request_us"].get(s.user_class))
         for s in scenarios
