@@ -9,11 +9,12 @@ FastAPI + asyncpg request costs, measured in the same run), measures the bcrypt 
 each Locust scenario headless at every concurrency of `--users`, each run measuring `--seconds`
 once every user finished its setup (req/s, p50/p95/p99, failures, every process's CPU per
 request), then the gateway's token check with wrk (installed if missing) and the notification
-and chat benchmarks (they start their own service processes). Writes `loadtests/results/<time>/`: `results.json` (every figure),
-`report.md` (each run next to the design's figures) and each run's full output; then
-`report.py` turns results.json into plots and REPORT.md: `loadtests/REPORT.md` when every suite
-ran, the results directory otherwise. The load generator shares the machine's cores with the
-platform: the figures are what this machine does, generator included.
+and chat benchmarks (they start their own service processes). Writes
+`loadtests/results/<time>/`: `results.json` (every figure), `report.md` (each run next to the
+design's figures) and each run's full output; then `report.py` turns results.json into plots and
+REPORT.md: `loadtests/REPORT.md` when every suite ran, the results directory otherwise. The load
+generator shares the machine's cores with the platform: the figures are what this machine does,
+generator included.
 Exits 1 with --strict when a target is missed, or whenever a run fails outright.
 """
 
@@ -350,6 +351,8 @@ def _script(argv: list[str], out: Path) -> dict[str, Any]:
         "command": f"python loadtests/{' '.join(argv)}",
         "exit_code": proc.returncode,
         "output": proc.stdout.strip(),
+        # why it failed, when it did: the end of what it printed to stderr
+        "error": "\n".join(proc.stderr.strip().splitlines()[-3:]) if proc.returncode else "",
         "result": json.loads(result_file.read_text()) if result_file.exists() else None,
     }
 

@@ -456,9 +456,10 @@ def scripts_section(results: dict[str, Any]) -> str:
         return ""
     parts = ["## The scripts' output\n"]
     for script in results["scripts"]:
-        parts.append(
-            f"### {script['name']}\n\n`{script['command']}`\n\n```\n{script['output']}\n```\n"
-        )
+        output = script["output"] or f"(nothing on stdout; exit {script['exit_code']})"
+        if error := script.get("error"):
+            output += f"\n{error}"
+        parts.append(f"### {script['name']}\n\n`{script['command']}`\n\n```\n{output}\n```\n")
     return "\n".join(parts)
 
 
