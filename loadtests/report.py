@@ -425,8 +425,8 @@ def login_section(figures: Figures) -> str:
         f"bcrypt cost 10 on this machine: {ceiling:.1f} checks/s on {cores} cores "
         f"({ceiling / cores:.1f} per core), so the design's 500 logins/s needs about "
         f"{500 / (ceiling / cores):.0f} cores of hashing, whatever the language. Logins reached "
-        f"{best.per_second:.1f}/s at {best.users} users, {100 * best.per_second / ceiling:.0f}% "
-        "of the ceiling (goal: 90%).\n"
+        f"{best.per_second:.1f}/s at {best.users} user{'s' if best.users > 1 else ''}, "
+        f"{100 * best.per_second / ceiling:.0f}% of the ceiling (goal: 90%).\n"
     )
 
 
@@ -445,8 +445,8 @@ def notifications_section(results: dict[str, Any]) -> str:
         f"One consumer instance drained a backlog at {result['events_per_second']:,.0f} events/s "
         f"(design: 10,000/s) at **{service:.0f} µs of CPU per event** (goal "
         f"{CONSUMER_GOAL_US:.0f} µs: {verdict}); per event the other processes spent: {others}. "
-        f"At {result['rate']:,}/s, send -> stored -> pushed took p50 {latency['p50']:.1f} ms, "
-        f"p95 {latency['p95']:.1f} ms, p99 {latency['p99']:.1f} ms (design p95 50 ms).\n"
+        f"At {result['rate']:,}/s, send -> stored -> pushed took p50 {latency['p50']:,.1f} ms, "
+        f"p95 {latency['p95']:,.1f} ms, p99 {latency['p99']:,.1f} ms (design p95 50 ms).\n"
     )
 
 
