@@ -20,6 +20,7 @@ from socialhub.kit.database import SessionDep
 from socialhub.kit.errors import not_found, unauthorized
 from socialhub.kit.identity import USER_PAYLOAD_HEADER
 from socialhub.kit.openapi import errors, identifies_caller
+from socialhub.kit.responses import json_model
 
 router = APIRouter(tags=["auth"])
 
@@ -82,10 +83,11 @@ async def login(
 
 
 @router.get("/api/v1/auth/verify-user", response_model=VerifiedUser, include_in_schema=False)
-async def verify_user(claims: Claims, response: Response) -> VerifiedUser:
+async def verify_user(claims: Claims) -> Response:
     """The gateway's token check: 200 with `x-user-payload`, or 401."""
-    response.headers[USER_PAYLOAD_HEADER] = claims.principal.header_value()
-    return VerifiedUser(id=claims.user_id, username=claims.username)
+    answer = json_model(VerifiedUser(id=claims.user_id, username=claims.username))
+    answer.headers[USER_PAYLOAD_HEADER] = claims.principal.header_value()
+    return answer
 
 
 @router.get(
@@ -93,11 +95,11 @@ async def verify_user(claims: Claims, response: Response) -> VerifiedUser:
     response_model=UserOut,
     responses=errors((404, "the token's account no longer exists")),
 )
-async def me(claims: Claims, auth: Auth) -> UserOut:
+async def me(claims: Claims, auth: Auth) -> Response:
     account = await auth.account(claims.user_id)
     if account is None:
         raise not_found("user")
-    return UserOut.model_validate(dict(account))
+    return json_model(UserOut.model_validate(dict(account)))
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)

@@ -20,6 +20,7 @@ from socialhub.kit.pagination import (
     set_next_link,
 )
 from socialhub.kit.ratelimit import Limit, RateLimiter
+from socialhub.kit.responses import json_model
 from socialhub.posts.ai import SuggestionEngine
 from socialhub.posts.comments import CommentService
 from socialhub.posts.drafts import read_draft
@@ -131,47 +132,45 @@ _CREATE_BODY = {
 )
 async def create_post(
     request: Request,
-    response: Response,
     user: CurrentUser,
     api: Api,
     idempotency_key: IdempotencyKey = None,
-) -> PostOut:
+) -> Response:
     """Text (1-5,000 characters), up to 10 images or videos, or both."""
     async with read_draft(request, api.media_policy) as draft:
         created = await api.posts.create(user, draft, idempotency_key)
+    answer = json_model(created.post, status_code=status.HTTP_201_CREATED)
     if created.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return created.post
+        answer.headers["Idempotent-Replayed"] = "true"
+    return answer
 
 
 @router.get("/feed", response_model=PostPage, responses=errors(INVALID_CURSOR))
 async def home_feed(
     request: Request,
-    response: Response,
     user: CurrentUser,
     api: Api,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
-) -> PostPage:
+) -> Response:
     """Your posts and those of the people you follow that you may see, newest first."""
     items = await api.posts.home_feed(user.id, decode_optional(cursor), limit)
-    return _post_page(request, response, items, limit)
+    return _post_page(request, items, limit)
 
 
 @router.get("/user/{user_id}", response_model=PostPage, responses=errors(INVALID_CURSOR))
 async def user_timeline(
     user_id: uuid.UUID,
     request: Request,
-    response: Response,
     user: CurrentUser,
     session: SessionDep,
     api: Api,
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
-) -> PostPage:
+) -> Response:
     """One user's posts that you may see, newest first."""
     items = await api.posts.timeline(session, user.id, user_id, decode_optional(cursor), limit)
-    return _post_page(request, response, items, limit)
+    return _post_page(request, items, limit)
 
 
 @router.post(
@@ -213,15 +212,15 @@ async def delete_post(
 
 
 @router.post("/{post_id}/like", response_model=ReactionOut, responses=errors(NO_POST))
-async def like(post_id: uuid.UUID, user: CurrentUser, api: Api) -> ReactionOut:
+async def like(post_id: uuid.UUID, user: CurrentUser, api: Api) -> Response:
     """Toggle: like, or take the like back; replaces a dislike."""
-    return await api.reactions.toggle(user, post_id, ReactionKind.LIKE)
+    return json_model(await api.reactions.toggle(user, post_id, ReactionKind.LIKE))
 
 
 @router.post("/{post_id}/dislike", response_model=ReactionOut, responses=errors(NO_POST))
-async def dislike(post_id: uuid.UUID, user: CurrentUser, api: Api) -> ReactionOut:
+async def dislike(post_id: uuid.UUID, user: CurrentUser, api: Api) -> Response:
     """Toggle: dislike, or take the dislike back; replaces a like."""
-    return await api.reactions.toggle(user, post_id, ReactionKind.DISLIKE)
+    return json_model(await api.reactions.toggle(user, post_id, ReactionKind.DISLIKE))
 
 
 @router.get(
@@ -288,7 +287,8 @@ def _next_cursor(items: list[PostOut] | list[CommentOut], limit: int) -> str | N
     return Position(to_ms(last.created_at), last.id).encode()
 
 
-def _post_page(request: Request, response: Response, items: list[PostOut], limit: int) -> PostPage:
+def _post_page(request: Request, items: list[PostOut], limit: int) -> Response:
     next_cursor = _next_cursor(items, limit)
-    set_next_link(request, response, next_cursor)
-    return PostPage(items=items[:limit], next_cursor=next_cursor)
+    answer = json_model(PostPage(items=items[:limit], next_cursor=next_cursor))
+    set_next_link(request, answer, next_cursor)
+    return answer

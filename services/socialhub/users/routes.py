@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel
 from pydantic_core import to_json
 
 from socialhub.kit.database import SessionDep
@@ -18,6 +17,7 @@ from socialhub.kit.pagination import (
     LimitQuery,
     next_link,
 )
+from socialhub.kit.responses import JsonText, json_model
 from socialhub.users.cache import ProfileCache
 from socialhub.users.pagination import FollowCursor, SearchCursor
 from socialhub.users.schemas import (
@@ -113,23 +113,23 @@ async def get_by_username(
 )
 async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Follow a user; following again is not an error and changes nothing."""
-    return _model(await users.follow(write, me, user_id))
+    return json_model(await users.follow(write, me, user_id))
 
 
 @router.delete("/follow/{user_id}", response_model=FollowState, responses=errors(SELF, 404))
 async def unfollow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
-    return _model(await users.unfollow(write, me, user_id))
+    return json_model(await users.unfollow(write, me, user_id))
 
 
 @router.post("/block/{user_id}", response_model=BlockState, responses=errors(SELF, 404))
 async def block(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
     """Block a user: follows between you end both ways, and they cannot follow you."""
-    return _model(await users.block(write, me, user_id))
+    return json_model(await users.block(write, me, user_id))
 
 
 @router.delete("/block/{user_id}", response_model=BlockState, responses=errors(SELF, 404))
 async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
-    return _model(await users.unblock(write, me, user_id))
+    return json_model(await users.unblock(write, me, user_id))
 
 
 @router.get(
@@ -173,14 +173,6 @@ async def get_user(user_id: UserId, me: CurrentUser, session: SessionDep, users:
 
 # Answers are serialised here, once: `response_model` only documents them (FastAPI does not
 # validate a returned Response again), which keeps a second validation pass off the hot paths.
-
-
-class JsonText(Response):
-    media_type = "application/json"
-
-
-def _model(model: BaseModel) -> Response:
-    return JsonText(model.model_dump_json(by_alias=True))
 
 
 def _page(request: Request, items: list[dict[str, Any]], next_cursor: str | None) -> Response:
