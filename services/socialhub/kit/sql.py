@@ -7,9 +7,9 @@ compiles its statements at import (`Statement(...)` module constants) and runs t
 
 - a connection of its own from `Database.connection()` (autocommit: one round trip for a
   read) or `Database.transaction()`'s asyncpg transaction, or
-- the request session's connection (`AsyncSession`), joining its transaction, where the rest
-  of the route uses the ORM. SQLAlchemy begins that transaction lazily, with the first statement
-  that goes through it, so a write here must follow one (`write=True` checks).
+- the request session's connection (`AsyncSession`), where the rest of the route uses the
+  ORM: it joins the session's transaction once SQLAlchemy began it (lazily, with the first
+  statement through the session); before that it runs on its own, in autocommit.
 
 docs/decisions/0001-data-access.md says when to use which.
 """
@@ -41,44 +41,29 @@ class Statement:
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if name in params else self._defaults[name] for name in self._order]
 
-    async def begin_with(self, session: AsyncSession, params: Mapping[str, Any]) -> list[Record]:
-        """Run as the session transaction's first statement, through SQLAlchemy's connection."""
-        connection = await session.connection()
-        result = await connection.exec_driver_sql(self.sql, tuple(self.arguments(params)))
-        return [dict(row._mapping) for row in result.all()]
-
-    async def fetch(
-        self, on: Runner, params: Mapping[str, Any], *, write: bool = False
-    ) -> list[Record]:
-        connection = await _driver_connection(on, write=write)
+    async def fetch(self, on: Runner, params: Mapping[str, Any]) -> list[Record]:
+        connection = await driver_connection(on)
         rows: list[Record] = await connection.fetch(self.sql, *self.arguments(params))
         return rows
 
-    async def fetchrow(
-        self, on: Runner, params: Mapping[str, Any], *, write: bool = False
-    ) -> Record | None:
-        connection = await _driver_connection(on, write=write)
+    async def fetchrow(self, on: Runner, params: Mapping[str, Any]) -> Record | None:
+        connection = await driver_connection(on)
         row: Record | None = await connection.fetchrow(self.sql, *self.arguments(params))
         return row
 
-    async def fetchval(self, on: Runner, params: Mapping[str, Any], *, write: bool = False) -> Any:
-        connection = await _driver_connection(on, write=write)
+    async def fetchval(self, on: Runner, params: Mapping[str, Any]) -> Any:
+        connection = await driver_connection(on)
         return await connection.fetchval(self.sql, *self.arguments(params))
 
-    async def execute(self, on: Runner, params: Mapping[str, Any], *, write: bool = True) -> None:
-        connection = await _driver_connection(on, write=write)
+    async def execute(self, on: Runner, params: Mapping[str, Any]) -> None:
+        connection = await driver_connection(on)
         await connection.execute(self.sql, *self.arguments(params))
 
 
-async def _driver_connection(on: Runner, *, write: bool) -> Connection:
+async def driver_connection(on: Runner) -> Connection:
+    """The asyncpg connection under `on` (a session's, or `on` itself)."""
     if not isinstance(on, AsyncSession):
         return on
-    connection = await on.connection()
-    raw = (await connection.get_raw_connection()).driver_connection
+    raw = (await (await on.connection()).get_raw_connection()).driver_connection
     assert raw is not None
-    if write and not raw.is_in_transaction():
-        raise RuntimeError(
-            "a write on the session's connection needs its transaction to have begun "
-            "(run an ordinary session statement first)"
-        )
     return raw

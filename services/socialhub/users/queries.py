@@ -3,13 +3,25 @@
 Building and executing a SQLAlchemy statement costs more Python time than PostgreSQL spends
 running these (index-only scans, single-row upserts), so the follow path, list pages and profile
 reads are compiled here once and run as plain asyncpg calls (`socialhub.kit.sql.Statement`).
-`LOCK_PAIR` is the first statement of every write: it runs through SQLAlchemy's connection,
-which begins the transaction the other statements then join.
+`LOCK_PAIR` is the first statement of every follow-graph write, in its asyncpg transaction.
 """
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select, true, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import DateTime, Uuid
@@ -138,5 +150,29 @@ PROFILE_BY_ID = Statement(
         Profile.posts_count,
         Profile.created_at,
     ).where(Profile.id == bindparam("user_id", type_=Uuid))
+)
+PROFILE_EXISTS = Statement(select(Profile.id).where(Profile.id == bindparam("user_id", type_=Uuid)))
+# The caller's provisional profile from the gateway's payload (user.created fills in the name);
+# a username another account holds inserts nothing.
+CREATE_PROVISIONAL = Statement(
+    pg_insert(Profile)
+    .values(
+        id=ME,
+        username=bindparam("username", type_=String),
+        name=bindparam("username", type_=String),
+        provisional=true(),
+    )
+    .on_conflict_do_nothing()
+)
+BLOCK = Statement(
+    pg_insert(Block)
+    .values(blocker_id=ME, blocked_id=TARGET)
+    .on_conflict_do_nothing()
+    .returning(Block.created_at)
+)
+UNBLOCK = Statement(
+    sql_delete(Block)
+    .where(Block.blocker_id == ME, Block.blocked_id == TARGET)
+    .returning(Block.blocker_id)
 )
 ID_BY_USERNAME = Statement(select(Profile.id).where(Profile.username == bindparam("username")))

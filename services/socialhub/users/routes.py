@@ -30,7 +30,7 @@ from socialhub.users.schemas import (
     SearchPage,
     SearchQuery,
 )
-from socialhub.users.service import UsersService, Write
+from socialhub.users.service import GraphWrite, UsersService, Write
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -44,19 +44,32 @@ Users = Annotated[UsersService, Depends(_service)]
 
 
 async def _write(request: Request) -> AsyncIterator[Write]:
-    """The request's transaction and the profiles it changed, whose cache entries go once it
-    committed: the code after `yield` runs only when the commit succeeded (an error skips it).
-    One dependency, not a session dependency inside another: each level costs ~0.1 ms of CPU
-    on the follow path (loadtests/REPORT.md)."""
+    """The request's session transaction and the profiles it changed, whose cache entries go
+    once it committed: the code after `yield` runs only when the commit succeeded."""
     database: Database = request.app.state.database
     async with database.transaction() as session:
         write = Write(session)
         yield write
+    await _uncache(request, write.changed)
+
+
+async def _graph_write(request: Request) -> AsyncIterator[GraphWrite]:
+    """The same for the follow graph, on a plain asyncpg transaction. Each is one dependency,
+    not a session dependency inside another: a level costs ~0.1 ms of CPU (loadtests/REPORT.md)."""
+    database: Database = request.app.state.database
+    async with database.driver_transaction() as connection:
+        write = GraphWrite(connection)
+        yield write
+    await _uncache(request, write.changed)
+
+
+async def _uncache(request: Request, changed: set[uuid.UUID]) -> None:
     cache: ProfileCache = request.app.state.profile_cache
-    await cache.invalidate(write.changed)
+    await cache.invalidate(changed)
 
 
 WriteDep = Annotated[Write, Depends(_write, scope="function")]
+GraphWriteDep = Annotated[GraphWrite, Depends(_graph_write, scope="function")]
 UserId = Annotated[uuid.UUID, Path(description="a user id (UUID)")]
 NEW_PROFILE_TAKEN = (409, "a new profile's username is held by another account")
 SELF = (400, "the user is the caller")
@@ -105,24 +118,26 @@ async def get_by_username(
     response_model=FollowState,
     responses=errors(SELF, (403, "a block between the two users, either way"), 404),
 )
-async def follow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
+async def follow(user_id: UserId, me: CurrentUser, write: GraphWriteDep, users: Users) -> Response:
     """Follow a user; following again is not an error and changes nothing."""
     return json_model(await users.follow(write, me, user_id))
 
 
 @router.delete("/follow/{user_id}", response_model=FollowState, responses=errors(SELF, 404))
-async def unfollow(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
+async def unfollow(
+    user_id: UserId, me: CurrentUser, write: GraphWriteDep, users: Users
+) -> Response:
     return json_model(await users.unfollow(write, me, user_id))
 
 
 @router.post("/block/{user_id}", response_model=BlockState, responses=errors(SELF, 404))
-async def block(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
+async def block(user_id: UserId, me: CurrentUser, write: GraphWriteDep, users: Users) -> Response:
     """Block a user: follows between you end both ways, and they cannot follow you."""
     return json_model(await users.block(write, me, user_id))
 
 
 @router.delete("/block/{user_id}", response_model=BlockState, responses=errors(SELF, 404))
-async def unblock(user_id: UserId, me: CurrentUser, write: WriteDep, users: Users) -> Response:
+async def unblock(user_id: UserId, me: CurrentUser, write: GraphWriteDep, users: Users) -> Response:
     return json_model(await users.unblock(write, me, user_id))
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socialhub.contracts.events import (
@@ -33,10 +32,10 @@ from socialhub.kit.database import Database
 from socialhub.kit.errors import bad_request, conflict, forbidden, not_found, unauthorized
 from socialhub.kit.events.outbox import Outbox
 from socialhub.kit.identity import Principal
-from socialhub.kit.sql import Statement
+from socialhub.kit.sql import Connection, Runner, Statement
 from socialhub.users import queries
 from socialhub.users.cache import ProfileCache
-from socialhub.users.models import USERNAME_MAX, Block, Profile
+from socialhub.users.models import USERNAME_MAX, Profile
 from socialhub.users.pagination import FollowCursor, SearchCursor
 from socialhub.users.schemas import BlockState, FollowState, ProfileOut, ProfileUpdate
 
@@ -49,6 +48,15 @@ class Write:
     """A request's transaction and the profiles it changed (uncached once it commits)."""
 
     session: AsyncSession
+    changed: set[uuid.UUID] = field(default_factory=set)
+
+
+@dataclass
+class GraphWrite:
+    """A follow-graph change's transaction, a plain asyncpg one (kit.sql: the follow path is on
+    a published rate), and the profiles it changed (uncached once it commits)."""
+
+    connection: Connection
     changed: set[uuid.UUID] = field(default_factory=set)
 
 
@@ -169,22 +177,22 @@ class UsersService:
 
     # -- the follow graph --------------------------------------------------------------------
 
-    async def follow(self, write: Write, me: Principal, target: uuid.UUID) -> FollowState:
-        session = write.session
+    async def follow(self, write: GraphWrite, me: Principal, target: uuid.UUID) -> FollowState:
+        connection = write.connection
         if target == me.id:
             raise bad_request("you cannot follow yourself", userId="is your own id")
-        target_username = await self._lock_pair(session, me, target, wait_for_new_user=True)
+        target_username = await self._lock_pair(connection, me, target, wait_for_new_user=True)
         pair = {"me": me.id, "target": target}
-        followed = await queries.FOLLOW.fetchrow(session, pair, write=True)
+        followed = await queries.FOLLOW.fetchrow(connection, pair)
         if followed is None:  # already following, or a block is in the way
-            blocker = await queries.BLOCKER.fetchrow(session, pair)
+            blocker = await queries.BLOCKER.fetchrow(connection, pair)
             if blocker is not None and blocker["blocker_id"] == target:
                 raise forbidden("this user has blocked you")
             if blocker is not None:
                 raise forbidden("you have blocked this user; unblock them to follow")
             return FollowState(follower_id=me.id, following_id=target, is_following=True)
         await self.outbox.emit(
-            session,
+            connection,
             UserFollowed(
                 follower_id=me.id,
                 follower_username=me.username,
@@ -196,14 +204,11 @@ class UsersService:
         write.changed.update((me.id, target))
         return FollowState(follower_id=me.id, following_id=target, is_following=True)
 
-    async def unfollow(self, write: Write, me: Principal, target: uuid.UUID) -> FollowState:
-        session = write.session
+    async def unfollow(self, write: GraphWrite, me: Principal, target: uuid.UUID) -> FollowState:
         if target == me.id:
             raise bad_request("you cannot unfollow yourself", userId="is your own id")
-        await self._lock_pair(session, me, target)
-        ended = await queries.UNFOLLOW.fetchrow(
-            session, {"me": me.id, "target": target}, write=True
-        )
+        await self._lock_pair(write.connection, me, target)
+        ended = await queries.UNFOLLOW.fetchrow(write.connection, {"me": me.id, "target": target})
         if ended is not None:
             await self._unfollowed(write, me.id, target)
         return FollowState(follower_id=me.id, following_id=target, is_following=False)
@@ -224,48 +229,39 @@ class UsersService:
 
     # -- blocks ------------------------------------------------------------------------------
 
-    async def block(self, write: Write, me: Principal, target: uuid.UUID) -> BlockState:
+    async def block(self, write: GraphWrite, me: Principal, target: uuid.UUID) -> BlockState:
         """Block `target`: follows between the two end both ways (each with its event)."""
-        session = write.session
+        connection = write.connection
         if target == me.id:
             raise bad_request("you cannot block yourself", userId="is your own id")
-        await self._lock_pair(session, me, target, wait_for_new_user=True)
-        created = await session.scalar(
-            pg_insert(Block)
-            .values(blocker_id=me.id, blocked_id=target)
-            .on_conflict_do_nothing()
-            .returning(Block.created_at)
-        )
+        await self._lock_pair(connection, me, target, wait_for_new_user=True)
+        created = await queries.BLOCK.fetchval(connection, {"me": me.id, "target": target})
         if created is not None:
             for follower, followed in ((me.id, target), (target, me.id)):
                 ended = await queries.UNFOLLOW.fetchrow(
-                    session, {"me": follower, "target": followed}, write=True
+                    connection, {"me": follower, "target": followed}
                 )
                 if ended is not None:
                     await self._unfollowed(write, follower, followed)
             await self.outbox.emit(
-                session,
+                connection,
                 UserBlocked(
                     blocker_id=me.id, blocked_id=target, timestamp=int(created.timestamp() * 1000)
                 ),
             )
         return BlockState(blocker_id=me.id, blocked_id=target, is_blocking=True)
 
-    async def unblock(self, write: Write, me: Principal, target: uuid.UUID) -> BlockState:
+    async def unblock(self, write: GraphWrite, me: Principal, target: uuid.UUID) -> BlockState:
         """Lift a block; follows that it ended stay ended."""
-        session = write.session
+        connection = write.connection
         if target == me.id:
             raise bad_request("you cannot unblock yourself", userId="is your own id")
-        if await session.get(Profile, target) is None:
+        if await queries.PROFILE_EXISTS.fetchval(connection, {"user_id": target}) is None:
             raise not_found("user")
-        removed = await session.scalar(
-            delete(Block)
-            .where(Block.blocker_id == me.id, Block.blocked_id == target)
-            .returning(Block.blocker_id)
-        )
+        removed = await queries.UNBLOCK.fetchval(connection, {"me": me.id, "target": target})
         if removed is not None:
             await self.outbox.emit(
-                session, UserUnblocked(blocker_id=me.id, blocked_id=target, timestamp=now_ms())
+                connection, UserUnblocked(blocker_id=me.id, blocked_id=target, timestamp=now_ms())
             )
         return BlockState(blocker_id=me.id, blocked_id=target, is_blocking=False)
 
@@ -284,22 +280,25 @@ class UsersService:
         return data
 
     async def _create_provisional(self, session: AsyncSession, me: Principal) -> Profile:
-        """The caller's profile from the gateway's payload; user.created fills in the name."""
+        """The caller's profile from the gateway's payload, for the ORM (profile reads and
+        edits); user.created fills in the name."""
+        await self._ensure_profile(session, me)
+        profile = await session.get(Profile, me.id, populate_existing=True)
+        assert profile is not None  # _ensure_profile raised otherwise
+        return profile
+
+    async def _ensure_profile(self, on: Runner, me: Principal) -> None:
         if not 0 < len(me.username) <= USERNAME_MAX or not me.username.isprintable():
             raise unauthorized("the verified user payload carries an invalid username")
-        await session.execute(
-            pg_insert(Profile)
-            .values(id=me.id, username=me.username, name=me.username, provisional=True)
-            .on_conflict_do_nothing()
-        )
-        profile = await session.get(Profile, me.id, populate_existing=True)
-        if profile is None:  # another account holds that username: auth would never allow it
+        params = {"me": me.id, "username": me.username}
+        await queries.CREATE_PROVISIONAL.execute(on, params)
+        if await queries.PROFILE_EXISTS.fetchval(on, {"user_id": me.id}) is None:
+            # another account holds that username: auth would never allow it
             raise conflict("a different account already has this username")
-        return profile
 
     async def _lock_pair(
         self,
-        session: AsyncSession,
+        connection: Connection,
         me: Principal,
         other: uuid.UUID,
         *,
@@ -311,35 +310,37 @@ class UsersService:
         created a moment ago reaches this service through auth's `user.created` event, and
         "sign up, then get followed at once" (the Quick Start) must not answer 404.
         """
-        usernames = await self._lock_profiles(session, me.id, other)
-        if other not in usernames and wait_for_new_user and await self._arrived(session, other):
-            usernames = await self._lock_profiles(session, me.id, other)
+        usernames = await self._lock_profiles(connection, me.id, other)
+        if other not in usernames and wait_for_new_user and await self._arrived(connection, other):
+            usernames = await self._lock_profiles(connection, me.id, other)
         if other not in usernames:
             raise not_found("user")
         if me.id not in usernames:
-            await self._create_provisional(session, me)
+            await self._ensure_profile(connection, me)
         return usernames[other]
 
     async def _lock_profiles(
-        self, session: AsyncSession, me: uuid.UUID, other: uuid.UUID
+        self, connection: Connection, me: uuid.UUID, other: uuid.UUID
     ) -> dict[uuid.UUID, str]:
-        rows = await queries.LOCK_PAIR.begin_with(session, {"me": me, "target": other})
+        rows = await queries.LOCK_PAIR.fetch(connection, {"me": me, "target": other})
         return {row["id"]: row["username"] for row in rows}
 
-    async def _arrived(self, session: AsyncSession, user_id: uuid.UUID) -> bool:
+    async def _arrived(self, connection: Connection, user_id: uuid.UUID) -> bool:
         if self.new_user_wait_seconds <= 0 or self._waiting.locked():
             return False
         async with self._waiting:
             deadline = time.monotonic() + self.new_user_wait_seconds
             while time.monotonic() < deadline:
                 await asyncio.sleep(NEW_USER_POLL_SECONDS)
-                if await session.scalar(select(Profile.id).where(Profile.id == user_id)):
+                if await queries.PROFILE_EXISTS.fetchval(connection, {"user_id": user_id}):
                     return True
         return False
 
-    async def _unfollowed(self, write: Write, follower: uuid.UUID, followed: uuid.UUID) -> None:
+    async def _unfollowed(
+        self, write: GraphWrite, follower: uuid.UUID, followed: uuid.UUID
+    ) -> None:
         await self.outbox.emit(
-            write.session,
+            write.connection,
             UserUnfollowed(follower_id=follower, following_id=followed, timestamp=now_ms()),
         )
         write.changed.update((follower, followed))

@@ -41,7 +41,7 @@ from socialhub.contracts.events import EventData
 from socialhub.kit.database import Database
 from socialhub.kit.events.envelope import Event
 from socialhub.kit.settings import KafkaSettings
-from socialhub.kit.sql import Connection, Runner, Statement
+from socialhub.kit.sql import Connection, Runner, Statement, driver_connection
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ class Outbox:
         otherwise through the session, which begins the transaction or flushes those changes
         first, so their errors surface here, where the caller handles them."""
         if isinstance(on, AsyncSession):
-            raw = (await (await on.connection()).get_raw_connection()).driver_connection
-            if on.new or on.dirty or on.deleted or raw is None or not raw.is_in_transaction():
+            raw = await driver_connection(on)
+            if on.new or on.dirty or on.deleted or not raw.is_in_transaction():
                 topic, payload = self.kafka.topic(data.topic), Event.of(data).to_json()
                 await on.execute(_INSERT, {"topic": topic, "key": data.key, "payload": payload})
                 return
