@@ -10,8 +10,10 @@ A scenario fails when any request fails (setup included), when a p95 exceeds twi
 document's figure (the suite's `Target`; the margin is for shared machines), or when the CPU per
 request of a service or the gateway exceeds its figure in `baseline.json` by more than 25% and
 by more than 200 µs. Throughput is never asserted: it depends on the machine, not on the change.
-What the platform's processes use before the first run, with no load from the gate, is reported:
-someone else's load on the same profile counts in every CPU figure.
+What the platform's processes use before the first run, with no load from the gate (consumers
+polling Kafka, timers, or someone else's load), is reported and taken off each figure: a
+scenario that runs more slowly would otherwise charge its few requests with more idle time of
+the services it barely uses (`net_of_background`; the baseline is recorded the same way).
 
 Writes the report (Markdown) and each run's JSON and Locust output to
 `$SOCIALHUB_CI_ARTIFACTS/loadgate-<time>/` (`.state/loadgate/<time>/` without it), prints the
@@ -128,6 +130,25 @@ def judge(
                 f"limit {CPU_RATIO:g}x and +{CPU_FLOOR_US:.0f} µs)"
             )
     return verdict
+
+
+def net_of_background(
+    result: dict[str, Any] | None, busy: Mapping[str, float]
+) -> dict[str, Any] | None:
+    """`result` with each role's CPU per request less what the role spent meanwhile with no
+    load from the gate (`busy`: percent of a core); the measured figure stays as `..._gross`."""
+    if result is None:
+        return None
+    requests = sum(row["count"] for row in _measured_rows(result))
+    gross: Mapping[str, float] = result["cpu_per_request_us"]
+    if not requests:
+        return result
+    idle_us = {
+        role: share / 100 * result["window_seconds"] * 1e6 / requests
+        for role, share in busy.items()
+    }
+    net = {role: round(max(0.0, us - idle_us.get(role, 0.0)), 1) for role, us in gross.items()}
+    return {**result, "cpu_per_request_us": net, "cpu_per_request_us_gross": gross}
 
 
 def broken_run(scenario: str, result: Mapping[str, Any] | None) -> list[str]:
@@ -397,7 +418,8 @@ def main() -> int:
             label, files = "", out
             if args.write_baseline:
                 label, files = f"run {run + 1}/{args.runs} ", ensure_dir(out / f"run-{run + 1}")
-            passes.append(run_pass(scenarios, platform.gateway_url, files, label))
+            results = run_pass(scenarios, platform.gateway_url, files, label)
+            passes.append({name: net_of_background(r, busy) for name, r in results.items()})
     minutes = (time.monotonic() - started) / 60
     if args.write_baseline:
         conditions = {

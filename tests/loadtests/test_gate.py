@@ -121,3 +121,13 @@ def test_the_report_names_each_failure_and_marks_its_figure() -> None:
     assert report.startswith("# Load gate: FAILED")
     assert "| MeUser | 1,300 / 1,000 **!** | — / — |" in report
     assert f"- {verdict.failures[0]}" in report
+
+
+def test_idle_cpu_is_taken_off_each_figure() -> None:
+    """20,000 requests in 8 s with users idling at 5% of a core: 0.4 s of idle CPU, 20 µs per
+    request, taken off; a role with no idle figure keeps its own, and none goes below zero."""
+    measured = result(cpu={"auth": 1000.0, "users": 10.0, "gateway": 300.0})
+    net = gate.net_of_background(measured, {"auth": 5.0, "users": 5.0})
+    assert net is not None
+    assert net["cpu_per_request_us"] == {"auth": 980.0, "users": 0.0, "gateway": 300.0}
+    assert net["cpu_per_request_us_gross"] == measured["cpu_per_request_us"]
