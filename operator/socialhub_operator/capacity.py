@@ -1,9 +1,9 @@
 """Replica bounds from capacity targets: the one per-instance capacity table.
 
-Throughput figures are measured by `make bench` (loadtests/REPORT.md); concurrent users, which
-no benchmark measures, keep the design document's sizing. For each component, the replicas
-needed are the largest `target / per-instance capacity` over the targets it serves; the HPA's
-minimum is that, its maximum that times the burst factor. Per-component overrides win.
+Throughput figures are measured per core by `make bench` (loadtests/REPORT.md); concurrent
+users, which no benchmark measures, keep the design document's sizing. For each component, the
+replicas needed are the largest `target / per-instance capacity` over the targets it serves;
+the HPA's minimum is that, its maximum that times the burst factor. Per-component overrides win.
 """
 
 import math
@@ -22,26 +22,31 @@ DESIGN_USERS = {
     "notifications": 10_000 / 3,
 }
 
-# `make bench` of 2026-12-01 (loadtests/REPORT.md): one instance at saturation, sharing 2 cores
-# with its databases, nginx and the load generator, so these are lower bounds. Logins are bcrypt
-# (91% of the 2-core ceiling); posts are the slower media posts; chat connections and messages
-# were measured at the design's figures, which held, not at their ceiling. The gateway caches
-# token checks, so they load nginx (2 workers: 25,000 checks/s with p95 2 ms), not the auth
-# service. One gateway per 10,000 users is not measured: a conservative placeholder.
+# Per core, from `make bench` of 2026-12-04 (loadtests/REPORT.md; issue 12): 1 / the service's
+# CPU per request at 32 users, everything it does for that request counted (its outbox relay,
+# its share of event consumers), on a shared 2-core machine with the load generator, the
+# databases and nginx on the same cores, so these are lower bounds for a core of its own. A
+# service instance is one Python process on one event loop, using at most one core: per core is
+# per instance. Logins are bcrypt
+# (~130 ms of CPU each there); posts are the slower media posts; chat is deliveries per second
+# (a message to a room of 10 is 10) and connections held at the design's 5,000, which held; the
+# notification consumer is one instance draining a backlog (its MongoDB server needs as much CPU
+# again); token checks load nginx (176 µs of gateway CPU per check), not the auth service,
+# thanks to its cache.
 PER_INSTANCE: Mapping[str, Mapping[str, float]] = {
-    "auth": {"concurrent_users": DESIGN_USERS["auth"], "logins_per_second": 31},
-    "users": {"concurrent_users": DESIGN_USERS["users"], "follows_per_second": 195},
-    "posts": {"concurrent_users": DESIGN_USERS["posts"], "posts_per_second": 300},
+    "auth": {"concurrent_users": DESIGN_USERS["auth"], "logins_per_second": 7},
+    "users": {"concurrent_users": DESIGN_USERS["users"], "follows_per_second": 87},
+    "posts": {"concurrent_users": DESIGN_USERS["posts"], "posts_per_second": 123},
     "chat": {
         "concurrent_users": DESIGN_USERS["chat"],
         "chat_connections": 5_000,
-        "chat_messages_per_second": 10_000,
+        "chat_messages_per_second": 5_300,
     },
     "notifications": {
         "concurrent_users": DESIGN_USERS["notifications"],
-        "notification_events_per_second": 7_900,
+        "notification_events_per_second": 3_300,
     },
-    "gateway": {"concurrent_users": 10_000, "token_checks_per_second": 25_000},
+    "gateway": {"concurrent_users": 10_000, "token_checks_per_second": 5_600},
 }
 
 

@@ -116,7 +116,7 @@ def test_the_small_profile_fits_a_two_core_machine() -> None:
 
 def test_the_production_sample_keeps_its_figures() -> None:
     bounds = _plan("socialhub.yaml").bounds
-    assert (bounds["auth"].minimum, bounds["auth"].maximum) == (17, 51)
+    assert (bounds["auth"].minimum, bounds["auth"].maximum) == (72, 216)
     assert (bounds["chat"].minimum, bounds["chat"].maximum) == (10, 30)
     assert not any(b.capped for name, b in bounds.items() if name != "posts")
     assert bounds["posts"].capped  # at one replica: the sample names no media claim

@@ -207,9 +207,9 @@ def test_capped_replicas_are_named_with_their_limit() -> None:
     )
     verdict = capped(render.plan(instance(maxReplicasPerComponent=20), ClusterFacts()))
     assert (verdict.status, verdict.reason) == (True, "TargetsAboveLimit")
-    # The sample sizes auth at 17-51 and chat at 10-30 replicas; users, posts and
+    # The sample sizes auth at 72-216, users at 12-36 and chat at 10-30 replicas; posts and
     # notifications stay below 20.
-    assert "(auth at most 20, chat at most 20)" in verdict.message
+    assert "(auth at most 20, users at most 20, chat at most 20)" in verdict.message
 
 
 def test_a_warning_is_written_once_per_failure() -> None:
