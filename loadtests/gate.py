@@ -9,7 +9,10 @@ at a light load (below saturation, so p95 is latency, not queueing) with a small
 A scenario fails when any request fails (setup included), when a p95 exceeds twice the design
 document's figure (the suite's `Target`; the margin is for shared machines), or when the CPU per
 request of a service or the gateway exceeds its figure in `baseline.json` by more than 25% and
-by more than 200 µs. Throughput is never asserted: it depends on the machine, not on the change.
+by more than 200 µs. A p95 the reference machine already missed by that margin (its median is in
+`baseline.json`: a known miss, listed in the report and in loadtests/REPORT.md) fails only when
+it is more than twice the baseline's. Throughput is never asserted: it depends on the machine,
+not on the change.
 What the platform's processes use before the first run, with no load from the gate (consumers
 polling Kafka, timers, or someone else's load), is reported and taken off each figure: a
 scenario that runs more slowly would otherwise charge its few requests with more idle time of
@@ -51,6 +54,7 @@ P95_MARGIN = 2.0  # a p95 may reach twice the design's figure
 CPU_RATIO = 1.25  # CPU per request may grow by 25% ...
 CPU_FLOOR_US = 200.0  # ... or by 200 µs, whichever is more: small figures are noisy
 CHECKED_ROLES = (*SERVICE_NAMES, "gateway")  # the code a change touches; not the databases
+P95_KEY = "p95_ms"  # a scenario's baseline: its measured requests' median p95 per request name
 BUSY_PERCENT = 10.0  # of a core, with no load from the gate: someone else's load is running
 
 
@@ -99,19 +103,33 @@ class Verdict:
 
 
 def judge(
-    scenario: str, result: Mapping[str, Any] | None, baseline: Mapping[str, float] | None
+    scenario: str, result: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None
 ) -> Verdict:
     """The checks of one scenario's Locust result against the design and its baseline CPU."""
     verdict = Verdict(scenario, broken_run(scenario, result))
     if result is None:
         return verdict
+    known_p95: Mapping[str, float] = (baseline or {}).get(P95_KEY, {})
     for row in _measured_rows(result):
         limit = P95_MARGIN * row["target_p95_ms"]
-        if row["p95_ms"] > limit:
-            verdict.failures.append(
-                f"{scenario}: '{row['name']}' p95 {row['p95_ms']:.1f} ms > {limit:.1f} ms "
-                f"({P95_MARGIN:g} x the design's {row['target_p95_ms']:.0f} ms)"
-            )
+        if row["p95_ms"] <= limit:
+            continue
+        over = (
+            f"{scenario}: '{row['name']}' p95 {row['p95_ms']:.1f} ms > {limit:.1f} ms "
+            f"({P95_MARGIN:g} x the design's {row['target_p95_ms']:.0f} ms)"
+        )
+        before = known_p95.get(row["name"])
+        if before is not None and before > limit:
+            # a known miss: the reference machine missed it too (loadtests/REPORT.md); it
+            # fails only when it got worse than that by the same margin
+            if row["p95_ms"] > P95_MARGIN * before:
+                verdict.failures.append(
+                    f"{over}; over {P95_MARGIN:g}x its baseline {before:.0f} ms"
+                )
+            else:
+                verdict.notes.append(f"{over}: a known miss (baseline {before:.0f} ms)")
+        else:
+            verdict.failures.append(over)
     cpu: Mapping[str, float] = result["cpu_per_request_us"]
     if baseline is None:
         verdict.notes.append(f"{scenario}: not in the baseline, CPU not compared")
@@ -171,14 +189,22 @@ def _measured_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [row for row in result["rows"] if row["target_p95_ms"] is not None]
 
 
-def median_cpu(results: Sequence[Mapping[str, Any] | None]) -> dict[str, float]:
-    """Each checked role's median CPU per request over several results of one scenario."""
+def median_cpu(results: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Each checked role's median CPU per request over several results of one scenario, and
+    each measured request's median p95 (`P95_KEY`)."""
     per_role: dict[str, list[float]] = {}
+    p95s: dict[str, list[float]] = {}
     for result in filter(None, results):
         for role, us in result["cpu_per_request_us"].items():
             if role in CHECKED_ROLES:
                 per_role.setdefault(role, []).append(us)
-    return {role: round(statistics.median(values), 1) for role, values in sorted(per_role.items())}
+        for row in _measured_rows(result):
+            p95s.setdefault(row["name"], []).append(row["p95_ms"])
+    figures: dict[str, Any] = {
+        role: round(statistics.median(values), 1) for role, values in sorted(per_role.items())
+    }
+    figures[P95_KEY] = {name: statistics.median(values) for name, values in p95s.items()}
+    return figures
 
 
 def render_report(
@@ -479,7 +505,9 @@ def write_baseline(
     for s in scenarios:
         old = previous.get("cpu_per_request_us", {}).get(s.user_class, {})
         figures = ", ".join(
-            f"{role} {_us(old.get(role))} -> {_us(us)}" for role, us in cpu[s.user_class].items()
+            f"{role} {_us(old.get(role))} -> {_us(us)}"
+            for role, us in cpu[s.user_class].items()
+            if role != P95_KEY
         )
         print(f"{s.user_class}: {figures}")
     print(f"wrote {BASELINE.relative_to(ROOT)}: commit it with the reason in the message")
