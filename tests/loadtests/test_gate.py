@@ -145,3 +145,19 @@ def test_a_known_p95_miss_fails_only_when_it_doubles() -> None:
     assert "a known miss" in noted.notes[0]
     failed = gate.judge("MeUser", result(p95_ms=41.0), known)
     assert "over 2x its baseline 20 ms" in failed.failures[0]
+
+
+def test_a_role_idle_in_the_baseline_fails_only_past_the_floor() -> None:
+    """Net of idle CPU a role the scenario does not use is 0 in the baseline."""
+    idle = {"auth": 1000.0, "gateway": 0.0}
+    assert gate.judge("MeUser", result(cpu={"auth": 1000.0, "gateway": 150.0}), idle).failures == []
+    failed = gate.judge("MeUser", result(cpu={"auth": 1000.0, "gateway": 250.0}), idle)
+    assert "gateway CPU 250 µs per request, baseline 0 µs (+250 µs;" in failed.failures[0]
+
+
+def test_a_few_clock_ticks_over_few_requests_pass() -> None:
+    """65 logins in the window: three 10 ms ticks are 460 µs per request, noise."""
+    logins = result(cpu={"auth": 100_000.0, "gateway": 460.0})
+    for row in logins["rows"]:
+        row["count"] = 65
+    assert gate.judge("LoginUser", logins, {"auth": 100_000.0, "gateway": 189.0}).failures == []
