@@ -66,21 +66,25 @@ BUSY_PERCENT = 10.0  # of a core, with no load from the gate: someone else's loa
 class Scenario:
     suite: str
     user_class: str
+    service: str  # the service that answers the requests: its CPU and the gateway's are checked
     users: int = 4
 
 
 SCENARIOS = (
     # bcrypt-bound: one login at a time keeps a 2-core machine below saturation
-    Scenario("auth", "LoginUser", users=1),
-    Scenario("auth", "VerifyUser"),
-    Scenario("auth", "MeUser"),
-    Scenario("users", "FollowUser"),
-    Scenario("users", "FollowingListUser"),
-    Scenario("posts", "TextPostUser"),
-    Scenario("posts", "MediaPostUser"),
-    Scenario("posts", "ReactionUser"),
-    Scenario("posts", "FeedUser"),
+    Scenario("auth", "LoginUser", "auth", users=1),
+    Scenario("auth", "VerifyUser", "users"),
+    Scenario("auth", "MeUser", "auth"),
+    Scenario("users", "FollowUser", "users"),
+    Scenario("users", "FollowingListUser", "users"),
+    Scenario("posts", "TextPostUser", "posts"),
+    Scenario("posts", "MediaPostUser", "posts"),
+    Scenario("posts", "ReactionUser", "posts"),
+    Scenario("posts", "FeedUser", "posts"),
 )
+# Other services' CPU in a scenario (posts consuming follow events) depends on their data's
+# state (a fresh database rebuilds feeds): it is reported, not checked.
+CHECKED_BY_SCENARIO = {s.user_class: (s.service, "gateway") for s in SCENARIOS}
 WINDOW_SECONDS = 7  # measured per scenario after its setup: nine runs and start-up in 3 minutes
 RUN_TIME_LIMIT = "60s"  # Locust's -t, only a safety net for a setup that hangs
 ENV = {
@@ -142,7 +146,7 @@ def judge(
     # /proc counts CPU in clock ticks (10 ms): over few requests (bcrypt-bound logins) a tick
     # or two of idle work is hundreds of µs per request, which no change caused
     floor_us = max(CPU_FLOOR_US, NOISE_TICKS * 1e6 / CLOCK_TICKS / max(requests, 1))
-    for role in CHECKED_ROLES:
+    for role in CHECKED_BY_SCENARIO.get(scenario, CHECKED_ROLES):
         now, before = cpu.get(role), baseline.get(role)
         if before is None:
             if now is not None:
