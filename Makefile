@@ -37,7 +37,7 @@ lint: venv ## ruff (lint and format), mypy and the architecture contracts (impor
 	@$(VENV)/bin/mypy services scripts operator tests loadtests
 	@$(VENV)/bin/lint-imports --no-cache
 
-# A selection (PYTEST_ARGS) skips the two builds and the load gate: once pytest has collected it,
+# A selection (PYTEST_ARGS) skips the two builds: once pytest has collected it,
 # it builds only what the selected tests need: the control plane for `kube` tests
 # (tests/operator/conftest.py), it and the images for `node` tests (tests/cluster/conftest.py);
 # test_images builds its own.
@@ -48,9 +48,8 @@ ifeq ($(strip $(PYTEST_ARGS)),)
 	@$(PY) -m devstack.images      # the real-node tests run the images built here (cold: 2 min)
 endif
 	@$(PY) -m pytest $(PYTEST_ARGS)
-ifeq ($(strip $(PYTEST_ARGS)),)
-	@$(PY) loadtests/gate.py  # a short Locust pass against baseline.json (3 min; loadtests/README.md)
-endif
+# The load gate (make loadgate) is not in make test yet: its CPU comparison flaked on
+# data-dependent scenarios (FeedUser +28% in a database grown by earlier runs); issue 12's note.
 
 unit: venv ## the unit tests alone, in seconds, no server (tests/unit.py says which; PYTEST_ARGS)
 	@$(PY) -m pytest --unit -q $(PYTEST_ARGS)
